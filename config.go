@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// An entry is one watched path of famids.conf: PATH [, ACTION [, NAME | ...]].
+type entry struct {
+	Path   string   // absolute and cleaned, as reports name it
+	Action string   // command run after each report; "" for none
+	Names  []string // important entry names (globs) when Path is a directory
+	Line   int      // line that last set Action
+}
+
+// matches reports whether name, an entry of the directory e.Path, is of
+// interest: every name is when no important names were given.
+func (e *entry) matches(name string) bool {
+	if len(e.Names) == 0 {
+		return true
+	}
+	for _, pat := range e.Names {
+		if ok, _ := filepath.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// A config is a parsed configuration file.
+type config struct {
+	File    string
+	Entries []*entry // in the order their paths first appear
+}
+
+// lookup returns the entry for path, or nil.
+func (c *config) lookup(path string) *entry {
+	for _, e := range c.Entries {
+		if e.Path == path {
+			return e
+		}
+	}
+	return nil
+}
+
+// A problem is something wrong with one line of the configuration.
+type problem struct {
+	File    string
+	Line    int
+	Msg     string
+	Warning bool // the line is still used
+}
+
+func (p problem) String() string {
+	if p.Warning {
+		return fmt.Sprintf("%s:%d: warning: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+}
+
+// readConfig reads and parses the configuration file. An error means the
+// file could not be read at all; invalid lines are skipped and returned as
+// problems, so that the rest is still watched.
+func readConfig(file string) (*config, []problem, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return nil, nil, fmt.Errorf("%s: binary data (NUL byte), not a famids configuration", file)
+	}
+	cfg, problems := parseConfig(file, string(data))
+	return cfg, problems, nil
+}
+
+// parseConfig parses the text of a configuration file named file.
+func parseConfig(file, text string) (*config, []problem) {
+	cfg := &config{File: file}
+	byPath := make(map[string]*entry)
+	var problems []problem
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
+		line = strings.TrimSuffix(line, "\r")
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		e, warnings, err := parseEntry(line)
+		for _, w := range warnings {
+			problems = append(problems, problem{File: file, Line: n, Msg: w, Warning: true})
+		}
+		if err != nil {
+			problems = append(problems, problem{File: file, Line: n, Msg: err.Error()})
+			continue
+		}
+		e.Line = n
+		if old := byPath[e.Path]; old != nil {
+			// As in the Perl script: the last action wins, even an
+			// empty one, and important names add up.
+			old.Action = e.Action
+			old.Line = n
+			old.Names = appendNew(old.Names, e.Names...)
+			continue
+		}
+		byPath[e.Path] = e
+		cfg.Entries = append(cfg.Entries, e)
+	}
+	return cfg, problems
+}
+
+// appendNew appends to list the names it does not hold yet.
+func appendNew(list []string, names ...string) []string {
+	for _, n := range names {
+		if !contains(list, n) {
+			list = append(list, n)
+		}
+	}
+	return list
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseEntry turns one non-comment line into an entry.
+func parseEntry(line string) (e *entry, warnings []string, err error) {
+	fields, ok := parseLine(line)
+	if !ok || len(fields) == 0 {
+		return nil, nil, fmt.Errorf("unbalanced quote or trailing backslash: %s", quoteIfNeeded(line))
+	}
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	path := fields[0]
+	switch {
+	case path == "":
+		return nil, nil, fmt.Errorf("no path before the first comma")
+	case !filepath.IsAbs(path):
+		return nil, nil, fmt.Errorf("path %s is not absolute", quoteIfNeeded(path))
+	}
+	e = &entry{Path: filepath.Clean(path)}
+	if len(fields) > 1 {
+		e.Action = fields[1]
+	}
+	if len(fields) > 2 {
+		e.Names, err = parseNames(fields[2])
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(fields) > 3 {
+		warnings = append(warnings, fmt.Sprintf("%d field(s) after the important names ignored (quote an action that holds a comma)", len(fields)-3))
+	}
+	return e, warnings, nil
+}
+
+// parseNames splits the third field on "|" and checks each glob.
+func parseNames(field string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(field, "|") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if strings.Contains(n, "/") {
+			return nil, fmt.Errorf("important name %s holds a slash: names are entries of the directory", quoteIfNeeded(n))
+		}
+		if _, err := filepath.Match(n, ""); err != nil {
+			return nil, fmt.Errorf("important name %s is not a valid glob", quoteIfNeeded(n))
+		}
+		names = appendNew(names, n)
+	}
+	return names, nil
+}
+
+// parseLine splits line into fields exactly as Perl's
+// Text::ParseWords::parse_line('\s*,\s*', 0, line) does, but for returning
+// "" where Perl returns undef. ok is false where Perl returns no fields at
+// all: an unbalanced quote or a trailing lone backslash.
+func parseLine(line string) (fields []string, ok bool) {
+	var word strings.Builder
+	for len(line) > 0 {
+		if q := line[0]; q == '"' || q == '\'' {
+			if end := closingQuote(line); end > 0 {
+				inner := line[1:end]
+				if q == '"' {
+					inner = unescape(inner)
+				}
+				word.WriteString(inner)
+				line = line[end+1:]
+				if line == "" {
+					fields = append(fields, word.String())
+				}
+				continue
+			}
+		}
+		// An unquoted piece: the shortest run of escaped characters and
+		// non-quotes followed by the end, a delimiter or a quote.
+		i, delim := 0, 0
+		for {
+			if i == len(line) {
+				break
+			}
+			if delim = delimiterAt(line, i); delim > 0 {
+				break
+			}
+			c := line[i]
+			if c == '"' || c == '\'' {
+				if i == 0 {
+					return nil, false // a quote that never closes
+				}
+				break
+			}
+			if c == '\\' {
+				if i+1 == len(line) {
+					return nil, false // nothing left to escape
+				}
+				i++
+			}
+			i++
+		}
+		word.WriteString(unescape(line[:i]))
+		line = line[i+delim:]
+		if delim > 0 {
+			fields = append(fields, word.String())
+			word.Reset()
+		}
+		if line == "" {
+			fields = append(fields, word.String())
+		}
+	}
+	return fields, true
+}
+
+// closingQuote returns the index of the quote that closes the one at
+// line[0], skipping backslash-escaped characters, or -1.
+func closingQuote(line string) int {
+	q := line[0]
+	for i := 1; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case q:
+			return i
+		}
+	}
+	return -1
+}
+
+// delimiterAt returns the length of the delimiter /\s*,\s*/ at line[i:],
+// or 0.
+func delimiterAt(line string, i int) int {
+	j := skipSpace(line, i)
+	if j == len(line) || line[j] != ',' {
+		return 0
+	}
+	return skipSpace(line, j+1) - i
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && strings.IndexByte(" \t\n\r\f\v", s[i]) >= 0 {
+		i++
+	}
+	return i
+}
+
+// unescape replaces each backslash and the character after it by that
+// character.
+func unescape(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// checkLine describes an entry for -check: its path, what it is now, its
+// action and its important names.
+func checkLine(e *entry) string {
+	kind := "missing"
+	if fi, err := os.Stat(e.Path); err == nil {
+		kind = "file"
+		if fi.IsDir() {
+			kind = "directory"
+		}
+	}
+	return fmt.Sprintf("%s %s action=%q important=%q", quoteIfNeeded(e.Path), kind, e.Action, strings.Join(e.Names, " | "))
+}

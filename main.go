@@ -1,0 +1,547 @@
+// famids watches the files an intruder would trojan or edit and mails root
+// the moment one of them changes. It is a port of the Perl famids script,
+// reading the same /etc/famids.conf and sending the same reports, built on
+// inotify.
+//
+// Usage:
+//
+//	famids [flags]
+//
+// See README.md for the configuration format, the reports, the signals and
+// how to run famids from /etc/inittab or systemd.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/shlex"
+	"golang.org/x/sys/unix"
+)
+
+const version = "1.0.0"
+
+var (
+	configFile    = flag.String("config", "/etc/famids.conf", "configuration `file`")
+	notify        = flag.String("notify", "root", "recipient of every report")
+	mailCommand   = flag.String("mail", "/bin/mail", "mail `command`, run as COMMAND -s SUBJECT ADDR with the report on standard input (split like a shell would, never run by one)")
+	toStdout      = flag.Bool("stdout", false, "print reports on standard output instead of mailing them")
+	checkOnly     = flag.Bool("check", false, "validate the configuration, print one line per entry, and exit (0 valid, 1 not)")
+	settle        = flag.Duration("settle", 500*time.Millisecond, "quiet `time` that closes a burst of events on one path (0: one report per event)")
+	actionTimeout = flag.Duration("action-timeout", 5*time.Minute, "kill an action still running after this `duration`")
+	showVersion   = flag.Bool("version", false, "print the version and exit")
+)
+
+// readRetry is how long famids waits after reading events fails before it
+// tries once more, as the Perl script gave its FAM server another chance.
+const readRetry = 15 * time.Second
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: famids [flags]\n\nfamids watches the paths listed in its configuration file and mails a report\nwhen one of them changes. It runs in the foreground.\n\nFlags:\n")
+	flag.PrintDefaults()
+}
+
+func main() {
+	os.Exit(run())
+}
+
+// run is famids; it returns the exit status, so that deferred clean-up
+// always runs.
+func run() int {
+	flag.Usage = usage
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "famids: unexpected argument %q\n", flag.Arg(0))
+		flag.Usage()
+		return 2
+	}
+	if *showVersion {
+		fmt.Println("famids", version)
+		return 0
+	}
+	if *settle < 0 || *actionTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "famids: -settle must not be negative and -action-timeout must be positive")
+		return 2
+	}
+	cfg, problems, err := readConfig(*configFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "famids: cannot read the configuration: %v\n", err)
+		return 2
+	}
+	if *checkOnly {
+		return check(cfg, problems)
+	}
+	var argv []string
+	if !*toStdout {
+		argv, err = shlex.Split(*mailCommand)
+		if err == nil && len(argv) == 0 {
+			err = fmt.Errorf("empty command")
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "famids: -mail %q: %v\n", *mailCommand, err)
+			return 2
+		}
+	}
+	m := newMailer(argv, *notify, os.Stdout, os.Stderr)
+	defer m.close()
+	d, err := newDaemon(cfg, m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "famids: ERROR: %v\n", err)
+		return 1
+	}
+	d.start(problems)
+	return d.loop()
+}
+
+// check is -check: one line per entry on standard output, problems on
+// standard error.
+func check(cfg *config, problems []problem) int {
+	status := 0
+	for _, p := range problems {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p)
+		if !p.Warning {
+			status = 1
+		}
+	}
+	for _, e := range cfg.Entries {
+		fmt.Println(checkLine(e))
+		for _, w := range entryWarnings(cfg, e) {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+		}
+	}
+	if why := insecureConfig(cfg.File); why != "" {
+		fmt.Fprintf(os.Stderr, "famids: warning: actions will not run: %s\n", why)
+	}
+	return status
+}
+
+// entryWarnings says what is odd about an entry as the file system stands.
+func entryWarnings(cfg *config, e *entry) []string {
+	fi, err := os.Stat(e.Path)
+	switch {
+	case err != nil:
+		return []string{fmt.Sprintf("%s:%d: warning: %s does not exist (yet); its creation will be reported", cfg.File, e.Line, quoteIfNeeded(e.Path))}
+	case !fi.IsDir() && len(e.Names) > 0:
+		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: its important names are ignored", cfg.File, e.Line, quoteIfNeeded(e.Path))}
+	}
+	return nil
+}
+
+// insecureConfig returns why the configuration file must not be trusted to
+// name commands to run, or "".
+func insecureConfig(file string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		return fmt.Sprintf("cannot stat %s: %v", file, err)
+	}
+	if st.Mode&0o022 != 0 {
+		return fmt.Sprintf("%s is writable by group or others (mode %04o)", file, st.Mode&0o7777)
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Getuid() {
+		return fmt.Sprintf("%s is owned by uid %d, neither root nor the user famids runs as (uid %d)", file, st.Uid, os.Getuid())
+	}
+	return ""
+}
+
+// A daemon is a running famids: the configuration, its watches, the
+// bursts of events waiting to settle, and what it last recorded of each
+// path it reports on.
+type daemon struct {
+	cfg       *config
+	w         *watcher
+	mail      *mailer
+	acts      *actions
+	host      string
+	actionsOK bool
+
+	record  map[string]attrs  // by reported path; a missing key is "absent"
+	pending map[string]*burst // by reported path
+	warned  map[string]bool   // watch errors already reported
+}
+
+// A burst is the events seen on one path until it settles.
+type burst struct {
+	path     string
+	events   []string // FAM event names, each once, in the order seen
+	entries  []string // the configuration entries whose actions run
+	first    time.Time
+	deadline time.Time
+}
+
+// An observation is one event on one path, on behalf of an entry.
+type observation struct {
+	path  string
+	event string
+	entry string
+}
+
+func newDaemon(cfg *config, m *mailer) (*daemon, error) {
+	w, err := newWatcher()
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return &daemon{
+		cfg:     cfg,
+		w:       w,
+		mail:    m,
+		acts:    newActions(*actionTimeout, m.send),
+		host:    host,
+		record:  make(map[string]attrs),
+		pending: make(map[string]*burst),
+		warned:  make(map[string]bool),
+	}, nil
+}
+
+// start reports the configuration's problems, sets every watch and records
+// the baseline.
+func (d *daemon) start(problems []problem) {
+	var invalid []string
+	for _, p := range problems {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p)
+		if !p.Warning {
+			invalid = append(invalid, p.String())
+		}
+	}
+	if len(invalid) > 0 {
+		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), d.cfg.File), invalid...)
+	}
+	if why := insecureConfig(d.cfg.File); why != "" {
+		fmt.Fprintf(os.Stderr, "famids: actions will not run: %s\n", why)
+		d.notice("actions will not run: "+why, "Anyone who can edit the configuration could run commands as the user famids runs as.",
+			"Reports are still sent. Make it owned by root and not writable by group or others, then restart famids.")
+	} else {
+		d.actionsOK = true
+	}
+	for _, e := range d.cfg.Entries {
+		for _, w := range entryWarnings(d.cfg, e) {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+		}
+		d.arm(e)
+	}
+	if d.w.count() == 0 {
+		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
+	}
+	d.recordAll(d.cfg.Entries)
+}
+
+// loop is the event loop: it reads events, folds them into bursts and
+// reports each burst once it settles, until a signal stops famids.
+func (d *daemon) loop() int {
+	events := make(chan []event, 16)
+	readErr := make(chan error, 1)
+	go func() { readErr <- readEvents(d.w.file, readRetry, events) }()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case evs := <-events:
+			d.handle(evs)
+		case now := <-timer.C:
+			d.flush(now)
+		case err := <-readErr:
+			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
+			d.stop()
+			return 1
+		case <-sigs:
+			d.stop()
+			return 0
+		}
+		d.setTimer(timer)
+	}
+}
+
+// stop closes the watches, reports every pending burst, and stops the
+// actions, each of which reports how it ended.
+func (d *daemon) stop() {
+	d.w.Close()
+	d.flush(time.Time{})
+	d.acts.stop()
+}
+
+// arm sets the watches of an entry and returns what its path became since
+// it was last armed, as observations.
+func (d *daemon) arm(e *entry) []observation {
+	became, errs := d.w.arm(e.Path)
+	for _, err := range errs {
+		if msg := err.Error(); !d.warned[msg] {
+			d.warned[msg] = true
+			fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+			d.notice("a watch could not be set: "+msg, fmt.Sprintf("%s is not fully watched; the rest is.", quoteIfNeeded(e.Path)))
+		}
+	}
+	if became == "" {
+		return nil
+	}
+	return []observation{{e.Path, became, e.Path}}
+}
+
+// handle turns one batch of events into observations. The same observation
+// twice in a batch (a write seen through a file and through its directory)
+// counts once.
+func (d *daemon) handle(evs []event) {
+	var obs []observation
+	for _, ev := range evs {
+		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
+			d.notice("the kernel's inotify event queue overflowed; some events were lost",
+				"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
+			continue
+		}
+		for _, h := range d.w.route(ev) {
+			if e := d.cfg.lookup(h.path); e != nil {
+				obs = append(obs, d.interpret(e, h)...)
+			}
+		}
+	}
+	seen := make(map[observation]bool, len(obs))
+	for _, o := range obs {
+		if !seen[o] {
+			seen[o] = true
+			d.observe(o)
+		}
+	}
+	if *settle == 0 {
+		d.flush(time.Time{})
+	}
+}
+
+// Masks that tell how a directory entry changed.
+const (
+	nsMask   = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
+	goneMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
+)
+
+// interpret maps an event, routed to entry e, to what it says happened to
+// which path, and re-arms e when a name on its way changed.
+func (d *daemon) interpret(e *entry, h hit) []observation {
+	named := h.name != ""
+	switch h.role {
+	case roleLeaf:
+		if named && h.mask&nsMask != 0 {
+			d.arm(e)
+			return []observation{{e.Path, famEvent(h.mask), e.Path}}
+		}
+		if h.mask&goneMask != 0 {
+			return d.arm(e)
+		}
+	case roleLookup:
+		if (named && h.mask&nsMask != 0) || h.mask&goneMask != 0 {
+			return d.arm(e)
+		}
+	case roleSelf:
+		if h.mask&(unix.IN_MODIFY|unix.IN_ATTRIB) != 0 {
+			return []observation{{e.Path, "change", e.Path}}
+		}
+		if h.mask&goneMask != 0 {
+			return d.arm(e)
+		}
+	case roleEntries:
+		switch {
+		case named:
+			if e.matches(h.name) {
+				return []observation{{filepath.Join(e.Path, h.name), famEvent(h.mask), e.Path}}
+			}
+		case h.mask&unix.IN_ATTRIB != 0:
+			return []observation{{e.Path, "change", e.Path}}
+		case h.mask&goneMask != 0:
+			return d.arm(e)
+		}
+	}
+	return nil
+}
+
+// famEvent names an inotify event as FAM did.
+func famEvent(mask uint32) string {
+	switch {
+	case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+		return "create"
+	case mask&unix.IN_DELETE != 0:
+		return "delete"
+	case mask&unix.IN_MOVED_FROM != 0:
+		return "move"
+	}
+	return "change"
+}
+
+// maxBurst bounds how long a path that never goes quiet waits for its
+// report, in units of -settle.
+const maxBurst = 20
+
+// observe adds an observation to its path's burst.
+func (d *daemon) observe(o observation) {
+	now := time.Now()
+	b := d.pending[o.path]
+	if b == nil {
+		b = &burst{path: o.path, first: now}
+		d.pending[o.path] = b
+	}
+	b.events = appendNew(b.events, o.event)
+	b.entries = appendNew(b.entries, o.entry)
+	b.deadline = now.Add(*settle)
+	if limit := b.first.Add(maxBurst * *settle); b.deadline.After(limit) {
+		b.deadline = limit
+	}
+	if o.event == "create" {
+		d.scanCreated(o)
+	}
+}
+
+// scanCreated observes the important entries of a watched directory that
+// has just appeared: they may have been made before its watch was set.
+func (d *daemon) scanCreated(o observation) {
+	e := d.cfg.lookup(o.path)
+	if e == nil || o.path != o.entry {
+		return
+	}
+	names, err := readDirNames(e.Path)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		p := filepath.Join(e.Path, n)
+		if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil {
+			d.observe(observation{p, "create", e.Path})
+		}
+	}
+}
+
+// setTimer makes timer fire at the earliest burst deadline.
+func (d *daemon) setTimer(timer *time.Timer) {
+	var next time.Time
+	for _, b := range d.pending {
+		if next.IsZero() || b.deadline.Before(next) {
+			next = b.deadline
+		}
+	}
+	timer.Stop()
+	if !next.IsZero() {
+		timer.Reset(time.Until(next))
+	}
+}
+
+// flush reports every burst whose deadline has passed by now; a zero now
+// reports them all.
+func (d *daemon) flush(now time.Time) {
+	var due []*burst
+	for p, b := range d.pending {
+		if now.IsZero() || !b.deadline.After(now) {
+			due = append(due, b)
+			delete(d.pending, p)
+		}
+	}
+	sortBursts(due)
+	for _, b := range due {
+		d.report(b)
+	}
+}
+
+// report mails the report of a burst, records the path's new attributes,
+// and starts the actions of the entries concerned.
+func (d *daemon) report(b *burst) {
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Before: d.record[b.path], After: statPath(b.path)}
+	d.mail.send(subjectReport, r.body())
+	d.remember(b.path, r.After)
+	if !d.actionsOK {
+		return
+	}
+	var started []string
+	for _, p := range b.entries {
+		e := d.cfg.lookup(p)
+		if e == nil || e.Action == "" || contains(started, e.Action) {
+			continue
+		}
+		started = append(started, e.Action)
+		d.acts.run(trigger{action: e.Action, path: b.path, events: b.events})
+	}
+}
+
+// remember records what path is now.
+func (d *daemon) remember(path string, a attrs) {
+	if a.Exists {
+		d.record[path] = a
+	} else {
+		delete(d.record, path)
+	}
+}
+
+// notice sends famids's own news.
+func (d *daemon) notice(summary string, details ...string) {
+	d.mail.send(subjectNotice, noticeBody(summary, details...))
+}
+
+// recordAll records the attributes of the entries' paths and of the
+// important entries of those that are directories, hashing on every CPU.
+func (d *daemon) recordAll(entries []*entry) {
+	var paths []string
+	for _, e := range entries {
+		paths = append(paths, e.Path)
+		names, err := readDirNames(e.Path)
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			if e.matches(n) {
+				paths = append(paths, filepath.Join(e.Path, n))
+			}
+		}
+	}
+	for i, a := range statAll(paths) {
+		d.remember(paths[i], a)
+	}
+}
+
+// statAll returns the attributes of each path, in parallel.
+func statAll(paths []string) []attrs {
+	out := make([]attrs, len(paths))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = statPath(paths[i])
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// readDirNames returns the names in a directory, or an error when path is
+// not one.
+func readDirNames(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// sortBursts orders bursts by their first event, then by path, so that
+// reports go out in the order things happened.
+func sortBursts(bs []*burst) {
+	slices.SortFunc(bs, func(a, b *burst) int {
+		if c := a.first.Compare(b.first); c != 0 {
+			return c
+		}
+		return strings.Compare(a.path, b.path)
+	})
+}

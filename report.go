@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mail subjects, as the Perl script sent them, and one for famids's own news.
+const (
+	subjectReport = "famids report"
+	subjectAction = "famids action report"
+	subjectNotice = "famids notice"
+)
+
+// attrs are what famids records of a path. The zero value, with Exists
+// false, stands for a path that does not exist.
+type attrs struct {
+	Exists bool      `json:"exists"`
+	Type   string    `json:"type,omitempty"`
+	Mode   uint32    `json:"mode,omitempty"` // permission bits with setuid, setgid and sticky
+	UID    uint32    `json:"uid,omitempty"`
+	GID    uint32    `json:"gid,omitempty"`
+	Size   int64     `json:"size,omitempty"`
+	Mtime  time.Time `json:"mtime,omitempty"`
+	Inode  uint64    `json:"inode,omitempty"`
+	Links  uint64    `json:"links,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"` // regular files only
+}
+
+// statPath returns the attributes of path, following symbolic links; a
+// dangling link is described as the link itself.
+func statPath(path string) attrs {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if err := unix.Lstat(path, &st); err != nil {
+			return attrs{}
+		}
+	}
+	a := attrs{
+		Exists: true,
+		Type:   fileType(st.Mode),
+		Mode:   st.Mode & 07777,
+		UID:    st.Uid,
+		GID:    st.Gid,
+		Size:   st.Size,
+		Mtime:  time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
+		Inode:  st.Ino,
+		Links:  uint64(st.Nlink),
+	}
+	if a.Type == "file" {
+		a.SHA256 = hashFile(path)
+	}
+	return a
+}
+
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "chardev"
+	case unix.S_IFBLK:
+		return "blockdev"
+	}
+	return "unknown"
+}
+
+// hashFile returns the hex SHA-256 of the file's content, or a word saying
+// why there is none. O_NONBLOCK keeps a FIFO swapped in meanwhile from
+// blocking the open.
+func hashFile(path string) string {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	}
+	if err != nil {
+		return "unreadable"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable"
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (a attrs) String() string {
+	if !a.Exists {
+		return "absent"
+	}
+	s := fmt.Sprintf("type=%s mode=%04o uid=%d gid=%d size=%d mtime=%s inode=%d links=%d",
+		a.Type, a.Mode, a.UID, a.GID, a.Size, a.Mtime.Format("2006-01-02T15:04:05.000000000Z"), a.Inode, a.Links)
+	if a.SHA256 != "" {
+		s += " sha256=" + a.SHA256
+	}
+	return s
+}
+
+// differs names the attributes in which before and after differ. For a
+// directory, what its entries change (mtime, size, links) is left out: the
+// entries are reported on their own.
+func differs(before, after attrs) []string {
+	if before.Exists != after.Exists {
+		return []string{"existence"}
+	}
+	if !before.Exists {
+		return nil
+	}
+	dir := before.Type == "dir" && after.Type == "dir"
+	var d []string
+	add := func(name string, differ bool) {
+		if differ {
+			d = append(d, name)
+		}
+	}
+	add("type", before.Type != after.Type)
+	add("mode", before.Mode != after.Mode)
+	add("uid", before.UID != after.UID)
+	add("gid", before.GID != after.GID)
+	add("size", before.Size != after.Size && !dir)
+	add("mtime", !before.Mtime.Equal(after.Mtime) && !dir)
+	add("inode", before.Inode != after.Inode)
+	add("links", before.Links != after.Links && !dir)
+	add("sha256", before.SHA256 != after.SHA256)
+	return d
+}
+
+// A report is one "Possible intrusion" message.
+type report struct {
+	Path   string
+	Events []string // FAM event names, in the order seen
+	Host   string
+	Time   time.Time
+	Found  string // how it was found when not from an event: "at start-up", ...
+	Before attrs
+	After  attrs
+}
+
+func (r *report) body() string {
+	var b strings.Builder
+	b.WriteString("Possible intrusion:\n")
+	fmt.Fprintf(&b, "Pathname: %s\n", quoteIfNeeded(r.Path))
+	fmt.Fprintf(&b, "Event: %s\n", strings.Join(r.Events, ", "))
+	fmt.Fprintf(&b, "Host: %s\n", r.Host)
+	fmt.Fprintf(&b, "Time: %s\n", r.Time.UTC().Format(time.RFC3339))
+	if r.Found != "" {
+		fmt.Fprintf(&b, "Found: %s\n", r.Found)
+	}
+	fmt.Fprintf(&b, "Before: %s\n", r.Before)
+	fmt.Fprintf(&b, "After: %s\n", r.After)
+	d := differs(r.Before, r.After)
+	if len(d) == 0 {
+		d = []string{"nothing"}
+	}
+	fmt.Fprintf(&b, "Differs: %s\n", strings.Join(d, " "))
+	return b.String()
+}
+
+// noticeBody formats famids's own news: a one-line summary, then details.
+func noticeBody(summary string, details ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Notice: %s\n", summary)
+	for _, d := range details {
+		b.WriteString(d)
+		if !strings.HasSuffix(d, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// quoteIfNeeded returns s, or s Go-quoted when it holds a control
+// character, invalid UTF-8 or anything else Go would escape (a quote, a
+// backslash, a line separator), so that no file name can forge a line of a
+// report and a quoted name is never mistaken for a plain one.
+func quoteIfNeeded(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
+}
+
+// A message is one mail: a report, an action report or a notice.
+type message struct {
+	Subject string
+	Body    string
+}
+
+// A mailer delivers messages one at a time, in order, from its own
+// goroutine, so that a slow mail program never holds up the watching.
+type mailer struct {
+	argv    []string  // the mail program; nil prints on out instead
+	to      string    // the recipient
+	out     io.Writer // for -stdout
+	errOut  io.Writer // where undeliverable messages end up, whole
+	retries []time.Duration
+	timeout time.Duration // for one run of the mail program
+
+	queue   chan message
+	done    chan struct{}
+	hurried atomic.Bool // stopping: no more waiting between tries
+}
+
+func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
+	m := &mailer{
+		argv:    argv,
+		to:      to,
+		out:     out,
+		errOut:  errOut,
+		retries: []time.Duration{time.Second, 3 * time.Second},
+		timeout: 2 * time.Minute,
+		queue:   make(chan message, 1024),
+		done:    make(chan struct{}),
+	}
+	go m.run()
+	return m
+}
+
+// send queues a message.
+func (m *mailer) send(subject, body string) {
+	m.queue <- message{subject, body}
+}
+
+// close delivers what is queued, trying each message once more at most,
+// and returns when all is delivered or written to errOut.
+func (m *mailer) close() {
+	m.hurried.Store(true)
+	close(m.queue)
+	<-m.done
+}
+
+func (m *mailer) run() {
+	defer close(m.done)
+	for msg := range m.queue {
+		m.deliver(msg)
+	}
+}
+
+// deliver mails msg, trying again after each delay in m.retries; a message
+// that cannot be mailed is written whole to errOut.
+func (m *mailer) deliver(msg message) {
+	if m.argv == nil {
+		fmt.Fprintf(m.out, "Subject: %s\n%s\n", msg.Subject, msg.Body)
+		return
+	}
+	for try := 0; ; try++ {
+		err := m.mailOnce(msg)
+		if err == nil {
+			return
+		}
+		if try == len(m.retries) || m.hurried.Load() {
+			fmt.Fprintf(m.errOut, "famids: could not mail this message to %s: %v\nSubject: %s\n%s\n", m.to, err, msg.Subject, msg.Body)
+			return
+		}
+		fmt.Fprintf(m.errOut, "famids: mail to %s: %v; trying again in %v\n", m.to, err, m.retries[try])
+		time.Sleep(m.retries[try])
+	}
+}
+
+// mailOnce runs the mail program as MAIL -s SUBJECT ADDR, with the body on
+// its standard input and no shell in between.
+func (m *mailer) mailOnce(msg message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	args := append(append([]string(nil), m.argv[1:]...), "-s", msg.Subject, m.to)
+	cmd := exec.CommandContext(ctx, m.argv[0], args...)
+	cmd.Stdin = strings.NewReader(msg.Body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if s := strings.TrimSpace(string(out)); s != "" {
+			err = fmt.Errorf("%w: %s", err, s)
+		}
+		return fmt.Errorf("%s: %w", m.argv[0], err)
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// famids follows a PATH, not an inode: it watches every directory in which
+// the kernel looks up a name on the way to PATH (so that a rename, a
+// deletion, a re-creation or a replaced symlink anywhere on the way is
+// seen), and the file or directory PATH finally resolves to (so that a
+// write, even through a hard link elsewhere, is seen). Each time a name on
+// the way changes, the entry is armed again from scratch.
+
+// A role says why an entry subscribes to a watch.
+type role uint8
+
+const (
+	roleLookup  role = iota // a directory in which a name on the way to PATH is looked up
+	roleLeaf                // the directory holding PATH's own last name
+	roleSelf                // the file PATH resolves to
+	roleEntries             // the directory PATH resolves to
+)
+
+// Event masks for each kind of watch. IN_MASK_ADD makes the kernel add to
+// the mask of an inode that another role already watches.
+const (
+	lookupMask  = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_MASK_ADD
+	entriesMask = lookupMask | unix.IN_MODIFY | unix.IN_ATTRIB
+	selfMask    = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_MASK_ADD
+)
+
+// A sub is one entry's interest in a watch.
+type sub struct {
+	path string // the entry's path
+	role role
+	name string // for roleLookup and roleLeaf: the name looked up
+}
+
+// A watch is one inotify watch descriptor.
+type watch struct {
+	wd   int
+	path string           // the path it was added for
+	subs map[string][]sub // by the name they care about; "" for every name
+}
+
+// An armed entry: the watches it subscribes to and what its path named
+// when they were set.
+type armed struct {
+	wds    []int
+	exists bool
+	dev    uint64
+	ino    uint64
+}
+
+// An event is one inotify event.
+type event struct {
+	wd     int
+	mask   uint32
+	cookie uint32
+	name   string
+}
+
+// A hit is an event routed to an entry that subscribed to its watch.
+type hit struct {
+	sub
+	mask uint32
+	name string
+}
+
+// errNoWatches names the limit to raise when inotify runs out of watches.
+var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotify/max_user_watches")
+
+// A watcher owns the inotify instance and all watch descriptor bookkeeping.
+type watcher struct {
+	mu    sync.Mutex
+	fd    int
+	file  *os.File
+	byWd  map[int]*watch
+	armed map[string]*armed // by entry path
+
+	// addWatch is unix.InotifyAddWatch; tests replace it to inject errors.
+	addWatch func(fd int, path string, mask uint32) (int, error)
+}
+
+func newWatcher() (*watcher, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	return &watcher{
+		fd:       fd,
+		file:     os.NewFile(uintptr(fd), "inotify"), // non-blocking: reads go through the runtime poller
+		byWd:     make(map[int]*watch),
+		armed:    make(map[string]*armed),
+		addWatch: unix.InotifyAddWatch,
+	}, nil
+}
+
+// Close stops a pending read and releases every watch.
+func (w *watcher) Close() error {
+	return w.file.Close()
+}
+
+// A lookup is one name the kernel looks up in a directory on the way to a
+// path.
+type lookup struct {
+	dir, name string
+	leaf      bool // the path's own last name
+}
+
+const maxSymlinks = 40 // as the kernel's MAXSYMLINKS
+
+// resolve walks path one name at a time, following symbolic links as the
+// kernel does, and returns every lookup made and the real path that path
+// names, or "" when a name on the way does not exist (yet).
+func resolve(path string) (lookups []lookup, real string) {
+	type part struct {
+		name string
+		leaf bool
+	}
+	var todo []part
+	names := strings.Split(path, "/")
+	for i, n := range names {
+		todo = append(todo, part{n, i == len(names)-1})
+	}
+	dir, links := "/", 0
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = todo[1:]
+		switch p.name {
+		case "", ".":
+			continue
+		case "..":
+			dir = filepath.Dir(dir)
+			continue
+		}
+		lookups = append(lookups, lookup{dir, p.name, p.leaf})
+		next := filepath.Join(dir, p.name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return lookups, ""
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			links++
+			target, err := os.Readlink(next)
+			if err != nil || links > maxSymlinks {
+				return lookups, ""
+			}
+			if filepath.IsAbs(target) {
+				dir = "/"
+			}
+			var more []part
+			for _, n := range strings.Split(target, "/") {
+				more = append(more, part{name: n})
+			}
+			todo = append(more, todo...)
+			continue
+		}
+		if !fi.IsDir() && len(todo) > 0 {
+			return lookups, "" // a file where a directory should be
+		}
+		dir = next
+	}
+	return lookups, dir
+}
+
+// arm (re)sets every watch the entry at path needs and drops those it no
+// longer needs. It returns what the path became since it was last armed,
+// as an event name ("create", "delete" or ""), and the watches that could
+// not be added.
+func (w *watcher) arm(path string) (became string, errs []error) {
+	lookups, real := resolve(path)
+	var st unix.Stat_t
+	exists := real != "" && unix.Stat(real, &st) == nil
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var wds []int
+	add := func(dir string, mask uint32, s sub) {
+		wd, err := w.addWatch(w.fd, dir, mask)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+				return // gone meanwhile: the watch on its parent will tell
+			}
+			if errors.Is(err, syscall.ENOSPC) {
+				err = errNoWatches
+			}
+			errs = append(errs, fmt.Errorf("watch %s: %w", dir, err))
+			return
+		}
+		wt := w.byWd[wd]
+		if wt == nil {
+			wt = &watch{wd: wd, path: dir, subs: make(map[string][]sub)}
+			w.byWd[wd] = wt
+		}
+		key := s.name
+		if s.role == roleSelf || s.role == roleEntries {
+			key = ""
+		}
+		if !containsSub(wt.subs[key], s) {
+			wt.subs[key] = append(wt.subs[key], s)
+		}
+		if !containsInt(wds, wd) {
+			wds = append(wds, wd)
+		}
+	}
+	for _, l := range lookups {
+		r := roleLookup
+		if l.leaf {
+			r = roleLeaf
+		}
+		add(l.dir, lookupMask, sub{path: path, role: r, name: l.name})
+	}
+	if exists {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			add(real, entriesMask, sub{path: path, role: roleEntries})
+		} else {
+			add(real, selfMask, sub{path: path, role: roleSelf})
+		}
+	}
+
+	old := w.armed[path]
+	if old == nil {
+		old = &armed{}
+	}
+	now := &armed{wds: wds, exists: exists, dev: uint64(st.Dev), ino: st.Ino}
+	w.unsubscribe(path, old.wds, wds)
+	w.armed[path] = now
+	switch {
+	case !old.exists && now.exists:
+		became = "create"
+	case old.exists && !now.exists:
+		became = "delete"
+	case old.exists && (old.dev != now.dev || old.ino != now.ino):
+		became = "create" // replaced
+	}
+	return became, errs
+}
+
+// disarm drops every watch of the entry at path.
+func (w *watcher) disarm(path string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a := w.armed[path]; a != nil {
+		w.unsubscribe(path, a.wds, nil)
+		delete(w.armed, path)
+	}
+}
+
+// unsubscribe removes the entry at path from the watches in wds that are not
+// in keep, and removes watches nobody subscribes to any more. The caller
+// holds w.mu.
+func (w *watcher) unsubscribe(path string, wds, keep []int) {
+	for _, wd := range wds {
+		if containsInt(keep, wd) {
+			continue
+		}
+		wt := w.byWd[wd]
+		if wt == nil {
+			continue
+		}
+		for key, subs := range wt.subs {
+			kept := subs[:0]
+			for _, s := range subs {
+				if s.path != path {
+					kept = append(kept, s)
+				}
+			}
+			if len(kept) == 0 {
+				delete(wt.subs, key)
+			} else {
+				wt.subs[key] = kept
+			}
+		}
+		if len(wt.subs) == 0 {
+			// Events still queued for wd find no watch and are dropped:
+			// they concern an inode the path no longer names.
+			unix.InotifyRmWatch(w.fd, uint32(wd))
+			delete(w.byWd, wd)
+		}
+	}
+}
+
+// route returns the subscriptions an event concerns. For IN_IGNORED, the
+// kernel has dropped the watch: it is forgotten, and every entry that used
+// it is returned so that it can be armed again.
+func (w *watcher) route(ev event) []hit {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := w.byWd[ev.wd]
+	if wt == nil {
+		return nil
+	}
+	var hits []hit
+	for key, subs := range wt.subs {
+		if ev.name != "" && key != "" && key != ev.name {
+			continue
+		}
+		for _, s := range subs {
+			hits = append(hits, hit{sub: s, mask: ev.mask, name: ev.name})
+		}
+	}
+	if ev.mask&unix.IN_IGNORED != 0 {
+		delete(w.byWd, ev.wd)
+		for _, h := range hits {
+			if a := w.armed[h.path]; a != nil {
+				a.wds = removeInt(a.wds, ev.wd)
+			}
+		}
+	}
+	return hits
+}
+
+// count returns the number of watch descriptors in use.
+func (w *watcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.byWd)
+}
+
+func containsSub(list []sub, s sub) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsInt(list []int, n int) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+func removeInt(list []int, n int) []int {
+	out := list[:0]
+	for _, x := range list {
+		if x != n {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// parseEvents decodes the inotify events in buf.
+func parseEvents(buf []byte) ([]event, error) {
+	var evs []event
+	for len(buf) > 0 {
+		if len(buf) < unix.SizeofInotifyEvent {
+			return evs, fmt.Errorf("short inotify event: %d bytes", len(buf))
+		}
+		raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+		end := unix.SizeofInotifyEvent + int(raw.Len)
+		if end > len(buf) {
+			return evs, fmt.Errorf("inotify event name runs past the buffer")
+		}
+		name := buf[unix.SizeofInotifyEvent:end]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		evs = append(evs, event{wd: int(raw.Wd), mask: raw.Mask, cookie: raw.Cookie, name: string(name)})
+		buf = buf[end:]
+	}
+	return evs, nil
+}
+
+// readEvents reads batches of events from r and sends them on out until r
+// is closed. A read that fails is tried again after retry; a second failure
+// in a row ends it with an error, as the Perl script gave up when its FAM
+// server failed twice.
+func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
+	buf := make([]byte, 64*1024)
+	failed := false
+	for {
+		n, err := r.Read(buf)
+		if errors.Is(err, os.ErrClosed) {
+			return nil
+		}
+		if err == nil {
+			var evs []event
+			evs, err = parseEvents(buf[:n])
+			if len(evs) > 0 {
+				out <- evs
+			}
+		}
+		if err == nil {
+			failed = false
+			continue
+		}
+		if failed {
+			return fmt.Errorf("reading inotify events: %w", err)
+		}
+		failed = true
+		fmt.Fprintf(os.Stderr, "famids: reading inotify events: %v; trying again in %v\n", err, retry)
+		time.Sleep(retry)
+	}
+}
