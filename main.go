@@ -14,6 +14,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -99,6 +100,7 @@ func run() int {
 		return 1
 	}
 	d.start(problems)
+	sdNotify("READY=1")
 	return d.loop()
 }
 
@@ -256,6 +258,7 @@ func (d *daemon) loop() int {
 			d.stop()
 			return 1
 		case <-sigs:
+			sdNotify("STOPPING=1")
 			d.stop()
 			return 0
 		}
@@ -341,7 +344,10 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 			return d.arm(e)
 		}
 	case roleSelf:
-		if h.mask&(unix.IN_MODIFY|unix.IN_ATTRIB) != 0 {
+		// Unlinking or renaming over a file changes its link count
+		// before the directory says the name went: an event on an inode
+		// the path no longer names is left to the name's own event.
+		if h.mask&(unix.IN_MODIFY|unix.IN_ATTRIB) != 0 && d.w.names(e.Path) {
 			return []observation{{e.Path, "change", e.Path}}
 		}
 		if h.mask&goneMask != 0 {
@@ -544,4 +550,23 @@ func sortBursts(bs []*burst) {
 		}
 		return strings.Compare(a.path, b.path)
 	})
+}
+
+// sdNotify tells systemd (a unit of Type=notify) how famids is doing: READY=1
+// once every watch is set. Without $NOTIFY_SOCKET it does nothing.
+func sdNotify(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	if addr[0] == '@' {
+		addr = "\x00" + addr[1:] // an abstract socket
+	}
+	conn, err := net.Dial("unixgram", addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "famids: NOTIFY_SOCKET %s: %v\n", addr, err)
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
 }

@@ -249,6 +249,18 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 	return became, errs
 }
 
+// names reports whether path still names the inode it was armed for.
+func (w *watcher) names(path string) bool {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[path]
+	return a != nil && a.exists && a.dev == uint64(st.Dev) && a.ino == st.Ino
+}
+
 // disarm drops every watch of the entry at path.
 func (w *watcher) disarm(path string) {
 	w.mu.Lock()
