@@ -1,8 +1,8 @@
 module famids
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
+	golang.org/x/sys v0.50.0
 )
