@@ -34,16 +34,12 @@ func (e *entry) matches(name string) bool {
 type config struct {
 	File    string
 	Entries []*entry // in the order their paths first appear
+	byPath  map[string]*entry
 }
 
 // lookup returns the entry for path, or nil.
 func (c *config) lookup(path string) *entry {
-	for _, e := range c.Entries {
-		if e.Path == path {
-			return e
-		}
-	}
-	return nil
+	return c.byPath[path]
 }
 
 // A problem is something wrong with one line of the configuration.
@@ -78,8 +74,7 @@ func readConfig(file string) (*config, []problem, error) {
 
 // parseConfig parses the text of a configuration file named file.
 func parseConfig(file, text string) (*config, []problem) {
-	cfg := &config{File: file}
-	byPath := make(map[string]*entry)
+	cfg := &config{File: file, byPath: make(map[string]*entry)}
 	var problems []problem
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
@@ -97,7 +92,7 @@ func parseConfig(file, text string) (*config, []problem) {
 			continue
 		}
 		e.Line = n
-		if old := byPath[e.Path]; old != nil {
+		if old := cfg.byPath[e.Path]; old != nil {
 			// As in the Perl script: the last action wins, even an
 			// empty one, and important names add up.
 			old.Action = e.Action
@@ -105,7 +100,7 @@ func parseConfig(file, text string) (*config, []problem) {
 			old.Names = appendNew(old.Names, e.Names...)
 			continue
 		}
-		byPath[e.Path] = e
+		cfg.byPath[e.Path] = e
 		cfg.Entries = append(cfg.Entries, e)
 	}
 	return cfg, problems

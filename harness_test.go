@@ -120,7 +120,7 @@ func (r *famidsRun) start(args ...string) {
 	defer ready.Close()
 	all := append([]string{"-config", r.conf, "-mail", filepath.Join(r.dir, "mail"), "-notify", "admin@example.org", "-settle", "150ms"}, args...)
 	r.cmd = exec.Command(famidsBin, all...)
-	r.cmd.Env = append(os.Environ(), "MAILDIR="+r.mailDir, "NOTIFY_SOCKET="+sock, "GORACE=halt_on_error=1")
+	r.cmd.Env = append(os.Environ(), "MAILDIR="+r.mailDir, "NOTIFY_SOCKET="+sock, "GORACE=halt_on_error=1 atexit_sleep_ms=0")
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	must(t, r.cmd.Start())
 	r.exited = make(chan struct{})
@@ -207,10 +207,18 @@ func (r *famidsRun) waitMail(what string, match func(mail) bool) mail {
 }
 
 // waitReport waits for the report on path whose Event line is event.
-func (r *famidsRun) waitReport(path, event string) mail {
+func (r *famidsRun) waitReport(path string, events ...string) mail {
 	r.t.Helper()
-	return r.waitMail(fmt.Sprintf("report %q on %s", event, path), func(m mail) bool {
-		return m.Subject == subjectReport && strings.HasPrefix(m.Body, reportHead(path, event))
+	return r.waitMail(fmt.Sprintf("report %q on %s", strings.Join(events, `" or "`), path), func(m mail) bool {
+		if m.Subject != subjectReport {
+			return false
+		}
+		for _, ev := range events {
+			if strings.HasPrefix(m.Body, reportHead(path, ev)) {
+				return true
+			}
+		}
+		return false
 	})
 }
 

@@ -99,9 +99,14 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "famids: ERROR: %v\n", err)
 		return 1
 	}
+	// Signals are caught before famids says it is ready, so that one sent
+	// the moment it is cannot kill it with reports still pending.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	d.start(problems)
 	sdNotify("READY=1")
-	return d.loop()
+	return d.loop(sigs)
 }
 
 // check is -check: one line per entry on standard output, problems on
@@ -238,13 +243,10 @@ func (d *daemon) start(problems []problem) {
 
 // loop is the event loop: it reads events, folds them into bursts and
 // reports each burst once it settles, until a signal stops famids.
-func (d *daemon) loop() int {
+func (d *daemon) loop(sigs <-chan os.Signal) int {
 	events := make(chan []event, 16)
 	readErr := make(chan error, 1)
 	go func() { readErr <- readEvents(d.w.file, readRetry, events) }()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -259,10 +261,33 @@ func (d *daemon) loop() int {
 			return 1
 		case <-sigs:
 			sdNotify("STOPPING=1")
+			d.drain(events, readErr)
 			d.stop()
 			return 0
 		}
 		d.setTimer(timer)
+	}
+}
+
+// drain handles the events already queued, so that a change made just
+// before famids was told to stop is still reported.
+func (d *daemon) drain(events <-chan []event, readErr <-chan error) {
+	d.w.file.SetReadDeadline(time.Now()) // the reader returns
+	for done := false; !done; {
+		select {
+		case evs := <-events:
+			d.handle(evs)
+		case <-readErr:
+			done = true
+		}
+	}
+	for len(events) > 0 {
+		d.handle(<-events)
+	}
+	evs, err := d.w.queued()
+	d.handle(evs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "famids: %v\n", err)
 	}
 }
 

@@ -393,7 +393,7 @@ func parseEvents(buf []byte) ([]event, error) {
 }
 
 // readEvents reads batches of events from r and sends them on out until r
-// is closed. A read that fails is tried again after retry; a second failure
+// is closed or its read deadline passes. A read that fails is tried again after retry; a second failure
 // in a row ends it with an error, as the Perl script gave up when its FAM
 // server failed twice.
 func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
@@ -401,7 +401,7 @@ func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
 	failed := false
 	for {
 		n, err := r.Read(buf)
-		if errors.Is(err, os.ErrClosed) {
+		if errors.Is(err, os.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil
 		}
 		if err == nil {
@@ -421,5 +421,26 @@ func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
 		failed = true
 		fmt.Fprintf(os.Stderr, "famids: reading inotify events: %v; trying again in %v\n", err, retry)
 		time.Sleep(retry)
+	}
+}
+
+// queued returns the events waiting in the queue without blocking. Call it
+// only once readEvents has returned.
+func (w *watcher) queued() ([]event, error) {
+	var all []event
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := unix.Read(w.fd, buf)
+		if err == unix.EAGAIN || n == 0 {
+			return all, nil
+		}
+		if err != nil {
+			return all, fmt.Errorf("reading inotify events: %w", err)
+		}
+		evs, err := parseEvents(buf[:n])
+		all = append(all, evs...)
+		if err != nil {
+			return all, err
+		}
 	}
 }
