@@ -32,7 +32,7 @@ type attrs struct {
 	UID    uint32    `json:"uid,omitempty"`
 	GID    uint32    `json:"gid,omitempty"`
 	Size   int64     `json:"size,omitempty"`
-	Mtime  time.Time `json:"mtime,omitempty"`
+	Mtime  time.Time `json:"mtime,omitzero"`
 	Inode  uint64    `json:"inode,omitempty"`
 	Links  uint64    `json:"links,omitempty"`
 	SHA256 string    `json:"sha256,omitempty"` // regular files only
