@@ -62,11 +62,13 @@ type famidsRun struct {
 	dir     string // scratch directory: the configuration, the mail program
 	conf    string
 	mailDir string
+	state   string   // the -state file, kept across restarts of this run
+	env     []string // added to famids's environment
 	cmd     *exec.Cmd
 	stdout  syncBuffer
 	stderr  syncBuffer
 	exited  chan struct{}
-	state   *os.ProcessState
+	exit    *os.ProcessState
 }
 
 // A mail is one message famids handed to the mail program.
@@ -96,7 +98,7 @@ func startFamids(t *testing.T, conf string, args ...string) *famidsRun {
 func newRun(t *testing.T, conf string) *famidsRun {
 	t.Helper()
 	dir := t.TempDir()
-	r := &famidsRun{t: t, dir: dir, conf: filepath.Join(dir, "famids.conf"), mailDir: filepath.Join(dir, "mailbox")}
+	r := &famidsRun{t: t, dir: dir, conf: filepath.Join(dir, "famids.conf"), mailDir: filepath.Join(dir, "mailbox"), state: filepath.Join(dir, "state", "state.json")}
 	must(t, os.Mkdir(r.mailDir, 0o755))
 	must(t, os.WriteFile(r.conf, []byte(conf), 0o600))
 	r.writeScript("mail", recorderScript)
@@ -115,18 +117,20 @@ func (r *famidsRun) start(args ...string) {
 	t := r.t
 	t.Helper()
 	sock := filepath.Join(r.dir, "notify.sock")
+	os.Remove(sock) // left by an earlier start of this run
 	ready, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	must(t, err)
 	defer ready.Close()
-	all := append([]string{"-config", r.conf, "-mail", filepath.Join(r.dir, "mail"), "-notify", "admin@example.org", "-settle", "150ms"}, args...)
+	all := append([]string{"-config", r.conf, "-mail", filepath.Join(r.dir, "mail"), "-notify", "admin@example.org", "-settle", "150ms", "-state", r.state}, args...)
 	r.cmd = exec.Command(famidsBin, all...)
 	r.cmd.Env = append(os.Environ(), "MAILDIR="+r.mailDir, "NOTIFY_SOCKET="+sock, "GORACE=halt_on_error=1 atexit_sleep_ms=0")
+	r.cmd.Env = append(r.cmd.Env, r.env...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	must(t, r.cmd.Start())
 	r.exited = make(chan struct{})
 	go func() {
 		r.cmd.Wait()
-		r.state = r.cmd.ProcessState
+		r.exit = r.cmd.ProcessState
 		close(r.exited)
 	}()
 	t.Cleanup(func() {
@@ -163,7 +167,7 @@ func (r *famidsRun) wait() int {
 	case <-time.After(waitFor):
 		r.t.Fatalf("famids did not exit within %v; stderr:\n%s", waitFor, r.stderr.String())
 	}
-	return r.state.ExitCode()
+	return r.exit.ExitCode()
 }
 
 // mails returns every message delivered so far, oldest first.
@@ -219,6 +223,14 @@ func (r *famidsRun) waitReport(path string, events ...string) mail {
 			}
 		}
 		return false
+	})
+}
+
+// waitNotice waits for the notice whose summary starts with prefix.
+func (r *famidsRun) waitNotice(prefix string) mail {
+	r.t.Helper()
+	return r.waitMail(fmt.Sprintf("notice %q", prefix), func(m mail) bool {
+		return m.Subject == subjectNotice && strings.HasPrefix(m.Body, "Notice: "+prefix)
 	})
 }
 

@@ -14,6 +14,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/syslog"
 	"net"
 	"os"
 	"os/signal"
@@ -39,6 +40,9 @@ var (
 	checkOnly     = flag.Bool("check", false, "validate the configuration, print one line per entry, and exit (0 valid, 1 not)")
 	settle        = flag.Duration("settle", 500*time.Millisecond, "quiet `time` that closes a burst of events on one path (0: one report per event)")
 	actionTimeout = flag.Duration("action-timeout", 5*time.Minute, "kill an action still running after this `duration`")
+	stateFile     = flag.String("state", "/var/lib/famids/state.json", "`file` keeping the baseline between runs (\"\": none)")
+	useSyslog     = flag.Bool("syslog", false, "also log each report and notice to syslog (authpriv, warning, tag famids)")
+	maxSuspend    = flag.Duration("max-suspend", time.Hour, "a suspension (SIGUSR1) ends by itself after this `duration`")
 	showVersion   = flag.Bool("version", false, "print the version and exit")
 )
 
@@ -69,8 +73,8 @@ func run() int {
 		fmt.Println("famids", version)
 		return 0
 	}
-	if *settle < 0 || *actionTimeout <= 0 {
-		fmt.Fprintln(os.Stderr, "famids: -settle must not be negative and -action-timeout must be positive")
+	if *settle < 0 || *actionTimeout <= 0 || *maxSuspend <= 0 {
+		fmt.Fprintln(os.Stderr, "famids: -settle must not be negative, -action-timeout and -max-suspend must be positive")
 		return 2
 	}
 	cfg, problems, err := readConfig(*configFile)
@@ -99,10 +103,11 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "famids: ERROR: %v\n", err)
 		return 1
 	}
+	defer d.close()
 	// Signals are caught before famids says it is ready, so that one sent
 	// the moment it is cannot kill it with reports still pending.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	d.start(problems)
 	sdNotify("READY=1")
@@ -167,12 +172,20 @@ type daemon struct {
 	w         *watcher
 	mail      *mailer
 	acts      *actions
+	log       *syslog.Writer // with -syslog, once connected
 	host      string
 	actionsOK bool
 
 	record  map[string]attrs  // by reported path; a missing key is "absent"
 	pending map[string]*burst // by reported path
-	warned  map[string]bool   // watch errors already reported
+	warned  map[string]bool   // watch and state errors already reported
+
+	state   stateKeeper
+	started time.Time
+
+	suspended time.Time // when SIGUSR1 suspended reporting; zero when reporting
+	held      int       // events seen while suspended
+	overflows int       // queue overflows while suspended
 }
 
 // A burst is the events seen on one path until it settles.
@@ -180,6 +193,7 @@ type burst struct {
 	path     string
 	events   []string // FAM event names, each once, in the order seen
 	entries  []string // the configuration entries whose actions run
+	found    string   // how a difference was found when not from an event
 	first    time.Time
 	deadline time.Time
 }
@@ -206,11 +220,21 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		record:  make(map[string]attrs),
 		pending: make(map[string]*burst),
 		warned:  make(map[string]bool),
+		state:   stateKeeper{file: *stateFile},
+		started: time.Now(),
 	}, nil
 }
 
-// start reports the configuration's problems, sets every watch and records
-// the baseline.
+// close releases what the daemon holds once it has stopped.
+func (d *daemon) close() {
+	d.state.unlock()
+	if d.log != nil {
+		d.log.Close()
+	}
+}
+
+// start reports the configuration's problems, sets every watch, records
+// the baseline and reports what changed since the previous run.
 func (d *daemon) start(problems []problem) {
 	var invalid []string
 	for _, p := range problems {
@@ -222,13 +246,8 @@ func (d *daemon) start(problems []problem) {
 	if len(invalid) > 0 {
 		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), d.cfg.File), invalid...)
 	}
-	if why := insecureConfig(d.cfg.File); why != "" {
-		fmt.Fprintf(os.Stderr, "famids: actions will not run: %s\n", why)
-		d.notice("actions will not run: "+why, "Anyone who can edit the configuration could run commands as the user famids runs as.",
-			"Reports are still sent. Make it owned by root and not writable by group or others, then restart famids.")
-	} else {
-		d.actionsOK = true
-	}
+	d.checkConfigSecurity()
+	prev := d.loadState()
 	for _, e := range d.cfg.Entries {
 		for _, w := range entryWarnings(d.cfg, e) {
 			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
@@ -238,7 +257,20 @@ func (d *daemon) start(problems []problem) {
 	if d.w.count() == 0 {
 		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
 	}
-	d.recordAll(d.cfg.Entries)
+	d.baseline(prev)
+	d.save(false)
+}
+
+// checkConfigSecurity lets actions run only when the configuration file
+// can be trusted to name commands, and says so when it cannot.
+func (d *daemon) checkConfigSecurity() {
+	why := insecureConfig(d.cfg.File)
+	d.actionsOK = why == ""
+	if why != "" {
+		fmt.Fprintf(os.Stderr, "famids: actions will not run: %s\n", why)
+		d.notice("actions will not run: "+why, "Anyone who can edit the configuration could run commands as the user famids runs as.",
+			"Reports are still sent. Make it owned by root and not writable by group or others, then restart famids or send it SIGHUP.")
+	}
 }
 
 // loop is the event loop: it reads events, folds them into bursts and
@@ -247,26 +279,66 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	events := make(chan []event, 16)
 	readErr := make(chan error, 1)
 	go func() { readErr <- readEvents(d.w.file, readRetry, events) }()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	settled := newStoppedTimer()
+	defer settled.Stop()
+	saveDue := newStoppedTimer() // the state is saved at most once a second
+	defer saveDue.Stop()
+	resume := newStoppedTimer() // ends a suspension after -max-suspend
+	defer resume.Stop()
+	var heartbeat <-chan time.Time
+	if d.state.file != "" {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	saving := false
 	for {
 		select {
 		case evs := <-events:
 			d.handle(evs)
-		case now := <-timer.C:
+		case now := <-settled.C:
 			d.flush(now)
+		case <-saveDue.C:
+			saving = false
+			d.save(false)
+		case <-heartbeat:
+			d.state.touch()
+		case <-resume.C:
+			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
 		case err := <-readErr:
 			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
-			d.stop()
+			d.stop(false)
 			return 1
-		case <-sigs:
-			sdNotify("STOPPING=1")
-			d.drain(events, readErr)
-			d.stop()
-			return 0
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				d.reload()
+			case syscall.SIGUSR1:
+				d.suspend()
+				resume.Reset(*maxSuspend)
+			case syscall.SIGUSR2:
+				d.resume("on SIGUSR2")
+				resume.Stop()
+			default:
+				sdNotify("STOPPING=1")
+				d.drain(events, readErr)
+				d.stop(true)
+				return 0
+			}
 		}
-		d.setTimer(timer)
+		d.setTimer(settled)
+		if d.state.dirty && !saving {
+			saving = true
+			saveDue.Reset(time.Second)
+		}
 	}
+}
+
+// newStoppedTimer returns a timer that fires only once it is Reset.
+func newStoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // drain handles the events already queued, so that a change made just
@@ -291,12 +363,17 @@ func (d *daemon) drain(events <-chan []event, readErr <-chan error) {
 	}
 }
 
-// stop closes the watches, reports every pending burst, and stops the
-// actions, each of which reports how it ended.
-func (d *daemon) stop() {
+// stop closes the watches, reports every pending burst, stops the actions,
+// each of which reports how it ended, and saves the state; clean says
+// whether famids stops because it was told to.
+func (d *daemon) stop(clean bool) {
+	if !d.suspended.IsZero() {
+		d.resume("as famids stops")
+	}
 	d.w.Close()
 	d.flush(time.Time{})
 	d.acts.stop()
+	d.save(clean)
 }
 
 // arm sets the watches of an entry and returns what its path became since
@@ -318,13 +395,14 @@ func (d *daemon) arm(e *entry) []observation {
 
 // handle turns one batch of events into observations. The same observation
 // twice in a batch (a write seen through a file and through its directory)
-// counts once.
+// counts once. After a queue overflow, every path is compared with its
+// record: the events that would have told are lost.
 func (d *daemon) handle(evs []event) {
 	var obs []observation
+	overflowed := false
 	for _, ev := range evs {
 		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
-			d.notice("the kernel's inotify event queue overflowed; some events were lost",
-				"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
+			overflowed = true
 			continue
 		}
 		for _, h := range d.w.route(ev) {
@@ -335,10 +413,13 @@ func (d *daemon) handle(evs []event) {
 	}
 	seen := make(map[observation]bool, len(obs))
 	for _, o := range obs {
-		if !seen[o] {
+		if !seen[o] && !d.state.owns(o.path) {
 			seen[o] = true
 			d.observe(o)
 		}
+	}
+	if overflowed {
+		d.overflow()
 	}
 	if *settle == 0 {
 		d.flush(time.Time{})
@@ -410,8 +491,13 @@ func famEvent(mask uint32) string {
 // report, in units of -settle.
 const maxBurst = 20
 
-// observe adds an observation to its path's burst.
+// observe adds an observation to its path's burst; while reporting is
+// suspended, it only counts it.
 func (d *daemon) observe(o observation) {
+	if !d.suspended.IsZero() {
+		d.held++
+		return
+	}
 	now := time.Now()
 	b := d.pending[o.path]
 	if b == nil {
@@ -474,16 +560,17 @@ func (d *daemon) flush(now time.Time) {
 	}
 	sortBursts(due)
 	for _, b := range due {
-		d.report(b)
+		d.report(b, statPath(b.path))
 	}
 }
 
-// report mails the report of a burst, records the path's new attributes,
-// and starts the actions of the entries concerned.
-func (d *daemon) report(b *burst) {
-	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Before: d.record[b.path], After: statPath(b.path)}
+// report mails the report of a burst, records the path's attributes now,
+// after, and starts the actions of the entries concerned.
+func (d *daemon) report(b *burst, after attrs) {
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
 	d.mail.send(subjectReport, r.body())
-	d.remember(b.path, r.After)
+	d.syslog("report: " + r.summary())
+	d.remember(b.path, after)
 	if !d.actionsOK {
 		return
 	}
@@ -500,41 +587,53 @@ func (d *daemon) report(b *burst) {
 
 // remember records what path is now.
 func (d *daemon) remember(path string, a attrs) {
+	if old, ok := d.record[path]; ok == a.Exists && old == a {
+		return
+	}
 	if a.Exists {
 		d.record[path] = a
 	} else {
 		delete(d.record, path)
 	}
+	d.state.dirty = d.state.file != ""
 }
 
 // notice sends famids's own news.
 func (d *daemon) notice(summary string, details ...string) {
 	d.mail.send(subjectNotice, noticeBody(summary, details...))
+	d.syslog("notice: " + summary)
 }
 
-// recordAll records the attributes of the entries' paths and of the
-// important entries of those that are directories, hashing on every CPU.
-func (d *daemon) recordAll(entries []*entry) {
-	var paths []string
-	for _, e := range entries {
-		paths = append(paths, e.Path)
-		names, err := readDirNames(e.Path)
-		if err != nil {
-			continue
-		}
-		for _, n := range names {
-			if e.matches(n) {
-				paths = append(paths, filepath.Join(e.Path, n))
-			}
-		}
+// syslog logs one line with -syslog. A logger that is not there yet (at
+// boot) is tried again with each line.
+func (d *daemon) syslog(line string) {
+	if !*useSyslog {
+		return
 	}
-	for i, a := range statAll(paths) {
-		d.remember(paths[i], a)
+	var err error
+	if d.log == nil {
+		d.log, err = dialSyslog()
+	}
+	if err == nil {
+		err = d.log.Warning(line)
+	}
+	if err != nil {
+		d.warnOnce(fmt.Sprintf("-syslog: %v; reports are still mailed", err))
 	}
 }
 
-// statAll returns the attributes of each path, in parallel.
-func statAll(paths []string) []attrs {
+// warnOnce writes msg on standard error unless it already did.
+func (d *daemon) warnOnce(msg string) {
+	if !d.warned[msg] {
+		d.warned[msg] = true
+		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+	}
+}
+
+// statAll returns the attributes of each path, hashing on every CPU. With
+// prev, a file that stat says is unchanged since prev recorded it is not
+// read again.
+func statAll(paths []string, prev map[string]attrs) []attrs {
 	out := make([]attrs, len(paths))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -543,7 +642,7 @@ func statAll(paths []string) []attrs {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i] = statPath(paths[i])
+				out[i] = restat(paths[i], prev[paths[i]])
 			}
 		}()
 	}

@@ -288,7 +288,7 @@ func TestStopSignalRightAfterReady(t *testing.T) {
 	}
 	for i, r := range runs {
 		if code := r.wait(); code != 0 {
-			t.Errorf("famids %d: %v right after READY=1: exit status %d (%v), want 0; stderr:\n%s", i, sigs[i], code, r.state, r.stderr.String())
+			t.Errorf("famids %d: %v right after READY=1: exit status %d (%v), want 0; stderr:\n%s", i, sigs[i], code, r.exit, r.stderr.String())
 		}
 	}
 }
@@ -333,7 +333,7 @@ func TestStopSignalRightAfterChange(t *testing.T) {
 	}
 	lost := 0
 	for i, r := range runs {
-		if code := r.state.ExitCode(); code != 0 {
+		if code := r.exit.ExitCode(); code != 0 {
 			t.Errorf("famids %d: exit status after %v = %d, want 0", i, sigs[i], code)
 		}
 		if reports := r.reports(); len(reports) != 1 || !strings.HasPrefix(reports[0].Body, reportHead(files[i], "change")) {

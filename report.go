@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -36,11 +37,23 @@ type attrs struct {
 	Inode  uint64    `json:"inode,omitempty"`
 	Links  uint64    `json:"links,omitempty"`
 	SHA256 string    `json:"sha256,omitempty"` // regular files only
+
+	// Not reported: they tell whether a file may have changed since it
+	// was hashed, for only the kernel sets a ctime.
+	Dev   uint64    `json:"dev,omitempty"`
+	Ctime time.Time `json:"ctime,omitzero"`
 }
 
 // statPath returns the attributes of path, following symbolic links; a
 // dangling link is described as the link itself.
 func statPath(path string) attrs {
+	return restat(path, attrs{})
+}
+
+// restat is statPath, but when stat says the file is the one prev was
+// recorded of, unchanged since (same device, inode, size, mtime and ctime),
+// it takes prev's hash instead of reading the file again.
+func restat(path string, prev attrs) attrs {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		if err := unix.Lstat(path, &st); err != nil {
@@ -57,8 +70,16 @@ func statPath(path string) attrs {
 		Mtime:  time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
 		Inode:  st.Ino,
 		Links:  uint64(st.Nlink),
+		Dev:    st.Dev,
+		Ctime:  time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC(),
 	}
-	if a.Type == "file" {
+	if a.Type != "file" {
+		return a
+	}
+	if prev.SHA256 != "" && prev.Type == "file" && prev.Dev == a.Dev && prev.Inode == a.Inode &&
+		prev.Size == a.Size && prev.Mtime.Equal(a.Mtime) && prev.Ctime.Equal(a.Ctime) {
+		a.SHA256 = prev.SHA256
+	} else {
 		a.SHA256 = hashFile(path)
 	}
 	return a
@@ -173,6 +194,29 @@ func (r *report) body() string {
 	}
 	fmt.Fprintf(&b, "Differs: %s\n", strings.Join(d, " "))
 	return b.String()
+}
+
+// summary is the report on one line, for syslog.
+func (r *report) summary() string {
+	d := differs(r.Before, r.After)
+	if len(d) == 0 {
+		d = []string{"nothing"}
+	}
+	s := fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(r.Path), strings.Join(r.Events, ", "), strings.Join(d, " "))
+	if r.Found != "" {
+		s += "; found " + r.Found
+	}
+	return s
+}
+
+// dialSyslog connects to the system logger, or to the socket named by
+// $FAMIDS_SYSLOG_SOCKET (for tests).
+func dialSyslog() (*syslog.Writer, error) {
+	const prio = syslog.LOG_AUTHPRIV | syslog.LOG_WARNING
+	if sock := os.Getenv("FAMIDS_SYSLOG_SOCKET"); sock != "" {
+		return syslog.Dial("unixgram", sock, prio, "famids")
+	}
+	return syslog.New(prio, "famids")
 }
 
 // noticeBody formats famids's own news: a one-line summary, then details.

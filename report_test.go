@@ -227,6 +227,7 @@ func TestStatPath(t *testing.T) {
 		want := attrs{
 			Exists: true, Type: "file", Mode: 0o4750, UID: st.Uid, GID: st.Gid, Size: 6,
 			Mtime: mtime, Inode: st.Ino, Links: 1, SHA256: helloSHA,
+			Dev: st.Dev, Ctime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC(),
 		}
 		if a != want {
 			t.Errorf("statPath =\n%v\nwant\n%v", a, want)
@@ -371,5 +372,36 @@ func TestReportBodyPathCannotForgeLines(t *testing.T) {
 				t.Errorf("path %q: line %q holds a line separator", p, l)
 			}
 		}
+	}
+}
+
+// TestRestatReusesHashOnlyWhenUnchanged checks the shortcut of rescans: a
+// file that stat says is unchanged keeps its recorded hash; any write, even
+// one that puts the mtime back, is hashed again because the ctime moved.
+func TestRestatReusesHashOnlyWhenUnchanged(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "ls")
+	writeFile(t, f, "real")
+	prev := statPath(f)
+	forged := prev
+	forged.SHA256 = "recorded"
+	if got := restat(f, forged).SHA256; got != "recorded" {
+		t.Errorf("unchanged file: sha256 %q, want the recorded one reused", got)
+	}
+	// The kernel's clock for ctime is coarse: write until it moves.
+	deadline := time.Now().Add(waitFor)
+	var now attrs
+	for {
+		must(t, os.WriteFile(f, []byte("fake"), 0o644))
+		must(t, os.Chtimes(f, prev.Mtime, prev.Mtime))
+		now = restat(f, forged)
+		if !now.Ctime.Equal(prev.Ctime) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !now.Mtime.Equal(prev.Mtime) || now.Size != prev.Size {
+		t.Fatalf("the test needs the same size and mtime: %v, then %v", prev, now)
+	}
+	if now.SHA256 == "recorded" || now.SHA256 == prev.SHA256 {
+		t.Errorf("a write with the mtime put back: sha256 %q, want the new content's", now.SHA256)
 	}
 }

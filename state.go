@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// heartbeatEvery is how often famids touches its state file, whose mtime
+// then tells, after a crash, when famids was last known alive.
+const heartbeatEvery = time.Minute
+
+// A stateKeeper keeps the state file of one famids: it holds a lock on it,
+// so that a second famids started by hand cannot take it over, and knows
+// whether the record changed since it was last saved.
+type stateKeeper struct {
+	file  string   // "" when no state is kept
+	lock  *os.File // FILE.lock, flock'ed while famids runs
+	dirty bool
+}
+
+// owns reports whether path is one of the state keeper's own files, whose
+// changes are famids's own doing and are never reported.
+func (k *stateKeeper) owns(path string) bool {
+	if k.file == "" {
+		return false
+	}
+	return path == k.file || path == k.file+".tmp" || path == k.file+".lock"
+}
+
+// open creates the state directory and locks the state file. On failure
+// famids runs on without state.
+func (k *stateKeeper) open() error {
+	if err := os.MkdirAll(filepath.Dir(k.file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(k.file+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%s is in use by another famids", k.file)
+		}
+		return fmt.Errorf("lock %s.lock: %w", k.file, err)
+	}
+	k.lock = f
+	return nil
+}
+
+func (k *stateKeeper) unlock() {
+	if k.lock != nil {
+		k.lock.Close()
+		k.lock = nil
+	}
+}
+
+// touch sets the state file's mtime to now: famids is alive.
+func (k *stateKeeper) touch() {
+	if k.file != "" {
+		now := time.Now()
+		os.Chtimes(k.file, now, now)
+	}
+}
+
+// loadState opens the state kept by the previous run and reports on it: an
+// unclean stop, or a file that cannot be used. It returns nil when there
+// is no previous state to compare with.
+func (d *daemon) loadState() *state {
+	k := &d.state
+	if k.file == "" {
+		return nil
+	}
+	if err := k.open(); err != nil {
+		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %v\n", err)
+		k.file = ""
+		return nil
+	}
+	prev, err := loadState(k.file)
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "famids: %v; recording a new baseline\n", err)
+		d.notice("the state file cannot be used; a new baseline is recorded", err.Error(),
+			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
+		return nil
+	case prev == nil:
+		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", k.file)
+		return nil
+	}
+	if !prev.Clean {
+		alive := prev.alive
+		if alive.Before(prev.Saved) {
+			alive = prev.Saved
+		}
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", prev.PID)
+		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", prev.PID, alive.UTC().Format(time.RFC3339)),
+			fmt.Sprintf("It started at %s. It was killed, crashed, or the machine lost power.", prev.Started.UTC().Format(time.RFC3339)),
+			"Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+	}
+	return prev
+}
+
+// save writes the record to the state file; clean says famids is stopping
+// because it was told to.
+func (d *daemon) save(clean bool) {
+	k := &d.state
+	if k.file == "" {
+		return
+	}
+	s := &state{
+		Version: stateVersion,
+		PID:     os.Getpid(),
+		Started: d.started,
+		Saved:   time.Now(),
+		Clean:   clean,
+		Watched: entryPaths(d.cfg.Entries),
+		Records: d.record,
+	}
+	if err := saveState(k.file, s); err != nil {
+		d.warnOnce(fmt.Sprintf("cannot save the state: %v", err))
+		return
+	}
+	k.dirty = false
+}
+
+// stateVersion is the version of the state file's format; a file of another
+// version is rebuilt.
+const stateVersion = 1
+
+// A state is what famids keeps between runs: the attributes it last
+// recorded of each watched path, and whether the run that wrote it stopped
+// cleanly.
+type state struct {
+	Version int              `json:"version"`
+	PID     int              `json:"pid"`
+	Started time.Time        `json:"started"`
+	Saved   time.Time        `json:"saved"`
+	Clean   bool             `json:"clean"`   // written by a run that stopped cleanly
+	Watched []string         `json:"watched"` // the entries' paths
+	Records map[string]attrs `json:"records"`
+
+	alive time.Time // when the run that wrote it was last known alive: the file's mtime
+}
+
+// loadState reads a state file. A missing file is not an error: it returns
+// nil, nil. An unreadable, damaged or foreign file is an error.
+func loadState(file string) (*state, error) {
+	data, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s state
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: damaged: %w", file, err)
+	}
+	if s.Version != stateVersion {
+		return nil, fmt.Errorf("%s: format version %d, this famids writes version %d", file, s.Version, stateVersion)
+	}
+	if s.Records == nil {
+		s.Records = make(map[string]attrs)
+	}
+	if fi, err := os.Stat(file); err == nil {
+		s.alive = fi.ModTime()
+	}
+	return &s, nil
+}
+
+// saveState writes s to file atomically: to a temporary file in the same
+// directory, synced, then renamed over file, and the directory synced, so
+// that a crash at any moment leaves either the old file or the new one. A
+// temporary file left by a crash is never read, and is replaced by the next
+// save.
+func saveState(file string, s *state) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(file)
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
