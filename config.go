@@ -14,16 +14,65 @@ type entry struct {
 	Action string   // command run after each report; "" for none
 	Names  []string // important entry names (globs) when Path is a directory
 	Line   int      // line that last set Action
+
+	set *nameSet // Names, sorted for matching
 }
 
 // matches reports whether name, an entry of the directory e.Path, is of
-// interest: every name is when no important names were given.
+// interest: every name is when no important names were given. It is asked
+// for every event in a watched directory, so the names are sorted once
+// into plain names and patterns.
 func (e *entry) matches(name string) bool {
 	if len(e.Names) == 0 {
 		return true
 	}
-	for _, pat := range e.Names {
-		if ok, _ := filepath.Match(pat, name); ok {
+	if e.set == nil {
+		e.set = newNameSet(e.Names)
+	}
+	return e.set.matches(name)
+}
+
+// A nameSet matches names against important names and globs.
+type nameSet struct {
+	plain    map[string]bool
+	prefixes []string // of globs NAME*
+	suffixes []string // of globs *NAME
+	globs    []string // any other
+}
+
+func newNameSet(names []string) *nameSet {
+	ns := &nameSet{plain: make(map[string]bool)}
+	for _, n := range names {
+		switch {
+		case !strings.ContainsAny(n, `*?[\`):
+			ns.plain[n] = true
+		case strings.HasPrefix(n, "*") && !strings.ContainsAny(n[1:], `*?[\`):
+			ns.suffixes = append(ns.suffixes, n[1:])
+		case strings.HasSuffix(n, "*") && !strings.ContainsAny(n[:len(n)-1], `*?[\`):
+			ns.prefixes = append(ns.prefixes, n[:len(n)-1])
+		default:
+			ns.globs = append(ns.globs, n)
+		}
+	}
+	return ns
+}
+
+func (ns *nameSet) matches(name string) bool {
+	if ns.plain[name] {
+		return true
+	}
+	for _, p := range ns.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	for _, s := range ns.suffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	for _, g := range ns.globs {
+		if ok, _ := filepath.Match(g, name); ok {
 			return true
 		}
 	}

@@ -191,9 +191,11 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestEntryMatches(t *testing.T) {
-	e := &entry{Path: "/root", Names: []string{".bash_history", "*.so", ".*rc"}}
+	e := &entry{Path: "/root", Names: []string{".bash_history", "*.so", ".*rc", "core.*", "id_[rd]sa*", ".ssh?"}}
 	for name, want := range map[string]bool{
 		".bash_history": true, "libx.so": true, ".bashrc": true, ".profile": false, "bash_history": false,
+		"core.123": true, "core": false, "id_rsa.pub": true, "id_dsa": true, "id_ecdsa": false, ".ssh2": true, ".ssh": false,
+		"x.so.1": false, ".rc": true, "*.so": true,
 	} {
 		if got := e.matches(name); got != want {
 			t.Errorf("matches(%q) = %v, want %v", name, got, want)

@@ -9,8 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -320,8 +320,14 @@ func TestReloadAddsAndRemovesWatches(t *testing.T) {
 	if got := r.reportsOn(removed); len(got) != 0 {
 		t.Errorf("a report on a removed entry:\n%s", got[0].Body)
 	}
-	if s := r.readStateFile(); !slices.Equal(s.Watched, []string{kept, added}) {
-		t.Errorf("the state's watched entries after the reload: %q", s.Watched)
+	// The state is saved within a second or so.
+	want := entryNames{kept: nil, added: nil}
+	deadline := time.Now().Add(waitFor)
+	for s := r.readStateFile(); !reflect.DeepEqual(s.Watched, want); s = r.readStateFile() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the state's watched entries after the reload: %q, want %q", s.Watched, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -393,6 +399,18 @@ func TestSuspendAndResume(t *testing.T) {
 	r.waitAction(ls)
 	if got := r.actionReports(); len(got) != 1 {
 		t.Errorf("%d action reports, want 1 (none for the resume summary)", len(got))
+	}
+	noEmptyReports(t, r)
+}
+
+// noEmptyReports fails when a report says nothing differs: an event
+// reported again after a comparison already took it in.
+func noEmptyReports(t *testing.T, r *famidsRun) {
+	t.Helper()
+	for _, m := range r.reports() {
+		if field(m.Body, "Differs") == "nothing" {
+			t.Errorf("a report of nothing, after a comparison:\n%s", m.Body)
+		}
 	}
 }
 
@@ -515,6 +533,7 @@ func TestQueueOverflow(t *testing.T) {
 			t.Errorf("a report on an unimportant name:\n%s", m.Body)
 		}
 	}
+	noEmptyReports(t, r)
 }
 
 func TestStopWhileSuspended(t *testing.T) {
@@ -534,5 +553,122 @@ func TestStopWhileSuspended(t *testing.T) {
 	}
 	if s := r.readStateFile(); !s.Clean || s.Records[f].Size != 2 {
 		t.Errorf("state after a stop while suspended: clean=%v, size of f %d; want true, 2", s.Clean, s.Records[f].Size)
+	}
+}
+
+func TestStateFileInWatchedDirectoryIsNotReported(t *testing.T) {
+	dir := t.TempDir()
+	watched := filepath.Join(dir, "lib")
+	must(t, os.Mkdir(watched, 0o700))
+	link := filepath.Join(dir, "link")
+	must(t, os.Symlink(watched, link))
+	a := filepath.Join(watched, "a")
+	writeFile(t, a, "a")
+	state := filepath.Join(link, "state.json") // the same directory, by another name
+	r := startFamids(t, watched+"\n", "-state", state)
+	before := r.readStateFileAt(state).Saved
+	appendFile(t, a, "!")
+	r.waitReport(a, "change")
+	// Once the state is saved again, a second change: its report comes
+	// after any report the save could cause.
+	deadline := time.Now().Add(waitFor)
+	for !r.readStateFileAt(state).Saved.After(before) {
+		if time.Now().After(deadline) {
+			t.Fatal("the state was not saved after a report")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	appendFile(t, a, "?")
+	r.waitNthReport(a, 2)
+	for _, m := range r.reports() {
+		if p := field(m.Body, "Pathname"); p != a {
+			t.Errorf("a report on %s, famids's own state:\n%s", p, m.Body)
+		}
+	}
+}
+
+// readStateFileAt decodes the state file at path.
+func (r *famidsRun) readStateFileAt(path string) state {
+	r.t.Helper()
+	saved := r.state
+	defer func() { r.state = saved }()
+	r.state = path
+	return r.readStateFile()
+}
+
+func TestUndeliveredReportIsFoundAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "shadow")
+	writeFile(t, f, "root:*:")
+	r := newRun(t, f+"\n")
+	failing := r.writeScript("failing-mail", "#!/bin/sh\ncat >/dev/null\nexit 1\n")
+	r.start("-mail", failing)
+	appendFile(t, f, "x")
+	r.waitStderr("a failed delivery", "trying again in 3s")
+	r.stop(syscall.SIGKILL) // with the report still being tried
+	n := r.restart()
+	m := r.waitReport(f, "change")
+	if field(m.Body, "Found") != foundAtStart || field(m.Body, "Differs") != "size mtime sha256" {
+		t.Errorf("after a kill with the report undelivered:\n%s", m.Body)
+	}
+	if got := len(r.mailsSince(n)); got != 2 {
+		t.Errorf("%d mails after the restart, want the unclean-stop notice and the report:\n%s", got, r.dump())
+	}
+}
+
+func TestAddedImportantNameIsNotReportedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "root")
+	must(t, os.Mkdir(d, 0o700))
+	one := filepath.Join(d, ".rhosts")
+	two := filepath.Join(d, ".netrc")
+	writeFile(t, one, "1")
+	writeFile(t, two, "2")
+	r := startFamids(t, d+", , .rhosts\n")
+	r.stop(syscall.SIGTERM)
+	must(t, os.WriteFile(r.conf, []byte(d+", , .rhosts | .netrc\n"), 0o600))
+	n := r.restart()
+	appendFile(t, two, "!")
+	m := r.waitReport(two, "change")
+	if field(m.Body, "Found") != "" {
+		t.Errorf("a name newly important was reported at start-up:\n%s", m.Body)
+	}
+	if got := r.mailsSince(n); len(got) != 1 {
+		t.Errorf("%d mails after the restart, want 1:\n%s", len(got), r.dump())
+	}
+}
+
+func TestMissingStateFileIsReported(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, f+"\n")
+	r.stop(syscall.SIGKILL)
+	must(t, os.Remove(r.state)) // the intruder covers their tracks
+	r.restart()
+	m := r.waitNotice("the state file is missing; a new baseline is recorded")
+	if !strings.Contains(m.Body, r.state) {
+		t.Errorf("the notice does not name the file:\n%s", m.Body)
+	}
+}
+
+func TestSecondSuspendDoesNotExtendIt(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, f+"\n", "-max-suspend", "2s")
+	r.cmd.Process.Signal(syscall.SIGUSR1)
+	r.waitNotice("reporting suspended")
+	time.Sleep(time.Second) // a second SIGUSR1 a second later must not move the end
+	r.cmd.Process.Signal(syscall.SIGUSR1)
+	again := r.waitNotice("still suspended (SIGUSR1 again); the suspension ends by itself at ")
+	resumed := r.waitNotice("reporting resumed by itself after 2s")
+	since, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.Fields(field(resumed.Body, "Suspended"))[0], ","))
+	must(t, err)
+	end := strings.Fields(strings.SplitN(again.Body, "\n", 2)[0])
+	until, err := time.Parse(time.RFC3339, end[len(end)-3])
+	must(t, err)
+	if d := until.Sub(since); d != 2*time.Second { // both to the second
+		t.Errorf("suspended at %v, ends at %v after a second SIGUSR1: want the first deadline", since, until)
 	}
 }

@@ -178,11 +178,17 @@ type daemon struct {
 
 	record  map[string]attrs  // by reported path; a missing key is "absent"
 	pending map[string]*burst // by reported path
+	hits    []hit             // reused by handle, which routes thousands of events a second in a storm
 	warned  map[string]bool   // watch and state errors already reported
 
 	state   stateKeeper
 	started time.Time
 
+	events  chan []event // batches from the reader; nil before the loop
+	readErr chan error   // why the reader stopped
+	fatal   string       // why famids stops on its own, for the next run
+
+	holding   bool      // events are counted, not reported: suspended, or catching up
 	suspended time.Time // when SIGUSR1 suspended reporting; zero when reporting
 	held      int       // events seen while suspended
 	overflows int       // queue overflows while suspended
@@ -258,7 +264,9 @@ func (d *daemon) start(problems []problem) {
 		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
 	}
 	d.baseline(prev)
-	d.save(false)
+	if d.mail.idle() {
+		d.save(false)
+	} // else the loop saves once what was found is delivered
 }
 
 // checkConfigSecurity lets actions run only when the configuration file
@@ -276,9 +284,9 @@ func (d *daemon) checkConfigSecurity() {
 // loop is the event loop: it reads events, folds them into bursts and
 // reports each burst once it settles, until a signal stops famids.
 func (d *daemon) loop(sigs <-chan os.Signal) int {
-	events := make(chan []event, 16)
-	readErr := make(chan error, 1)
-	go func() { readErr <- readEvents(d.w.file, readRetry, events) }()
+	d.events = make(chan []event, 16)
+	d.readErr = make(chan error, 1)
+	go func() { d.readErr <- readEvents(d.w, readRetry, d.events) }()
 	settled := newStoppedTimer()
 	defer settled.Stop()
 	saveDue := newStoppedTimer() // the state is saved at most once a second
@@ -294,35 +302,40 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	saving := false
 	for {
 		select {
-		case evs := <-events:
+		case evs := <-d.events:
 			d.handle(evs)
 		case now := <-settled.C:
 			d.flush(now)
 		case <-saveDue.C:
 			saving = false
-			d.save(false)
+			if d.mail.idle() {
+				d.save(false)
+			}
 		case <-heartbeat:
 			d.state.touch()
 		case <-resume.C:
 			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
-		case err := <-readErr:
+		case err := <-d.readErr:
 			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
-			d.stop(false)
+			d.fatal = err.Error()
+			d.events = nil
+			d.stop()
 			return 1
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
 				d.reload()
 			case syscall.SIGUSR1:
-				d.suspend()
-				resume.Reset(*maxSuspend)
+				if d.suspend() {
+					resume.Reset(*maxSuspend)
+				}
 			case syscall.SIGUSR2:
 				d.resume("on SIGUSR2")
 				resume.Stop()
 			default:
 				sdNotify("STOPPING=1")
-				d.drain(events, readErr)
-				d.stop(true)
+				d.drain()
+				d.stop()
 				return 0
 			}
 		}
@@ -343,19 +356,20 @@ func newStoppedTimer() *time.Timer {
 
 // drain handles the events already queued, so that a change made just
 // before famids was told to stop is still reported.
-func (d *daemon) drain(events <-chan []event, readErr <-chan error) {
-	d.w.file.SetReadDeadline(time.Now()) // the reader returns
+func (d *daemon) drain() {
+	d.w.interrupt() // the reader returns
 	for done := false; !done; {
 		select {
-		case evs := <-events:
+		case evs := <-d.events:
 			d.handle(evs)
-		case <-readErr:
+		case <-d.readErr:
 			done = true
 		}
 	}
-	for len(events) > 0 {
-		d.handle(<-events)
+	for len(d.events) > 0 {
+		d.handle(<-d.events)
 	}
+	d.events = nil // nobody reads any more
 	evs, err := d.w.queued()
 	d.handle(evs)
 	if err != nil {
@@ -363,17 +377,45 @@ func (d *daemon) drain(events <-chan []event, readErr <-chan error) {
 	}
 }
 
-// stop closes the watches, reports every pending burst, stops the actions,
-// each of which reports how it ended, and saves the state; clean says
-// whether famids stops because it was told to.
-func (d *daemon) stop(clean bool) {
+// catchUp takes in every event queued until now without reporting it, so
+// that a comparison that follows finds what they would tell, once.
+func (d *daemon) catchUp() {
+	held := d.holding
+	d.holding = true
+	defer func() { d.holding = held }()
+	if d.events == nil { // nobody reads: at start-up, or stopping
+		evs, _ := d.w.queued()
+		d.handle(evs)
+		return
+	}
+	d.w.barrier()
+	for {
+		select {
+		case evs := <-d.events:
+			if evs == nil {
+				return
+			}
+			d.handle(evs)
+		case err := <-d.readErr:
+			d.readErr <- err // for the loop to see
+			return
+		}
+	}
+}
+
+// stop reports every pending burst, stops the actions, each of which
+// reports how it ended, delivers every message, and only then saves the
+// state: a change whose report was not delivered is found again at the
+// next start.
+func (d *daemon) stop() {
 	if !d.suspended.IsZero() {
 		d.resume("as famids stops")
 	}
 	d.w.Close()
 	d.flush(time.Time{})
 	d.acts.stop()
-	d.save(clean)
+	d.mail.close()
+	d.save(true)
 }
 
 // arm sets the watches of an entry and returns what its path became since
@@ -400,21 +442,29 @@ func (d *daemon) arm(e *entry) []observation {
 func (d *daemon) handle(evs []event) {
 	var obs []observation
 	overflowed := false
+	hits := d.hits[:0]
 	for _, ev := range evs {
 		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
 			overflowed = true
 			continue
 		}
-		for _, h := range d.w.route(ev) {
+		hits = d.w.route(ev, hits[:0])
+		for _, h := range hits {
 			if e := d.cfg.lookup(h.path); e != nil {
 				obs = append(obs, d.interpret(e, h)...)
 			}
 		}
 	}
-	seen := make(map[observation]bool, len(obs))
+	d.hits = hits
+	var seen map[observation]bool
+	if len(obs) > 1 {
+		seen = make(map[observation]bool, len(obs))
+	}
 	for _, o := range obs {
 		if !seen[o] && !d.state.owns(o.path) {
-			seen[o] = true
+			if seen != nil {
+				seen[o] = true
+			}
 			d.observe(o)
 		}
 	}
@@ -491,10 +541,10 @@ func famEvent(mask uint32) string {
 // report, in units of -settle.
 const maxBurst = 20
 
-// observe adds an observation to its path's burst; while reporting is
-// suspended, it only counts it.
+// observe adds an observation to its path's burst; while events are held,
+// it only counts it.
 func (d *daemon) observe(o observation) {
-	if !d.suspended.IsZero() {
+	if d.holding {
 		d.held++
 		return
 	}

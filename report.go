@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -261,7 +262,9 @@ type mailer struct {
 
 	queue   chan message
 	done    chan struct{}
-	hurried atomic.Bool // stopping: no more waiting between tries
+	hurried atomic.Bool  // stopping: no more waiting between tries
+	pending atomic.Int64 // messages queued or being delivered
+	closing sync.Once
 }
 
 func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
@@ -281,21 +284,32 @@ func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
 
 // send queues a message.
 func (m *mailer) send(subject, body string) {
+	m.pending.Add(1)
 	m.queue <- message{subject, body}
 }
 
+// idle reports whether every message sent so far is delivered, or written
+// to errOut.
+func (m *mailer) idle() bool {
+	return m.pending.Load() == 0
+}
+
 // close delivers what is queued, trying each message once more at most,
-// and returns when all is delivered or written to errOut.
+// and returns when all is delivered or written to errOut. Calling it
+// again does nothing.
 func (m *mailer) close() {
-	m.hurried.Store(true)
-	close(m.queue)
-	<-m.done
+	m.closing.Do(func() {
+		m.hurried.Store(true)
+		close(m.queue)
+		<-m.done
+	})
 }
 
 func (m *mailer) run() {
 	defer close(m.done)
 	for msg := range m.queue {
 		m.deliver(msg)
+		m.pending.Add(-1)
 	}
 }
 

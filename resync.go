@@ -79,25 +79,19 @@ func (d *daemon) watchedPaths() []string {
 // the paths that run watched keep its record, and resync reports what
 // changed since; the others are recorded as they are.
 func (d *daemon) baseline(prev *state) {
+	d.catchUp()
 	if prev == nil {
 		d.recordPaths(d.watchedPaths(), nil)
 		return
 	}
-	known := make(map[string]bool, len(prev.Watched))
-	for _, p := range prev.Watched {
-		known[p] = true
-	}
-	knownBefore := func(path string) bool {
-		return slices.ContainsFunc(d.cfg.owners(path), func(e *entry) bool { return known[e.Path] })
-	}
 	for p, a := range prev.Records {
-		if knownBefore(p) {
+		if prev.watched(p) && len(d.cfg.owners(p)) > 0 {
 			d.record[p] = a
 		}
 	}
 	var fresh []string
 	for _, p := range d.watchedPaths() {
-		if !knownBefore(p) {
+		if !prev.watched(p) {
 			fresh = append(fresh, p)
 		}
 	}
@@ -159,8 +153,8 @@ func (d *daemon) resync(found string, trust bool) {
 // overflow is the kernel's queue overflowing: events were lost, so every
 // entry is armed again and every path compared with its record.
 func (d *daemon) overflow() {
-	if !d.suspended.IsZero() {
-		d.overflows++ // the resume compares everything anyway
+	if d.holding {
+		d.overflows++ // a comparison follows anyway
 		return
 	}
 	fmt.Fprintln(os.Stderr, "famids: the inotify event queue overflowed; comparing every watched path with its record")
@@ -168,6 +162,7 @@ func (d *daemon) overflow() {
 		"famids compares every watched path with its record and reports each difference, with \"Found: "+foundAfterFlood+"\".",
 		"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
 	d.armAll()
+	d.catchUp()
 	d.resync(foundAfterFlood, true)
 }
 
@@ -252,24 +247,29 @@ func (d *daemon) reload() {
 	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed\n", file, len(added), len(removed))
 	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed", file, len(added), len(removed)), details...)
 	d.checkConfigSecurity()
-	d.save(false)
+	d.state.dirty = d.state.file != "" // the entries changed
 }
 
 // suspend is SIGUSR1: reports stop, for a prelink run or a package update,
-// until SIGUSR2 or -max-suspend. What is pending is reported first.
-func (d *daemon) suspend() {
+// until SIGUSR2 or -max-suspend. What is pending is reported first. It
+// returns whether reporting was not suspended already: a second SIGUSR1
+// does not make the suspension longer.
+func (d *daemon) suspend() bool {
 	if !d.suspended.IsZero() {
-		d.notice(fmt.Sprintf("still suspended (SIGUSR1 again): the suspension now ends by itself at %s",
-			time.Now().Add(*maxSuspend).UTC().Format(time.RFC3339)),
+		fmt.Fprintln(os.Stderr, "famids: SIGUSR1: reporting is suspended already")
+		d.notice(fmt.Sprintf("still suspended (SIGUSR1 again); the suspension ends by itself at %s as before",
+			d.suspended.Add(*maxSuspend).UTC().Format(time.RFC3339)),
 			fmt.Sprintf("Suspended since %s; %d event(s) seen so far.", d.suspended.UTC().Format(time.RFC3339), d.held))
-		return
+		return false
 	}
 	d.flush(time.Time{})
 	d.suspended = time.Now()
+	d.holding = true
 	d.held, d.overflows = 0, 0
 	fmt.Fprintf(os.Stderr, "famids: SIGUSR1: reporting suspended until SIGUSR2, for %v at most\n", *maxSuspend)
 	d.notice(fmt.Sprintf("reporting suspended (SIGUSR1) until SIGUSR2, for %v at most", *maxSuspend),
 		"Events are counted, not reported. On resume, famids sends one notice listing every watched path that differs from what it recorded before.")
+	return true
 }
 
 // resume ends a suspension: every entry is armed again (package managers
@@ -281,6 +281,7 @@ func (d *daemon) resume(how string) {
 		return
 	}
 	d.armAll()
+	d.catchUp()
 	diffs := d.compare(true)
 	details := []string{
 		fmt.Sprintf("Suspended: %s, for %v.", d.suspended.UTC().Format(time.RFC3339), time.Since(d.suspended).Round(time.Second)),
@@ -292,11 +293,18 @@ func (d *daemon) resume(how string) {
 	if len(diffs) > 0 {
 		details = append(details, "Changed while suspended:")
 	}
+	var changed []string
 	for _, df := range diffs {
-		details = append(details, fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(df.path), df.event, strings.Join(differs(df.before, df.after), " ")))
+		line := fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(df.path), df.event, strings.Join(differs(df.before, df.after), " "))
+		details = append(details, line)
+		changed = append(changed, line)
 		d.remember(df.path, df.after)
 	}
 	d.suspended = time.Time{}
+	d.holding = false
 	fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(diffs))
 	d.notice(fmt.Sprintf("reporting resumed %s: %d watched path(s) changed while suspended", how, len(diffs)), details...)
+	for _, line := range changed {
+		d.syslog("changed while suspended: " + line)
+	}
 }

@@ -19,26 +19,46 @@ const heartbeatEvery = time.Minute
 // so that a second famids started by hand cannot take it over, and knows
 // whether the record changed since it was last saved.
 type stateKeeper struct {
-	file  string   // "" when no state is kept
-	lock  *os.File // FILE.lock, flock'ed while famids runs
-	dirty bool
+	file    string   // "" when no state is kept
+	lock    *os.File // FILE.lock, flock'ed while famids runs
+	used    bool     // FILE.lock was there: a famids used FILE before
+	dir     unix.Stat_t
+	dirty   bool
+	noticed bool // the state file has been reported on
 }
 
+// ownSuffixes make the names of the state keeper's files from FILE's.
+var ownSuffixes = []string{"", ".tmp", ".lock"}
+
 // owns reports whether path is one of the state keeper's own files, whose
-// changes are famids's own doing and are never reported.
+// changes are famids's own doing and are never reported, whatever name the
+// directory is reached by.
 func (k *stateKeeper) owns(path string) bool {
 	if k.file == "" {
 		return false
 	}
-	return path == k.file || path == k.file+".tmp" || path == k.file+".lock"
+	base := filepath.Base(path)
+	for _, suffix := range ownSuffixes {
+		if base == filepath.Base(k.file)+suffix {
+			var st unix.Stat_t
+			return unix.Stat(filepath.Dir(path), &st) == nil && st.Dev == k.dir.Dev && st.Ino == k.dir.Ino
+		}
+	}
+	return false
 }
 
 // open creates the state directory and locks the state file. On failure
 // famids runs on without state.
 func (k *stateKeeper) open() error {
-	if err := os.MkdirAll(filepath.Dir(k.file), 0o700); err != nil {
+	dir := filepath.Dir(k.file)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	if err := unix.Stat(dir, &k.dir); err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	_, err := os.Stat(k.file + ".lock")
+	k.used = err == nil
 	f, err := os.OpenFile(k.file+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
@@ -70,8 +90,10 @@ func (k *stateKeeper) touch() {
 }
 
 // loadState opens the state kept by the previous run and reports on it: an
-// unclean stop, or a file that cannot be used. It returns nil when there
-// is no previous state to compare with.
+// unclean stop, a fatal error, or a file that cannot be used. It returns
+// nil when there is no previous state to compare with. Before anything
+// else, it marks the file as written by a run that has not stopped yet, so
+// that a kill even during start-up is seen by the next run.
 func (d *daemon) loadState() *state {
 	k := &d.state
 	if k.file == "" {
@@ -88,12 +110,18 @@ func (d *daemon) loadState() *state {
 		fmt.Fprintf(os.Stderr, "famids: %v; recording a new baseline\n", err)
 		d.notice("the state file cannot be used; a new baseline is recorded", err.Error(),
 			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
-		return nil
+	case prev == nil && k.used:
+		fmt.Fprintf(os.Stderr, "famids: %s is missing; recording a new baseline\n", k.file)
+		d.notice("the state file is missing; a new baseline is recorded",
+			fmt.Sprintf("%s is gone, though %s.lock shows that a famids kept its state there before.", k.file, k.file),
+			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
 	case prev == nil:
 		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", k.file)
-		return nil
-	}
-	if !prev.Clean {
+	case prev.Error != "":
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, prev.Error)
+		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
+			prev.Error, "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+	case !prev.Clean:
 		alive := prev.alive
 		if alive.Before(prev.Saved) {
 			alive = prev.Saved
@@ -102,6 +130,17 @@ func (d *daemon) loadState() *state {
 		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", prev.PID, alive.UTC().Format(time.RFC3339)),
 			fmt.Sprintf("It started at %s. It was killed, crashed, or the machine lost power.", prev.Started.UTC().Format(time.RFC3339)),
 			"Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+	}
+	if err != nil {
+		prev = nil
+	}
+	mark := &state{Version: stateVersion, Records: map[string]attrs{}}
+	if prev != nil {
+		mark.Watched, mark.Records = prev.Watched, prev.Records
+	}
+	mark.PID, mark.Started, mark.Saved = os.Getpid(), d.started, time.Now()
+	if err := saveState(k.file, mark); err != nil {
+		d.warnOnce(fmt.Sprintf("cannot save the state: %v", err))
 	}
 	return prev
 }
@@ -119,7 +158,8 @@ func (d *daemon) save(clean bool) {
 		Started: d.started,
 		Saved:   time.Now(),
 		Clean:   clean,
-		Watched: entryPaths(d.cfg.Entries),
+		Error:   d.fatal,
+		Watched: namesOf(d.cfg.Entries),
 		Records: d.record,
 	}
 	if err := saveState(k.file, s); err != nil {
@@ -141,11 +181,34 @@ type state struct {
 	PID     int              `json:"pid"`
 	Started time.Time        `json:"started"`
 	Saved   time.Time        `json:"saved"`
-	Clean   bool             `json:"clean"`   // written by a run that stopped cleanly
-	Watched []string         `json:"watched"` // the entries' paths
+	Clean   bool             `json:"clean"`           // written by a run that stopped cleanly
+	Error   string           `json:"error,omitempty"` // why that run stopped on its own
+	Watched entryNames       `json:"watched"`         // the entries
 	Records map[string]attrs `json:"records"`
 
 	alive time.Time // when the run that wrote it was last known alive: the file's mtime
+}
+
+// entryNames are the entries of a configuration, by path, with their
+// important names.
+type entryNames map[string][]string
+
+func namesOf(entries []*entry) entryNames {
+	en := make(entryNames, len(entries))
+	for _, e := range entries {
+		en[e.Path] = e.Names
+	}
+	return en
+}
+
+// watched reports whether the run that wrote s watched path: as an entry,
+// or as an important name in an entry that is a directory.
+func (s *state) watched(path string) bool {
+	if _, ok := s.Watched[path]; ok {
+		return true
+	}
+	names, ok := s.Watched[filepath.Dir(path)]
+	return ok && (&entry{Names: names}).matches(filepath.Base(path))
 }
 
 // loadState reads a state file. A missing file is not an error: it returns

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,7 +19,7 @@ func TestStateRoundTrip(t *testing.T) {
 		Version: stateVersion,
 		PID:     42,
 		Started: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC),
-		Watched: []string{f, "/etc/missing", "/dir"},
+		Watched: entryNames{f: nil, "/etc/missing": nil, "/dir": {"passwd", "*.conf"}},
 		Records: map[string]attrs{
 			f:              statPath(f),
 			"/etc/missing": {},
@@ -79,5 +80,36 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 	}
 	if _, err := os.Stat(file + ".tmp"); !os.IsNotExist(err) {
 		t.Errorf("the leftover temporary file is still there: %v", err)
+	}
+}
+
+// TestStartMarksStateUnclean checks that a famids marks the state as
+// written by a run still going before it arms or hashes anything, so that a
+// kill during a long start-up is seen as one, and that the previous run's
+// record is kept meanwhile.
+func TestStartMarksStateUnclean(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
+		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
+	must(t, saveState(file, prev))
+	var out bytes.Buffer
+	m := newMailer(nil, "root", &out, &out)
+	cfg, _ := parseConfig("famids.conf", "/etc/passwd\n")
+	d, err := newDaemon(cfg, m)
+	must(t, err)
+	defer d.w.Close()
+	d.state.file = file
+	defer d.state.unlock()
+	if got := d.loadState(); got == nil || got.PID != 1 {
+		t.Fatalf("loadState = %+v, want the previous run's state", got)
+	}
+	now, err := loadState(file)
+	must(t, err)
+	if now.Clean || now.PID != os.Getpid() || now.Records["/etc/passwd"].Size != 10 || !now.watched("/etc/passwd") {
+		t.Errorf("state right after loading it: %+v; want this run's, unclean, with the previous record", now)
+	}
+	m.close()
+	if out.Len() != 0 {
+		t.Errorf("a clean previous stop made famids say:\n%s", out.String())
 	}
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -84,9 +85,13 @@ var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotif
 
 // A watcher owns the inotify instance and all watch descriptor bookkeeping.
 type watcher struct {
-	mu    sync.Mutex
-	fd    int
-	file  *os.File
+	mu   sync.Mutex
+	fd   int // the inotify instance, non-blocking
+	wake int // an eventfd written to by barrier and interrupt
+
+	stopping   atomic.Bool // interrupt was called
+	catchingUp bool        // Read is reading up to a barrier; only Read uses it
+
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
 
@@ -99,18 +104,96 @@ func newWatcher() (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
 	return &watcher{
 		fd:       fd,
-		file:     os.NewFile(uintptr(fd), "inotify"), // non-blocking: reads go through the runtime poller
+		wake:     wake,
 		byWd:     make(map[int]*watch),
 		armed:    make(map[string]*armed),
 		addWatch: unix.InotifyAddWatch,
 	}, nil
 }
 
-// Close stops a pending read and releases every watch.
+// errBarrier is what Read returns, once, after it has read every event
+// queued when barrier was called.
+var errBarrier = errors.New("inotify: barrier")
+
+// Read reads the events queued into buf, waiting for one if there are
+// none. After barrier, it reads what is queued without waiting, then
+// returns errBarrier; after interrupt, it returns os.ErrClosed. It waits in
+// poll(2) rather than in Go's network poller, which the kernel would wake
+// for every event, even while famids is not reading. Only one goroutine may
+// call Read.
+func (w *watcher) Read(buf []byte) (int, error) {
+	fds := []unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
+	for {
+		if w.catchingUp {
+			n, err := unix.Read(w.fd, buf)
+			switch err {
+			case nil:
+				return n, nil
+			case unix.EAGAIN:
+				w.catchingUp = false
+				return 0, errBarrier
+			case unix.EINTR:
+				continue
+			}
+			return 0, err
+		}
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return 0, fmt.Errorf("poll: %w", err)
+		}
+		if fds[0].Revents != 0 {
+			if w.stopping.Load() {
+				return 0, os.ErrClosed
+			}
+			var count [8]byte
+			unix.Read(w.wake, count[:])
+			w.catchingUp = true
+			continue
+		}
+		n, err := unix.Read(w.fd, buf)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EAGAIN, unix.EINTR:
+			continue
+		}
+		return 0, err
+	}
+}
+
+// barrier makes Read return errBarrier once it has read every event queued
+// now. Call it again only once Read has returned errBarrier.
+func (w *watcher) barrier() {
+	w.poke()
+}
+
+// interrupt makes Read return os.ErrClosed, now and from then on.
+func (w *watcher) interrupt() {
+	w.stopping.Store(true)
+	w.poke()
+}
+
+func (w *watcher) poke() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(w.wake, one[:])
+}
+
+// Close closes the inotify instance, releasing every watch; call it once
+// Read has returned.
 func (w *watcher) Close() error {
-	return w.file.Close()
+	unix.Close(w.wake)
+	return unix.Close(w.fd)
 }
 
 // A lookup is one name the kernel looks up in a directory on the way to a
@@ -305,28 +388,35 @@ func (w *watcher) unsubscribe(path string, wds, keep []int) {
 	}
 }
 
-// route returns the subscriptions an event concerns. For IN_IGNORED, the
-// kernel has dropped the watch: it is forgotten, and every entry that used
-// it is returned so that it can be armed again.
-func (w *watcher) route(ev event) []hit {
+// route appends to hits the subscriptions an event concerns, and returns
+// them. For IN_IGNORED, the kernel has dropped the watch: it is forgotten,
+// and every entry that used it is returned so that it can be armed again.
+func (w *watcher) route(ev event, hits []hit) []hit {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	wt := w.byWd[ev.wd]
 	if wt == nil {
-		return nil
+		return hits
 	}
-	var hits []hit
-	for key, subs := range wt.subs {
-		if ev.name != "" && key != "" && key != ev.name {
-			continue
-		}
+	start := len(hits)
+	add := func(subs []sub) {
 		for _, s := range subs {
 			hits = append(hits, hit{sub: s, mask: ev.mask, name: ev.name})
 		}
 	}
+	if ev.name == "" {
+		// An event on the watched inode itself concerns every entry
+		// that watches it.
+		for _, subs := range wt.subs {
+			add(subs)
+		}
+	} else {
+		add(wt.subs[""])
+		add(wt.subs[ev.name])
+	}
 	if ev.mask&unix.IN_IGNORED != 0 {
 		delete(w.byWd, ev.wd)
-		for _, h := range hits {
+		for _, h := range hits[start:] {
 			if a := w.armed[h.path]; a != nil {
 				a.wds = removeInt(a.wds, ev.wd)
 			}
@@ -373,39 +463,68 @@ func removeInt(list []int, n int) []int {
 // parseEvents decodes the inotify events in buf.
 func parseEvents(buf []byte) ([]event, error) {
 	var evs []event
-	for len(buf) > 0 {
-		if len(buf) < unix.SizeofInotifyEvent {
-			return evs, fmt.Errorf("short inotify event: %d bytes", len(buf))
+	all := string(buf) // one allocation for every name of the batch
+	for off := 0; off < len(buf); {
+		if len(buf)-off < unix.SizeofInotifyEvent {
+			return evs, fmt.Errorf("short inotify event: %d bytes", len(buf)-off)
 		}
-		raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
-		end := unix.SizeofInotifyEvent + int(raw.Len)
+		raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		end := off + unix.SizeofInotifyEvent + int(raw.Len)
 		if end > len(buf) {
 			return evs, fmt.Errorf("inotify event name runs past the buffer")
 		}
-		name := buf[unix.SizeofInotifyEvent:end]
-		if i := bytes.IndexByte(name, 0); i >= 0 {
+		name := all[off+unix.SizeofInotifyEvent : end]
+		if i := strings.IndexByte(name, 0); i >= 0 {
 			name = name[:i]
 		}
-		evs = append(evs, event{wd: int(raw.Wd), mask: raw.Mask, cookie: raw.Cookie, name: string(name)})
-		buf = buf[end:]
+		evs = append(evs, event{wd: int(raw.Wd), mask: raw.Mask, cookie: raw.Cookie, name: name})
+		off = end
 	}
 	return evs, nil
 }
 
+// A storm is events arriving faster than famids reads them one at a time:
+// reads closer together than stormGap. In a storm, famids pauses between
+// reads to let about stormBatch events pile up in the kernel's queue (a
+// sixteenth of its default size), for a read and a hand-over cost far more
+// than an event does; the pause is never longer than maxPause. A lone event
+// is read at once.
+const (
+	stormGap   = time.Millisecond
+	stormBatch = 1000
+	maxPause   = 20 * time.Millisecond
+)
+
+// stormPause returns how long to wait before the next read when n events
+// came in the time since the previous read, or 0 outside a storm.
+func stormPause(n int, since time.Duration, storm bool) time.Duration {
+	if !(since < stormGap || storm && n > 1) {
+		return 0
+	}
+	pause := since * stormBatch / time.Duration(max(n, 1))
+	return min(pause, maxPause)
+}
+
 // readEvents reads batches of events from r and sends them on out until r
-// is closed or its read deadline passes. A read that fails is tried again after retry; a second failure
-// in a row ends it with an error, as the Perl script gave up when its FAM
-// server failed twice.
+// says it is closed; at a barrier, it sends nil. A read that fails is tried again
+// after retry; a second failure in a row ends it with an error, as the Perl
+// script gave up when its FAM server failed twice.
 func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
 	buf := make([]byte, 64*1024)
 	failed := false
+	var last time.Time
+	var pause time.Duration
 	for {
 		n, err := r.Read(buf)
-		if errors.Is(err, os.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrClosed) {
 			return nil
 		}
+		if err == errBarrier {
+			out <- nil // every event queued at the barrier is delivered
+			continue
+		}
+		var evs []event
 		if err == nil {
-			var evs []event
 			evs, err = parseEvents(buf[:n])
 			if len(evs) > 0 {
 				out <- evs
@@ -413,6 +532,10 @@ func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
 		}
 		if err == nil {
 			failed = false
+			now := time.Now()
+			pause = stormPause(len(evs), now.Sub(last), pause > 0)
+			last = now
+			time.Sleep(pause)
 			continue
 		}
 		if failed {

@@ -364,10 +364,7 @@ func readRouted(t *testing.T, w *watcher, within time.Duration, done func([]hit)
 	deadline := time.Now().Add(within)
 	buf := make([]byte, 64*1024)
 	for !done(hits) {
-		if err := w.file.SetReadDeadline(deadline); err != nil {
-			t.Fatal(err)
-		}
-		n, err := w.file.Read(buf)
+		n, err := readBefore(w, buf, deadline)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return hits
 		}
@@ -379,10 +376,28 @@ func readRouted(t *testing.T, w *watcher, within time.Duration, done func([]hit)
 			t.Fatal(err)
 		}
 		for _, ev := range evs {
-			hits = append(hits, w.route(ev)...)
+			hits = append(hits, w.route(ev, nil)...)
 		}
 	}
 	return hits
+}
+
+// readBefore reads events from w, waiting for them until deadline at most.
+func readBefore(w *watcher, buf []byte, deadline time.Time) (int, error) {
+	for {
+		n, err := unix.Read(w.fd, buf)
+		if err != unix.EAGAIN {
+			return n, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, int(wait/time.Millisecond)+1); err != nil && err != unix.EINTR {
+			return 0, err
+		}
+	}
 }
 
 // drain routes every event queued now.
@@ -624,10 +639,7 @@ func TestWatcherDeleteAndComeBack(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	buf := make([]byte, 64*1024)
 	for ignored == nil {
-		if err := w.file.SetReadDeadline(deadline); err != nil {
-			t.Fatal(err)
-		}
-		nr, err := w.file.Read(buf)
+		nr, err := readBefore(w, buf, deadline)
 		if err != nil {
 			t.Fatalf("no IN_IGNORED for the deleted file's watch: %v", err)
 		}
@@ -636,7 +648,7 @@ func TestWatcherDeleteAndComeBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ev := range evs {
-			hits := w.route(ev)
+			hits := w.route(ev, nil)
 			if ev.wd == selfWd && ev.mask&unix.IN_IGNORED != 0 {
 				ignored = hits
 				if got := w.count(); got != n-1 {
@@ -652,7 +664,7 @@ func TestWatcherDeleteAndComeBack(t *testing.T) {
 		t.Errorf("IN_IGNORED routed to %+v, want a roleSelf hit for %s", ignored, f)
 	}
 	// The dropped watch routes nothing more.
-	if hits := w.route(event{wd: selfWd, mask: unix.IN_MODIFY}); len(hits) > 0 {
+	if hits := w.route(event{wd: selfWd, mask: unix.IN_MODIFY}, nil); len(hits) > 0 {
 		t.Errorf("a forgotten watch still routes: %+v", hits)
 	}
 

@@ -1,0 +1,191 @@
+package main
+
+// Benchmarks of what famids does per event, per report and per watched
+// file. The side-by-side comparison with its peers is in compare_test.go.
+//
+//	go test -run '^$' -bench . -benchmem .
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// benchDaemon returns a daemon watching the entries of conf, mailing
+// nowhere, with no state.
+func benchDaemon(b *testing.B, conf string) *daemon {
+	b.Helper()
+	cfg, problems := parseConfig("bench.conf", conf)
+	if len(problems) > 0 {
+		b.Fatalf("configuration: %v", problems)
+	}
+	m := newMailer(nil, "root", io.Discard, io.Discard)
+	b.Cleanup(m.close)
+	*stateFile = ""
+	d, err := newDaemon(cfg, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.w.Close() })
+	d.start(nil)
+	return d
+}
+
+// rawEvents encodes events as the kernel does.
+func rawEvents(evs []event) []byte {
+	var buf bytes.Buffer
+	for _, ev := range evs {
+		n := (len(ev.name) + 1 + 15) / 16 * 16
+		if ev.name == "" {
+			n = 0
+		}
+		binary.Write(&buf, binary.NativeEndian, unix.InotifyEvent{Wd: int32(ev.wd), Mask: ev.mask, Cookie: ev.cookie, Len: uint32(n)})
+		name := make([]byte, n)
+		copy(name, ev.name)
+		buf.Write(name)
+	}
+	return buf.Bytes()
+}
+
+// stormEvents returns, for the watch of dir, n events of a storm on names
+// that do not matter: create, modify, delete.
+func stormEvents(d *daemon, dir string, n int) []event {
+	wd := -1
+	for w, wt := range d.w.byWd {
+		if wt.path == dir && len(wt.subs[""]) > 0 {
+			wd = w
+		}
+	}
+	masks := []uint32{unix.IN_CREATE, unix.IN_MODIFY, unix.IN_DELETE}
+	evs := make([]event, n)
+	for i := range evs {
+		evs[i] = event{wd: wd, mask: masks[i%3], name: "junk" + strconv.Itoa(i/3)}
+	}
+	return evs
+}
+
+// BenchmarkStormEvent is the cost of one event of a storm on names that
+// do not matter, from the bytes the kernel gives to the decision to ignore
+// it.
+func BenchmarkStormEvent(b *testing.B) {
+	dir := b.TempDir()
+	d := benchDaemon(b, dir+", , passwd | shadow | *.conf\n")
+	const batch = 512
+	raw := rawEvents(stormEvents(d, dir, batch))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		evs, err := parseEvents(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.handle(evs)
+	}
+	b.StopTimer()
+	if len(d.pending) != 0 {
+		b.Fatalf("%d bursts pending, want none", len(d.pending))
+	}
+}
+
+// BenchmarkStorm floods a watched directory with real file operations,
+// while famids reads and handles the events, until it has seen the last
+// one. The generator's system calls are included: compare it with
+// BenchmarkStormUnwatched.
+func BenchmarkStorm(b *testing.B) {
+	dir := b.TempDir()
+	d := benchDaemon(b, dir+", , passwd | shadow | done\n")
+	events := make(chan []event, 16)
+	go readEvents(d.w, time.Second, events)
+	b.Cleanup(d.w.interrupt)
+	done := filepath.Join(dir, "done")
+	b.ResetTimer()
+	go func() {
+		storm(b, dir, b.N)
+		writeFile(b, done, "")
+	}()
+	for d.pending[done] == nil {
+		d.handle(<-events)
+	}
+	b.StopTimer()
+	if len(d.pending) != 1 {
+		b.Fatalf("%d bursts pending, want the one on done", len(d.pending))
+	}
+}
+
+// BenchmarkStormUnwatched is BenchmarkStorm's file operations alone.
+func BenchmarkStormUnwatched(b *testing.B) {
+	storm(b, b.TempDir(), b.N)
+}
+
+// storm creates, writes, closes and removes n files in dir.
+func storm(b *testing.B, dir string, n int) {
+	data := []byte("junk\n")
+	for i := range n {
+		p := filepath.Join(dir, "junk"+strconv.Itoa(i))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Error(err)
+			return
+		}
+		if err := os.Remove(p); err != nil {
+			b.Error(err)
+			return
+		}
+	}
+}
+
+// BenchmarkReport is one report: stat and hash a 16 KiB file, format.
+func BenchmarkReport(b *testing.B) {
+	f := filepath.Join(b.TempDir(), "ls")
+	writeFile(b, f, string(bytes.Repeat([]byte("x"), 16<<10)))
+	before := statPath(f)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &report{Path: f, Events: []string{"change"}, Host: "web1", Time: time.Now(), Before: before, After: statPath(f)}
+		_ = r.body()
+	}
+}
+
+// benchFiles makes n files of 16 KiB.
+func benchFiles(b *testing.B, n int) []string {
+	b.Helper()
+	dir := b.TempDir()
+	data := bytes.Repeat([]byte("famids\n"), 16<<10/7)
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("f%05d", i))
+		if err := os.WriteFile(paths[i], data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return paths
+}
+
+// BenchmarkRecord1000 records 1,000 files of 16 KiB, hashing each: the
+// baseline at start-up.
+func BenchmarkRecord1000(b *testing.B) {
+	paths := benchFiles(b, 1000)
+	for b.Loop() {
+		statAll(paths, nil)
+	}
+}
+
+// BenchmarkRescan1000 compares 1,000 unchanged files of 16 KiB with their
+// record: the rescan after an overflow or a resume.
+func BenchmarkRescan1000(b *testing.B) {
+	paths := benchFiles(b, 1000)
+	record := make(map[string]attrs, len(paths))
+	for i, a := range statAll(paths, nil) {
+		record[paths[i]] = a
+	}
+	for b.Loop() {
+		statAll(paths, record)
+	}
+}
