@@ -60,7 +60,7 @@ func rawEvents(evs []event) []byte {
 func stormEvents(d *daemon, dir string, n int) []event {
 	wd := -1
 	for w, wt := range d.w.byWd {
-		if wt.path == dir && len(wt.subs[""]) > 0 {
+		if wt.path == dir && len(wt.all) > 0 {
 			wd = w
 		}
 	}

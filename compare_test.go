@@ -100,10 +100,22 @@ func (s *spawned) stop() time.Duration {
 	return s.cmd.ProcessState.UserTime() + s.cmd.ProcessState.SystemTime()
 }
 
-// maxRSS returns the peak resident set size of the process, once it has
-// exited.
-func (s *spawned) maxRSS() int64 {
-	return s.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+// peakRSS returns the peak resident set size of the running process,
+// from /proc: rusage's would count the memory of the test process, which
+// the child shares until it execs.
+func (s *spawned) peakRSS() int64 {
+	s.t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	must(s.t, err)
+	for _, line := range strings.Split(string(status), "\n") {
+		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
+			must(s.t, err)
+			return n << 10
+		}
+	}
+	s.t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
 }
 
 // spawnFamids starts famids with args and waits until it says it is ready;
@@ -321,14 +333,15 @@ func compareScale(t *testing.T) {
 	suspended := newSighting("Notice: reporting suspended")
 	famids, ready := spawnFamids(t, func(line string, _ time.Time) { resumed.see(line); suspended.see(line) },
 		"-config", confFile, "-stdout", "-state", state)
+	t.Logf("scale: peak RSS once ready: %.1f MiB", float64(famids.peakRSS())/(1<<20))
 	famids.cmd.Process.Signal(syscall.SIGUSR1)
 	suspended.wait(t, "famids")
 	start := time.Now()
 	famids.cmd.Process.Signal(syscall.SIGUSR2)
 	resumed.wait(t, "famids")
 	rescan := time.Since(start)
+	rss := famids.peakRSS()
 	famids.stop()
-	rss := famids.maxRSS()
 
 	_, restart := spawnFamids(t, nil, "-config", confFile, "-stdout", "-state", state)
 

@@ -4,7 +4,6 @@ package main
 // while famids is down, during a reload, a suspension or a queue overflow.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -46,11 +45,12 @@ func (r *famidsRun) restart(args ...string) int {
 // readStateFile decodes the run's state file.
 func (r *famidsRun) readStateFile() state {
 	r.t.Helper()
-	data, err := os.ReadFile(r.state)
+	s, err := loadState(r.state)
 	must(r.t, err)
-	var s state
-	must(r.t, json.Unmarshal(data, &s))
-	return s
+	if s == nil {
+		r.t.Fatalf("no state file %s", r.state)
+	}
+	return *s
 }
 
 func TestRestartAfterKillReportsWhatChanged(t *testing.T) {

@@ -106,23 +106,47 @@ func fileType(mode uint32) string {
 	return "unknown"
 }
 
+// hashBuffers are the read buffers of hashFile, which runs on every CPU
+// at start-up.
+var hashBuffers = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
 // hashFile returns the hex SHA-256 of the file's content, or a word saying
 // why there is none. O_NONBLOCK keeps a FIFO swapped in meanwhile from
-// blocking the open.
+// blocking the open. It uses the system calls directly: an os.File would
+// cost an epoll registration attempt and a finalizer per file.
 func hashFile(path string) string {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC
+	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW, 0)
+	if err == unix.ELOOP { // path names a symbolic link
+		fd, err = unix.Open(path, flags, 0)
 	}
 	if err != nil {
 		return "unreadable"
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	buf := hashBuffers.Get().(*[64 << 10]byte)
+	defer hashBuffers.Put(buf)
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "unreadable"
+	for {
+		n, err := unix.Read(fd, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return "unreadable"
+		case n == 0:
+			return hex.EncodeToString(h.Sum(nil))
+		}
+		h.Write(buf[:n])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+}
+
+// same reports whether a and b record the same: their times may differ in
+// representation (read from the state file or from stat), not in value.
+func (a attrs) same(b attrs) bool {
+	return a.Mtime.Equal(b.Mtime) && a.Ctime.Equal(b.Ctime) &&
+		a.Exists == b.Exists && a.Type == b.Type && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.Inode == b.Inode && a.Links == b.Links && a.SHA256 == b.SHA256 && a.Dev == b.Dev
 }
 
 func (a attrs) String() string {
@@ -260,11 +284,12 @@ type mailer struct {
 	retries []time.Duration
 	timeout time.Duration // for one run of the mail program
 
-	queue   chan message
-	done    chan struct{}
-	hurried atomic.Bool  // stopping: no more waiting between tries
-	pending atomic.Int64 // messages queued or being delivered
-	closing sync.Once
+	queue    chan message
+	done     chan struct{}
+	hurried  atomic.Bool  // stopping: no more waiting between tries
+	pending  atomic.Int64 // messages queued or being delivered
+	closing  sync.Once
+	printing sync.Mutex // for -stdout: one message at a time
 }
 
 func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
@@ -284,6 +309,13 @@ func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
 
 // send queues a message.
 func (m *mailer) send(subject, body string) {
+	if m.argv == nil {
+		// Printing is quick: no need to keep famids waiting for it.
+		m.printing.Lock()
+		defer m.printing.Unlock()
+		fmt.Fprintf(m.out, "Subject: %s\n%s\n", subject, body)
+		return
+	}
 	m.pending.Add(1)
 	m.queue <- message{subject, body}
 }
@@ -316,10 +348,6 @@ func (m *mailer) run() {
 // deliver mails msg, trying again after each delay in m.retries; a message
 // that cannot be mailed is written whole to errOut.
 func (m *mailer) deliver(msg message) {
-	if m.argv == nil {
-		fmt.Fprintf(m.out, "Subject: %s\n%s\n", msg.Subject, msg.Body)
-		return
-	}
 	for try := 0; ; try++ {
 		err := m.mailOnce(msg)
 		if err == nil {

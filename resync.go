@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,9 @@ func (d *daemon) watchedPaths() []string {
 	}
 	for _, e := range d.cfg.Entries {
 		set[e.Path] = true
+		if !d.w.isDir(e.Path) {
+			continue // a directory made since is armed, and scanned, when it comes
+		}
 		names, err := readDirNames(e.Path)
 		if err != nil {
 			continue
@@ -84,11 +88,10 @@ func (d *daemon) baseline(prev *state) {
 		d.recordPaths(d.watchedPaths(), nil)
 		return
 	}
-	for p, a := range prev.Records {
-		if prev.watched(p) && len(d.cfg.owners(p)) > 0 {
-			d.record[p] = a
-		}
-	}
+	// The previous record becomes this run's, less what is no longer
+	// watched: a large record is not held twice.
+	maps.DeleteFunc(prev.Records, func(p string, _ attrs) bool { return !prev.watched(p) || len(d.cfg.owners(p)) == 0 })
+	d.record, prev.Records = prev.Records, nil
 	var fresh []string
 	for _, p := range d.watchedPaths() {
 		if !prev.watched(p) {
@@ -169,8 +172,9 @@ func (d *daemon) overflow() {
 // armAll arms every entry again; what the paths became is left to a
 // comparison with their records.
 func (d *daemon) armAll() {
+	c := newWalkCache()
 	for _, e := range d.cfg.Entries {
-		d.arm(e)
+		d.armWith(e, c)
 	}
 }
 
@@ -202,13 +206,14 @@ func (d *daemon) reload() {
 	old := d.cfg
 	d.cfg = cfg
 	var added, removed []string
+	c := newWalkCache()
 	for _, e := range cfg.Entries {
 		if old.lookup(e.Path) == nil {
 			added = append(added, e.Path)
 			for _, w := range entryWarnings(cfg, e) {
 				fmt.Fprintf(os.Stderr, "famids: %s\n", w)
 			}
-			d.arm(e)
+			d.armWith(e, c)
 		}
 	}
 	for _, e := range old.Entries {

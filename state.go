@@ -1,30 +1,40 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// heartbeatEvery is how often famids touches its state file, whose mtime
-// then tells, after a crash, when famids was last known alive.
+// heartbeatEvery is how often famids touches FILE.lock, whose mtime then
+// tells, after a crash, when famids was last known alive.
 const heartbeatEvery = time.Minute
 
 // A stateKeeper keeps the state file of one famids: it holds a lock on it,
 // so that a second famids started by hand cannot take it over, and knows
 // whether the record changed since it was last saved.
 type stateKeeper struct {
-	file    string   // "" when no state is kept
-	lock    *os.File // FILE.lock, flock'ed while famids runs
-	used    bool     // FILE.lock was there: a famids used FILE before
-	dir     unix.Stat_t
-	dirty   bool
-	noticed bool // the state file has been reported on
+	file  string   // "" when no state is kept
+	lock  *os.File // FILE.lock, flock'ed while famids runs
+	dir   unix.Stat_t
+	dirty bool
+
+	// What FILE.lock told of the previous run: that there was one,
+	// what it wrote there while it ran (cleared at a clean stop), and
+	// when it last touched it.
+	used  bool
+	mark  string
+	alive time.Time
 }
 
 // ownSuffixes make the names of the state keeper's files from FILE's.
@@ -71,7 +81,28 @@ func (k *stateKeeper) open() error {
 		return fmt.Errorf("lock %s.lock: %w", k.file, err)
 	}
 	k.lock = f
-	return nil
+	if fi, err := f.Stat(); err == nil {
+		k.alive = fi.ModTime()
+	}
+	if mark, err := io.ReadAll(f); err == nil {
+		k.mark = strings.TrimSpace(string(mark))
+	}
+	// Mark the state as a running famids's, before anything else: a kill
+	// even during start-up is then seen by the next run.
+	return k.setMark(fmt.Sprintf("pid %d running since %s", os.Getpid(), time.Now().UTC().Format(time.RFC3339)))
+}
+
+// setMark writes what FILE.lock says while famids runs; "" at a clean stop.
+func (k *stateKeeper) setMark(mark string) error {
+	if err := k.lock.Truncate(0); err != nil {
+		return err
+	}
+	if mark != "" {
+		if _, err := k.lock.WriteAt([]byte(mark+"\n"), 0); err != nil {
+			return err
+		}
+	}
+	return k.lock.Sync()
 }
 
 func (k *stateKeeper) unlock() {
@@ -81,11 +112,11 @@ func (k *stateKeeper) unlock() {
 	}
 }
 
-// touch sets the state file's mtime to now: famids is alive.
+// touch sets FILE.lock's mtime to now: famids is alive.
 func (k *stateKeeper) touch() {
-	if k.file != "" {
+	if k.lock != nil {
 		now := time.Now()
-		os.Chtimes(k.file, now, now)
+		os.Chtimes(k.lock.Name(), now, now)
 	}
 }
 
@@ -121,26 +152,20 @@ func (d *daemon) loadState() *state {
 		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, prev.Error)
 		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
 			prev.Error, "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
-	case !prev.Clean:
-		alive := prev.alive
+	case !prev.Clean || k.mark != "":
+		alive := k.alive
 		if alive.Before(prev.Saved) {
 			alive = prev.Saved
 		}
-		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", prev.PID)
-		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", prev.PID, alive.UTC().Format(time.RFC3339)),
-			fmt.Sprintf("It started at %s. It was killed, crashed, or the machine lost power.", prev.Started.UTC().Format(time.RFC3339)),
+		pid := prev.PID
+		fmt.Sscanf(k.mark, "pid %d", &pid) // the run that marked, which may not have saved
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", pid)
+		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", pid, alive.UTC().Format(time.RFC3339)),
+			"It was killed, crashed, or the machine lost power.",
 			"Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
 	}
 	if err != nil {
-		prev = nil
-	}
-	mark := &state{Version: stateVersion, Records: map[string]attrs{}}
-	if prev != nil {
-		mark.Watched, mark.Records = prev.Watched, prev.Records
-	}
-	mark.PID, mark.Started, mark.Saved = os.Getpid(), d.started, time.Now()
-	if err := saveState(k.file, mark); err != nil {
-		d.warnOnce(fmt.Sprintf("cannot save the state: %v", err))
+		return nil
 	}
 	return prev
 }
@@ -167,6 +192,9 @@ func (d *daemon) save(clean bool) {
 		return
 	}
 	k.dirty = false
+	if clean && d.fatal == "" {
+		k.setMark("")
+	}
 }
 
 // stateVersion is the version of the state file's format; a file of another
@@ -184,9 +212,8 @@ type state struct {
 	Clean   bool             `json:"clean"`           // written by a run that stopped cleanly
 	Error   string           `json:"error,omitempty"` // why that run stopped on its own
 	Watched entryNames       `json:"watched"`         // the entries
-	Records map[string]attrs `json:"records"`
+	Records map[string]attrs `json:"-"`               // streamed last, one by one: there may be many
 
-	alive time.Time // when the run that wrote it was last known alive: the file's mtime
 }
 
 // entryNames are the entries of a configuration, by path, with their
@@ -214,27 +241,121 @@ func (s *state) watched(path string) bool {
 // loadState reads a state file. A missing file is not an error: it returns
 // nil, nil. An unreadable, damaged or foreign file is an error.
 func loadState(file string) (*state, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var s state
-	if err := json.Unmarshal(data, &s); err != nil {
+	defer f.Close()
+	s, err := decodeState(json.NewDecoder(bufio.NewReader(f)))
+	if err != nil {
 		return nil, fmt.Errorf("%s: damaged: %w", file, err)
 	}
 	if s.Version != stateVersion {
 		return nil, fmt.Errorf("%s: format version %d, this famids writes version %d", file, s.Version, stateVersion)
 	}
-	if s.Records == nil {
-		s.Records = make(map[string]attrs)
+	return s, nil
+}
+
+// decodeState reads a state as encodeState writes it, one record at a
+// time, so that a large state is never held twice in memory.
+func decodeState(dec *json.Decoder) (*state, error) {
+	s := &state{Records: make(map[string]attrs)}
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, err
 	}
-	if fi, err := os.Stat(file); err == nil {
-		s.alive = fi.ModTime()
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var field any
+		switch tok {
+		case "version":
+			field = &s.Version
+		case "pid":
+			field = &s.PID
+		case "started":
+			field = &s.Started
+		case "saved":
+			field = &s.Saved
+		case "clean":
+			field = &s.Clean
+		case "error":
+			field = &s.Error
+		case "watched":
+			field = &s.Watched
+		case "records":
+			if err := decodeRecords(dec, s.Records); err != nil {
+				return nil, err
+			}
+			continue
+		default:
+			field = new(json.RawMessage) // from a later version
+		}
+		if err := dec.Decode(field); err != nil {
+			return nil, err
+		}
 	}
-	return &s, nil
+	return s, expectDelim(dec, '}')
+}
+
+func decodeRecords(dec *json.Decoder, records map[string]attrs) error {
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var a attrs
+		if err := dec.Decode(&a); err != nil {
+			return err
+		}
+		records[tok.(string)] = a // an object's keys are strings
+	}
+	return expectDelim(dec, '}')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != want {
+		return fmt.Errorf("found %v where %v was expected", tok, want)
+	}
+	return nil
+}
+
+// encodeState writes s as JSON: the header, then the records one by one,
+// in the order of their paths.
+func encodeState(w io.Writer, s *state) error {
+	head, err := json.Marshal(s) // without the records
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(head[:len(head)-1]) // open, for the records
+	bw.WriteString(`,"records":{`)
+	for i, p := range slices.Sorted(maps.Keys(s.Records)) {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		key, _ := json.Marshal(p)
+		value, err := json.Marshal(s.Records[p])
+		if err != nil {
+			return err
+		}
+		bw.Write(key)
+		bw.WriteByte(':')
+		bw.Write(value)
+	}
+	bw.WriteString("}}\n")
+	return bw.Flush()
 }
 
 // saveState writes s to file atomically: to a temporary file in the same
@@ -243,17 +364,13 @@ func loadState(file string) (*state, error) {
 // temporary file left by a crash is never read, and is replaced by the next
 // save.
 func saveState(file string, s *state) error {
-	data, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
 	dir := filepath.Dir(file)
 	tmp := file + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := encodeState(f, s); err != nil {
 		f.Close()
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,7 +30,6 @@ func TestStateRoundTrip(t *testing.T) {
 	must(t, saveState(file, s))
 	got, err := loadState(file)
 	must(t, err)
-	got.alive = time.Time{}
 	if !reflect.DeepEqual(got, s) {
 		t.Errorf("state after a round trip:\n%+v\nwant:\n%+v", got, s)
 	}
@@ -83,33 +83,46 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 	}
 }
 
-// TestStartMarksStateUnclean checks that a famids marks the state as
-// written by a run still going before it arms or hashes anything, so that a
-// kill during a long start-up is seen as one, and that the previous run's
-// record is kept meanwhile.
+// TestStartMarksStateUnclean checks that a famids marks its state as a
+// running famids's before it arms or hashes anything, so that a kill even
+// during a long start-up is seen as one, and that the mark goes at a clean
+// stop.
 func TestStartMarksStateUnclean(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state.json")
 	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
 		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
 	must(t, saveState(file, prev))
-	var out bytes.Buffer
-	m := newMailer(nil, "root", &out, &out)
-	cfg, _ := parseConfig("famids.conf", "/etc/passwd\n")
-	d, err := newDaemon(cfg, m)
-	must(t, err)
-	defer d.w.Close()
-	d.state.file = file
-	defer d.state.unlock()
+	newDaemonAt := func() (*daemon, *bytes.Buffer) {
+		var out bytes.Buffer
+		cfg, _ := parseConfig("famids.conf", "/etc/passwd\n")
+		d, err := newDaemon(cfg, newMailer(nil, "root", &out, &out))
+		must(t, err)
+		t.Cleanup(func() { d.w.Close() })
+		d.state.file = file
+		return d, &out
+	}
+	d, out := newDaemonAt()
 	if got := d.loadState(); got == nil || got.PID != 1 {
 		t.Fatalf("loadState = %+v, want the previous run's state", got)
 	}
-	now, err := loadState(file)
-	must(t, err)
-	if now.Clean || now.PID != os.Getpid() || now.Records["/etc/passwd"].Size != 10 || !now.watched("/etc/passwd") {
-		t.Errorf("state right after loading it: %+v; want this run's, unclean, with the previous record", now)
-	}
-	m.close()
 	if out.Len() != 0 {
 		t.Errorf("a clean previous stop made famids say:\n%s", out.String())
+	}
+	mark, err := os.ReadFile(file + ".lock")
+	must(t, err)
+	if want := fmt.Sprintf("pid %d running since ", os.Getpid()); !strings.HasPrefix(string(mark), want) {
+		t.Errorf("the lock file says %q, want %q...", mark, want)
+	}
+	d.state.unlock() // killed: the mark stays
+
+	d, out = newDaemonAt()
+	d.loadState()
+	if want := fmt.Sprintf("Notice: the previous famids (pid %d) did not stop cleanly", os.Getpid()); !strings.Contains(out.String(), want) {
+		t.Errorf("after a kill during start-up, famids says:\n%s\nwant %q", out.String(), want)
+	}
+	d.save(true)
+	d.state.unlock()
+	if mark, _ := os.ReadFile(file + ".lock"); len(mark) != 0 {
+		t.Errorf("the lock file says %q after a clean stop, want nothing", mark)
 	}
 }

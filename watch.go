@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,20 +51,111 @@ type sub struct {
 	name string // for roleLookup and roleLeaf: the name looked up
 }
 
-// A watch is one inotify watch descriptor.
-type watch struct {
-	wd   int
-	path string           // the path it was added for
-	subs map[string][]sub // by the name they care about; "" for every name
+// key is the name a sub cares about in its watch: "" for every name.
+func (s sub) key() string {
+	if s.role == roleSelf || s.role == roleEntries {
+		return ""
+	}
+	return s.name
 }
 
-// An armed entry: the watches it subscribes to and what its path named
-// when they were set.
+// A watch is one inotify watch descriptor.
+type watch struct {
+	wd    int
+	path  string               // the path it was added for
+	all   []sub                // the subs that care about every name
+	named map[string][]pathSub // the others, by the name they care about
+}
+
+// A pathSub is a sub kept under the name it cares about: 10,000 entries in
+// one directory make 10,000 of them in each directory above it.
+type pathSub struct {
+	path string
+	role role
+}
+
+// add subscribes s, which must not be subscribed already.
+func (wt *watch) add(s sub) {
+	k := s.key()
+	if k == "" {
+		wt.all = append(wt.all, s)
+		return
+	}
+	if wt.named == nil {
+		wt.named = make(map[string][]pathSub)
+	}
+	wt.named[k] = append(wt.named[k], pathSub{s.path, s.role})
+}
+
+// remove unsubscribes s.
+func (wt *watch) remove(s sub) {
+	k := s.key()
+	if k == "" {
+		wt.all = slices.DeleteFunc(wt.all, func(x sub) bool { return x == s })
+		return
+	}
+	list := wt.named[k]
+	i := slices.Index(list, pathSub{s.path, s.role})
+	if i < 0 {
+		return
+	}
+	list[i] = list[len(list)-1]
+	list = list[:len(list)-1]
+	if len(list) == 0 {
+		delete(wt.named, k)
+	} else {
+		wt.named[k] = list
+	}
+}
+
+// empty reports whether nobody subscribes to the watch.
+func (wt *watch) empty() bool {
+	return len(wt.all) == 0 && len(wt.named) == 0
+}
+
+// A wsub is one of an armed entry's subs: the entry's path is left out,
+// for it is the armed entry's own, and there are thousands of them.
+type wsub struct {
+	wd   int32
+	role role
+	name string
+}
+
+func (ws wsub) sub(path string) sub { return sub{path: path, role: ws.role, name: ws.name} }
+
+// An armed entry: its subscriptions and what its path named when they
+// were set.
 type armed struct {
-	wds    []int
+	subs   []wsub
 	exists bool
+	dir    bool
 	dev    uint64
 	ino    uint64
+}
+
+// watching returns the entry's sub of role r on the inode st describes,
+// when it had one.
+func (a *armed) watching(st unix.Stat_t, r role) (wsub, bool) {
+	if !a.exists || a.dev != uint64(st.Dev) || a.ino != st.Ino {
+		return wsub{}, false
+	}
+	for _, ws := range a.subs {
+		if ws.role == r {
+			return ws, true
+		}
+	}
+	return wsub{}, false
+}
+
+// wds returns the watch descriptors the entry subscribes to.
+func (a *armed) wds() []int {
+	var wds []int
+	for _, ws := range a.subs {
+		if !slices.Contains(wds, int(ws.wd)) {
+			wds = append(wds, int(ws.wd))
+		}
+	}
+	return wds
 }
 
 // An event is one inotify event.
@@ -205,10 +298,115 @@ type lookup struct {
 
 const maxSymlinks = 40 // as the kernel's MAXSYMLINKS
 
+// A walkCache remembers, for one batch of arms, what the file system
+// looked like: each name's lstat and each directory's watch descriptor, so
+// that arming 10,000 entries of one directory looks at it once, not 10,000
+// times. A change meanwhile is told by the watches already set.
+type walkCache struct {
+	lstat map[string]lstatResult
+	wd    map[string]wdResult // by directory, for lookupMask
+}
+
+type lstatResult struct {
+	st     unix.Stat_t
+	target string // of a symbolic link
+	err    error
+}
+
+func (r lstatResult) isLink() bool { return r.st.Mode&unix.S_IFMT == unix.S_IFLNK }
+func (r lstatResult) isDir() bool  { return r.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+type wdResult struct {
+	wd  int
+	err error
+}
+
+func newWalkCache() *walkCache {
+	return &walkCache{lstat: make(map[string]lstatResult), wd: make(map[string]wdResult)}
+}
+
+// lstatOf returns path's mode and, for a symbolic link, its target; c may
+// be nil.
+func (c *walkCache) lstatOf(path string) lstatResult {
+	if c != nil {
+		if r, ok := c.lstat[path]; ok {
+			return r
+		}
+	}
+	var r lstatResult
+	r.err = unix.Lstat(path, &r.st)
+	if r.err == nil && r.isLink() {
+		r.target, r.err = os.Readlink(path)
+	}
+	if c != nil {
+		c.lstat[path] = r
+	}
+	return r
+}
+
+// wdOf returns the watch descriptor added for dir with mask in this batch.
+func (c *walkCache) wdOf(dir string, mask uint32) (wdResult, bool) {
+	if c == nil || mask != lookupMask {
+		return wdResult{}, false
+	}
+	r, ok := c.wd[dir]
+	return r, ok
+}
+
+func (c *walkCache) setWd(dir string, mask uint32, r wdResult) {
+	if c != nil && mask == lookupMask {
+		c.wd[dir] = r
+	}
+}
+
 // resolve walks path one name at a time, following symbolic links as the
 // kernel does, and returns every lookup made and the real path that path
 // names, or "" when a name on the way does not exist (yet).
-func resolve(path string) (lookups []lookup, real string) {
+func resolve(path string, c *walkCache) (lookups []lookup, real string) {
+	lookups, real, _ = resolveStat(path, c)
+	return lookups, real
+}
+
+// resolveStat is resolve, which also returns the stat of real when its
+// last look found it, or nil.
+func resolveStat(path string, c *walkCache) (lookups []lookup, real string, st *unix.Stat_t) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return walk(path, c)
+	}
+	// The usual case, without a symbolic link on the way, is walked
+	// without building a string: every name and directory is part of path.
+	lookups = make([]lookup, 0, strings.Count(path, "/"))
+	dir := "/"
+	for start := 1; start < len(path); {
+		end := strings.IndexByte(path[start:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
+		}
+		leaf := end == len(path)
+		lookups = append(lookups, lookup{dir, path[start:end], leaf})
+		cache := c
+		if leaf {
+			cache = nil // an entry's own name: looked up once
+		}
+		fi := cache.lstatOf(path[:end])
+		switch {
+		case fi.err != nil:
+			return lookups, "", nil
+		case fi.isLink():
+			return walk(path, c)
+		case !fi.isDir() && !leaf:
+			return lookups, "", nil // a file where a directory should be
+		}
+		dir, st = path[:end], &fi.st
+		start = end + 1
+	}
+	return lookups, dir, st
+}
+
+// walk is resolveStat for any path: it follows symbolic links.
+func walk(path string, c *walkCache) (lookups []lookup, real string, st *unix.Stat_t) {
 	type part struct {
 		name string
 		leaf bool
@@ -226,37 +424,42 @@ func resolve(path string) (lookups []lookup, real string) {
 		case "", ".":
 			continue
 		case "..":
-			dir = filepath.Dir(dir)
+			dir, st = filepath.Dir(dir), nil
 			continue
 		}
 		lookups = append(lookups, lookup{dir, p.name, p.leaf})
 		next := filepath.Join(dir, p.name)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			return lookups, ""
+		cache := c
+		if p.leaf {
+			cache = nil // an entry's own name: looked up once
 		}
-		if fi.Mode()&os.ModeSymlink != 0 {
+		fi := cache.lstatOf(next)
+		if fi.err != nil {
+			return lookups, "", nil
+		}
+		st = nil
+		if fi.isLink() {
 			links++
-			target, err := os.Readlink(next)
-			if err != nil || links > maxSymlinks {
-				return lookups, ""
+			if links > maxSymlinks {
+				return lookups, "", nil
 			}
-			if filepath.IsAbs(target) {
+			if filepath.IsAbs(fi.target) {
 				dir = "/"
 			}
 			var more []part
-			for _, n := range strings.Split(target, "/") {
+			for _, n := range strings.Split(fi.target, "/") {
 				more = append(more, part{name: n})
 			}
 			todo = append(more, todo...)
 			continue
 		}
-		if !fi.IsDir() && len(todo) > 0 {
-			return lookups, "" // a file where a directory should be
+		if !fi.isDir() && len(todo) > 0 {
+			return lookups, "", nil // a file where a directory should be
 		}
 		dir = next
+		st = &fi.st
 	}
-	return lookups, dir
+	return lookups, dir, st
 }
 
 // arm (re)sets every watch the entry at path needs and drops those it no
@@ -264,15 +467,36 @@ func resolve(path string) (lookups []lookup, real string) {
 // as an event name ("create", "delete" or ""), and the watches that could
 // not be added.
 func (w *watcher) arm(path string) (became string, errs []error) {
-	lookups, real := resolve(path)
+	return w.armWith(path, nil)
+}
+
+// armWith is arm, with what c remembers of the file system; c may be nil.
+func (w *watcher) armWith(path string, c *walkCache) (became string, errs []error) {
+	lookups, real, found := resolveStat(path, c)
 	var st unix.Stat_t
-	exists := real != "" && unix.Stat(real, &st) == nil
+	exists := real != ""
+	if found != nil {
+		st = *found
+	} else if exists {
+		exists = unix.Stat(real, &st) == nil
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var wds []int
+	old := w.armed[path]
+	if old == nil {
+		old = &armed{}
+	}
+	subs := make([]wsub, 0, len(lookups)+1)
 	add := func(dir string, mask uint32, s sub) {
-		wd, err := w.addWatch(w.fd, dir, mask)
+		var wd int
+		var err error
+		if r, ok := c.wdOf(dir, mask); ok {
+			wd, err = r.wd, r.err
+		} else {
+			wd, err = w.addWatch(w.fd, dir, mask)
+			c.setWd(dir, mask, wdResult{wd, err})
+		}
 		if err != nil {
 			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
 				return // gone meanwhile: the watch on its parent will tell
@@ -285,19 +509,16 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 		}
 		wt := w.byWd[wd]
 		if wt == nil {
-			wt = &watch{wd: wd, path: dir, subs: make(map[string][]sub)}
+			wt = &watch{wd: wd, path: dir}
 			w.byWd[wd] = wt
 		}
-		key := s.name
-		if s.role == roleSelf || s.role == roleEntries {
-			key = ""
+		// Only this entry subscribes its subs: the ones it had are
+		// there already.
+		ws := wsub{int32(wd), s.role, s.name}
+		if !slices.Contains(old.subs, ws) {
+			wt.add(s)
 		}
-		if !containsSub(wt.subs[key], s) {
-			wt.subs[key] = append(wt.subs[key], s)
-		}
-		if !containsInt(wds, wd) {
-			wds = append(wds, wd)
-		}
+		subs = append(subs, ws)
 	}
 	for _, l := range lookups {
 		r := roleLookup
@@ -307,19 +528,19 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 		add(l.dir, lookupMask, sub{path: path, role: r, name: l.name})
 	}
 	if exists {
+		r, mask := roleSelf, uint32(selfMask)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			add(real, entriesMask, sub{path: path, role: roleEntries})
+			r, mask = roleEntries, entriesMask
+		}
+		if ws, ok := old.watching(st, r); ok && w.byWd[int(ws.wd)] != nil {
+			subs = append(subs, ws) // the same inode, watched already
 		} else {
-			add(real, selfMask, sub{path: path, role: roleSelf})
+			add(real, mask, sub{path: path, role: r})
 		}
 	}
 
-	old := w.armed[path]
-	if old == nil {
-		old = &armed{}
-	}
-	now := &armed{wds: wds, exists: exists, dev: uint64(st.Dev), ino: st.Ino}
-	w.unsubscribe(path, old.wds, wds)
+	now := &armed{subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
+	w.release(path, old.subs, subs)
 	w.armed[path] = now
 	switch {
 	case !old.exists && now.exists:
@@ -330,6 +551,14 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 		became = "create" // replaced
 	}
 	return became, errs
+}
+
+// isDir reports whether path was a directory when it was last armed.
+func (w *watcher) isDir(path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[path]
+	return a != nil && a.dir
 }
 
 // names reports whether path still names the inode it was armed for.
@@ -349,41 +578,28 @@ func (w *watcher) disarm(path string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a := w.armed[path]; a != nil {
-		w.unsubscribe(path, a.wds, nil)
+		w.release(path, a.subs, nil)
 		delete(w.armed, path)
 	}
 }
 
-// unsubscribe removes the entry at path from the watches in wds that are not
-// in keep, and removes watches nobody subscribes to any more. The caller
-// holds w.mu.
-func (w *watcher) unsubscribe(path string, wds, keep []int) {
-	for _, wd := range wds {
-		if containsInt(keep, wd) {
+// release removes the subscriptions in old that are not in keep, and the
+// watches nobody subscribes to any more. The caller holds w.mu.
+func (w *watcher) release(path string, old, keep []wsub) {
+	for _, ws := range old {
+		if slices.Contains(keep, ws) {
 			continue
 		}
-		wt := w.byWd[wd]
+		wt := w.byWd[int(ws.wd)]
 		if wt == nil {
 			continue
 		}
-		for key, subs := range wt.subs {
-			kept := subs[:0]
-			for _, s := range subs {
-				if s.path != path {
-					kept = append(kept, s)
-				}
-			}
-			if len(kept) == 0 {
-				delete(wt.subs, key)
-			} else {
-				wt.subs[key] = kept
-			}
-		}
-		if len(wt.subs) == 0 {
+		wt.remove(ws.sub(path))
+		if wt.empty() {
 			// Events still queued for wd find no watch and are dropped:
 			// they concern an inode the path no longer names.
-			unix.InotifyRmWatch(w.fd, uint32(wd))
-			delete(w.byWd, wd)
+			unix.InotifyRmWatch(w.fd, uint32(ws.wd))
+			delete(w.byWd, int(ws.wd))
 		}
 	}
 }
@@ -399,26 +615,28 @@ func (w *watcher) route(ev event, hits []hit) []hit {
 		return hits
 	}
 	start := len(hits)
-	add := func(subs []sub) {
-		for _, s := range subs {
-			hits = append(hits, hit{sub: s, mask: ev.mask, name: ev.name})
+	for _, s := range wt.all {
+		hits = append(hits, hit{sub: s, mask: ev.mask, name: ev.name})
+	}
+	addNamed := func(key string, subs []pathSub) {
+		for _, ps := range subs {
+			hits = append(hits, hit{sub: sub{path: ps.path, role: ps.role, name: key}, mask: ev.mask, name: ev.name})
 		}
 	}
 	if ev.name == "" {
 		// An event on the watched inode itself concerns every entry
 		// that watches it.
-		for _, subs := range wt.subs {
-			add(subs)
+		for key, subs := range wt.named {
+			addNamed(key, subs)
 		}
 	} else {
-		add(wt.subs[""])
-		add(wt.subs[ev.name])
+		addNamed(ev.name, wt.named[ev.name])
 	}
 	if ev.mask&unix.IN_IGNORED != 0 {
 		delete(w.byWd, ev.wd)
 		for _, h := range hits[start:] {
 			if a := w.armed[h.path]; a != nil {
-				a.wds = removeInt(a.wds, ev.wd)
+				a.subs = slices.DeleteFunc(a.subs, func(ws wsub) bool { return int(ws.wd) == ev.wd })
 			}
 		}
 	}
@@ -430,34 +648,6 @@ func (w *watcher) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.byWd)
-}
-
-func containsSub(list []sub, s sub) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsInt(list []int, n int) bool {
-	for _, x := range list {
-		if x == n {
-			return true
-		}
-	}
-	return false
-}
-
-func removeInt(list []int, n int) []int {
-	out := list[:0]
-	for _, x := range list {
-		if x != n {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // parseEvents decodes the inotify events in buf.
@@ -528,6 +718,10 @@ func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
 			evs, err = parseEvents(buf[:n])
 			if len(evs) > 0 {
 				out <- evs
+				// Let the loop take them at once, on this thread:
+				// the next read waits in a system call, which would
+				// hold the thread and keep the loop waiting.
+				runtime.Gosched()
 			}
 		}
 		if err == nil {

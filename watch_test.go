@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -222,7 +223,7 @@ func TestResolve(t *testing.T) {
 	in := func(p string) string { return filepath.Join(dir, p) }
 
 	// The lookups from "/" down to dir.
-	top, real := resolve(dir)
+	top, real := resolve(dir, nil)
 	if real != dir || len(top) == 0 || top[0].dir != "/" || !top[len(top)-1].leaf {
 		t.Fatalf("resolve(%s) = %+v, %q", dir, top, real)
 	}
@@ -290,28 +291,28 @@ func TestResolve(t *testing.T) {
 			}
 			if tt.lookups == nil {
 				if tt.real == "" && len(lookups) > 2*maxSymlinks+len(top)+10 {
-					t.Errorf("resolve(%s) made %d lookups", tt.path, len(lookups))
+					t.Errorf("resolve(%s, nil) made %d lookups", tt.path, len(lookups))
 				}
 				return
 			}
 			got := lookupsFrom(t, lookups, dir)
 			if !slices.Equal(got, tt.lookups) {
-				t.Errorf("resolve(%s) lookups from %s:\n got %+v\nwant %+v", tt.path, dir, got, tt.lookups)
+				t.Errorf("resolve(%s, nil) lookups from %s:\n got %+v\nwant %+v", tt.path, dir, got, tt.lookups)
 			}
 			// Those leading to dir are the same as for dir itself, none a leaf.
 			n := len(lookups) - len(got)
 			if n != len(top) {
-				t.Errorf("resolve(%s) made %d lookups before reaching %s, want %d", tt.path, n, dir, len(top))
+				t.Errorf("resolve(%s, nil) made %d lookups before reaching %s, want %d", tt.path, n, dir, len(top))
 			}
 			for i := range min(n, len(top)) {
 				if lookups[i] != (lookup{top[i].dir, top[i].name, false}) {
-					t.Errorf("resolve(%s) lookup %d = %+v, want %+v", tt.path, i, lookups[i], top[i])
+					t.Errorf("resolve(%s, nil) lookup %d = %+v, want %+v", tt.path, i, lookups[i], top[i])
 				}
 			}
 		})
 	}
 	// Following an absolute link starts again at "/".
-	lookups, _ := resolve(in("abs/bin/ls"))
+	lookups, _ := resolve(in("abs/bin/ls"), nil)
 	var roots int
 	for _, l := range lookups {
 		if l.dir == "/" {
@@ -333,14 +334,14 @@ func resolveWithin(t *testing.T, path string, d time.Duration) ([]lookup, string
 	}
 	done := make(chan result, 1)
 	go func() {
-		l, r := resolve(path)
+		l, r := resolve(path, nil)
 		done <- result{l, r}
 	}()
 	select {
 	case r := <-done:
 		return r.lookups, r.real
 	case <-time.After(d):
-		t.Fatalf("resolve(%s) did not return within %v", path, d)
+		t.Fatalf("resolve(%s, nil) did not return within %v", path, d)
 		return nil, ""
 	}
 }
@@ -432,7 +433,7 @@ func armedWds(w *watcher, path string) []int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a := w.armed[path]; a != nil {
-		return slices.Clone(a.wds)
+		return a.wds()
 	}
 	return nil
 }
@@ -460,7 +461,7 @@ func TestWatcherArmRoutesModify(t *testing.T) {
 		t.Errorf("first arm of an existing file became %q, want create", became)
 	}
 	// One watch per directory from / down, and one on the file.
-	lookups, _ := resolve(f)
+	lookups, _ := resolve(f, nil)
 	if n := w.count(); n != len(lookups)+1 {
 		t.Errorf("count = %d, want %d: the directories on the way and the file", n, len(lookups)+1)
 	}
@@ -506,7 +507,7 @@ func TestWatcherSharedDirectory(t *testing.T) {
 			t.Fatal(errs)
 		}
 	}
-	lookups, _ := resolve(a)
+	lookups, _ := resolve(a, nil)
 	if n := w.count(); n != len(lookups)+2 {
 		t.Errorf("count = %d, want %d: the directories on the way, shared, and the two files", n, len(lookups)+2)
 	}
@@ -515,9 +516,9 @@ func TestWatcherSharedDirectory(t *testing.T) {
 		t.Errorf("the directory's watch %d is not in both entries' watches: a %v, b %v", dw.wd, armedWds(w, a), armedWds(w, b))
 	}
 	w.mu.Lock()
-	subsA, subsB := slices.Clone(dw.subs["a"]), slices.Clone(dw.subs["b"])
+	subsA, subsB := slices.Clone(dw.named["a"]), slices.Clone(dw.named["b"])
 	w.mu.Unlock()
-	if !slices.Equal(subsA, []sub{{path: a, role: roleLeaf, name: "a"}}) || !slices.Equal(subsB, []sub{{path: b, role: roleLeaf, name: "b"}}) {
+	if !slices.Equal(subsA, []pathSub{{path: a, role: roleLeaf}}) || !slices.Equal(subsB, []pathSub{{path: b, role: roleLeaf}}) {
 		t.Errorf("the directory's watch subscriptions: a %+v, b %+v", subsA, subsB)
 	}
 
@@ -549,7 +550,7 @@ func TestWatcherSharedDirectory(t *testing.T) {
 		t.Errorf("count after disarming a = %d, want %d", n, len(lookups)+1)
 	}
 	w.mu.Lock()
-	_, stillA := dw.subs["a"]
+	_, stillA := dw.named["a"]
 	_, dirWatched := w.byWd[dw.wd]
 	w.mu.Unlock()
 	if stillA || !dirWatched {
@@ -579,11 +580,14 @@ func TestWatcherSharedDirectory(t *testing.T) {
 		wt := w.byWd[wd]
 		w.mu.Unlock()
 		if wt != nil {
-			for _, subs := range wt.subs {
-				for _, s := range subs {
-					if s.path == a {
-						t.Errorf("watch %d (%s) still has a subscription of a", wd, wt.path)
-					}
+			for _, s := range wt.all {
+				if s.path == a {
+					t.Errorf("watch %d (%s) still has a subscription of a", wd, wt.path)
+				}
+			}
+			for _, ps := range slices.Concat(slices.Collect(maps.Values(wt.named))...) {
+				if ps.path == a {
+					t.Errorf("watch %d (%s) still has a subscription of a", wd, wt.path)
 				}
 			}
 		}
@@ -792,7 +796,7 @@ func TestWatcherOutOfWatches(t *testing.T) {
 	if _, errs := w.arm(c); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	lookups, _ := resolve(a)
+	lookups, _ := resolve(a, nil)
 	if n := w.count(); n != len(lookups)+2 {
 		t.Errorf("count = %d, want %d: the directories on the way, a and c", n, len(lookups)+2)
 	}
