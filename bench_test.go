@@ -102,9 +102,7 @@ func BenchmarkStormEvent(b *testing.B) {
 func BenchmarkStorm(b *testing.B) {
 	dir := b.TempDir()
 	d := benchDaemon(b, dir+", , passwd | shadow | done\n")
-	events := make(chan []event, 16)
-	go readEvents(d.w, time.Second, events)
-	b.Cleanup(d.w.interrupt)
+	r := &eventReader{src: d.w, retry: time.Second, buf: make([]byte, 64<<10)}
 	done := filepath.Join(dir, "done")
 	b.ResetTimer()
 	go func() {
@@ -112,7 +110,18 @@ func BenchmarkStorm(b *testing.B) {
 		writeFile(b, done, "")
 	}()
 	for d.pending[done] == nil {
-		d.handle(<-events)
+		now := time.Now()
+		timeout := time.Duration(-1)
+		if at := r.resumeAt(now); !at.IsZero() {
+			timeout = max(at.Sub(now), 0)
+		}
+		if d.w.wait(timeout, r.waiting(now)) {
+			evs, err := r.read(time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.handle(evs)
+		}
 	}
 	b.StopTimer()
 	if len(d.pending) != 1 {

@@ -214,9 +214,7 @@ type daemon struct {
 	state   stateKeeper
 	started time.Time
 
-	events  chan []event // batches from the reader; nil before the loop
-	readErr chan error   // why the reader stopped
-	fatal   string       // why famids stops on its own, for the next run
+	fatal string // why famids stops on its own, for the next run
 
 	holding   bool      // events are counted, not reported: suspended, or catching up
 	suspended time.Time // when SIGUSR1 suspended reporting; zero when reporting
@@ -312,95 +310,129 @@ func (d *daemon) checkConfigSecurity() {
 	}
 }
 
-// loop is the event loop: it reads events, folds them into bursts and
-// reports each burst once it settles, until a signal stops famids.
+// loop is the event loop. One poll(2) waits for inotify events, signals
+// and the next deadline; the loop then folds events into bursts, reports
+// each burst once it settles, saves the state, and so on, until a signal
+// stops famids. One goroutine does it all: a report starts on the thread
+// that woke up for its event.
 func (d *daemon) loop(sigs <-chan os.Signal) int {
-	d.events = make(chan []event, 16)
-	d.readErr = make(chan error, 1)
-	go func() { d.readErr <- readEvents(d.w, readRetry, d.events) }()
-	settled := newStoppedTimer()
-	defer settled.Stop()
-	saveDue := newStoppedTimer() // the state is saved at most once a second
-	defer saveDue.Stop()
-	resume := newStoppedTimer() // ends a suspension after -max-suspend
-	defer resume.Stop()
-	var heartbeat <-chan time.Time
-	if d.state.file != "" {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		heartbeat = t.C
-	}
-	saving := false
+	signals := d.forwardSignals(sigs)
+	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
+	var saveAt time.Time // the state is saved at most once a second
+	beatAt := time.Now().Add(heartbeatEvery)
 	for {
-		select {
-		case evs := <-d.events:
-			d.handle(evs)
-		case now := <-settled.C:
-			d.flush(now)
-		case <-saveDue.C:
-			saving = false
-			if d.mail.idle() {
-				d.save(false)
-			}
-		case <-heartbeat:
-			d.state.touch()
-		case <-resume.C:
-			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
-		case err := <-d.readErr:
-			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
-			d.fatal = err.Error()
-			d.events = nil
-			d.stop()
-			return 1
-		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGHUP:
-				d.reload()
-			case syscall.SIGUSR1:
-				if d.suspend() {
-					resume.Reset(*maxSuspend)
-				}
-			case syscall.SIGUSR2:
-				d.resume("on SIGUSR2")
-				resume.Stop()
-			default:
-				sdNotify("STOPPING=1")
-				d.drain()
-				d.stop()
-				return 0
+		now := time.Now()
+		next := d.nextDeadline()
+		if !saveAt.IsZero() && (next.IsZero() || saveAt.Before(next)) {
+			next = saveAt
+		}
+		if d.state.file != "" && (next.IsZero() || beatAt.Before(next)) {
+			next = beatAt
+		}
+		if !d.suspended.IsZero() && (next.IsZero() || d.suspended.Add(*maxSuspend).Before(next)) {
+			next = d.suspended.Add(*maxSuspend)
+		}
+		if at := r.resumeAt(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+		timeout := time.Duration(-1)
+		if !next.IsZero() {
+			timeout = max(next.Sub(now), 0)
+		}
+		var readable bool
+		if left := r.pauseLeft(now); left > 0 {
+			// A storm's pause: sleeping lets Go's scheduler rest, where
+			// waiting in a system call would keep it busy. A signal
+			// waits for the pause to end.
+			time.Sleep(min(left, timeout))
+			readable = true // what piled up meanwhile
+		} else {
+			readable = d.w.wait(timeout, r.waiting(now))
+		}
+
+		now = time.Now()
+		for len(signals) > 0 {
+			if code, stop := d.signal(<-signals); stop {
+				return code
 			}
 		}
-		d.setTimer(settled)
-		if d.state.dirty && !saving {
-			saving = true
-			saveDue.Reset(time.Second)
+		if readable || r.retrying(now) {
+			evs, err := r.read(now)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
+				d.fatal = err.Error()
+				d.stop()
+				return 1
+			}
+			d.handle(evs)
+		}
+		now = time.Now()
+		d.flush(now)
+		switch {
+		case !d.state.dirty:
+			saveAt = time.Time{}
+		case saveAt.IsZero():
+			saveAt = now.Add(time.Second)
+		case !now.Before(saveAt) && d.mail.idle():
+			d.save(false)
+			saveAt = time.Time{}
+		case !now.Before(saveAt):
+			saveAt = now.Add(time.Second) // once what was reported is delivered
+		}
+		if !now.Before(beatAt) {
+			d.state.touch()
+			beatAt = now.Add(heartbeatEvery)
+		}
+		if !d.suspended.IsZero() && !now.Before(d.suspended.Add(*maxSuspend)) {
+			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
 		}
 	}
 }
 
-// newStoppedTimer returns a timer that fires only once it is Reset.
-func newStoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
+// forwardSignals passes the signals caught on to the loop, waking it.
+func (d *daemon) forwardSignals(sigs <-chan os.Signal) <-chan os.Signal {
+	out := make(chan os.Signal, 8)
+	go func() {
+		for sig := range sigs {
+			out <- sig
+			d.w.poke()
+		}
+	}()
+	return out
+}
+
+// signal acts on a signal; it returns the exit status when famids stops.
+func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
+	switch sig {
+	case syscall.SIGHUP:
+		d.reload()
+	case syscall.SIGUSR1:
+		d.suspend()
+	case syscall.SIGUSR2:
+		d.resume("on SIGUSR2")
+	default:
+		sdNotify("STOPPING=1")
+		d.drain()
+		d.stop()
+		return 0, true
+	}
+	return 0, false
+}
+
+// nextDeadline returns the earliest burst deadline, or the zero time.
+func (d *daemon) nextDeadline() time.Time {
+	var next time.Time
+	for _, b := range d.pending {
+		if next.IsZero() || b.deadline.Before(next) {
+			next = b.deadline
+		}
+	}
+	return next
 }
 
 // drain handles the events already queued, so that a change made just
 // before famids was told to stop is still reported.
 func (d *daemon) drain() {
-	d.w.interrupt() // the reader returns
-	for done := false; !done; {
-		select {
-		case evs := <-d.events:
-			d.handle(evs)
-		case <-d.readErr:
-			done = true
-		}
-	}
-	for len(d.events) > 0 {
-		d.handle(<-d.events)
-	}
-	d.events = nil // nobody reads any more
 	evs, err := d.w.queued()
 	d.handle(evs)
 	if err != nil {
@@ -414,24 +446,8 @@ func (d *daemon) catchUp() {
 	held := d.holding
 	d.holding = true
 	defer func() { d.holding = held }()
-	if d.events == nil { // nobody reads: at start-up, or stopping
-		evs, _ := d.w.queued()
-		d.handle(evs)
-		return
-	}
-	d.w.barrier()
-	for {
-		select {
-		case evs := <-d.events:
-			if evs == nil {
-				return
-			}
-			d.handle(evs)
-		case err := <-d.readErr:
-			d.readErr <- err // for the loop to see
-			return
-		}
-	}
+	evs, _ := d.w.queued()
+	d.handle(evs)
 }
 
 // stop reports every pending burst, stops the actions, each of which
@@ -617,20 +633,6 @@ func (d *daemon) scanCreated(o observation) {
 		if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil {
 			d.observe(observation{p, "create", e.Path})
 		}
-	}
-}
-
-// setTimer makes timer fire at the earliest burst deadline.
-func (d *daemon) setTimer(timer *time.Timer) {
-	var next time.Time
-	for _, b := range d.pending {
-		if next.IsZero() || b.deadline.Before(next) {
-			next = b.deadline
-		}
-	}
-	timer.Stop()
-	if !next.IsZero() {
-		timer.Reset(time.Until(next))
 	}
 }
 

@@ -321,7 +321,7 @@ func TestHashFileFIFODoesNotBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 1)
-	go func() { got <- hashFile(p) }()
+	go func() { got <- hashFile(p, 1) }()
 	select {
 	case <-got:
 	case <-time.After(5 * time.Second):

@@ -256,16 +256,15 @@ func (d *daemon) reload() {
 }
 
 // suspend is SIGUSR1: reports stop, for a prelink run or a package update,
-// until SIGUSR2 or -max-suspend. What is pending is reported first. It
-// returns whether reporting was not suspended already: a second SIGUSR1
-// does not make the suspension longer.
-func (d *daemon) suspend() bool {
+// until SIGUSR2 or -max-suspend. What is pending is reported first. A
+// second SIGUSR1 does not make the suspension longer.
+func (d *daemon) suspend() {
 	if !d.suspended.IsZero() {
 		fmt.Fprintln(os.Stderr, "famids: SIGUSR1: reporting is suspended already")
 		d.notice(fmt.Sprintf("still suspended (SIGUSR1 again); the suspension ends by itself at %s as before",
 			d.suspended.Add(*maxSuspend).UTC().Format(time.RFC3339)),
 			fmt.Sprintf("Suspended since %s; %d event(s) seen so far.", d.suspended.UTC().Format(time.RFC3339), d.held))
-		return false
+		return
 	}
 	d.flush(time.Time{})
 	d.suspended = time.Now()
@@ -274,7 +273,6 @@ func (d *daemon) suspend() bool {
 	fmt.Fprintf(os.Stderr, "famids: SIGUSR1: reporting suspended until SIGUSR2, for %v at most\n", *maxSuspend)
 	d.notice(fmt.Sprintf("reporting suspended (SIGUSR1) until SIGUSR2, for %v at most", *maxSuspend),
 		"Events are counted, not reported. On resume, famids sends one notice listing every watched path that differs from what it recorded before.")
-	return true
 }
 
 // resume ends a suspension: every entry is armed again (package managers

@@ -7,11 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -180,10 +178,7 @@ var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotif
 type watcher struct {
 	mu   sync.Mutex
 	fd   int // the inotify instance, non-blocking
-	wake int // an eventfd written to by barrier and interrupt
-
-	stopping   atomic.Bool // interrupt was called
-	catchingUp bool        // Read is reading up to a barrier; only Read uses it
+	wake int // an eventfd written to by poke
 
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
@@ -211,79 +206,55 @@ func newWatcher() (*watcher, error) {
 	}, nil
 }
 
-// errBarrier is what Read returns, once, after it has read every event
-// queued when barrier was called.
-var errBarrier = errors.New("inotify: barrier")
-
-// Read reads the events queued into buf, waiting for one if there are
-// none. After barrier, it reads what is queued without waiting, then
-// returns errBarrier; after interrupt, it returns os.ErrClosed. It waits in
-// poll(2) rather than in Go's network poller, which the kernel would wake
-// for every event, even while famids is not reading. Only one goroutine may
-// call Read.
-func (w *watcher) Read(buf []byte) (int, error) {
+// wait waits in poll(2) until timeout has passed (forever when it is
+// negative), poke is called, or, with events, inotify events are queued;
+// it reports whether they are. It waits in poll(2) rather than in Go's
+// network poller, which the kernel would wake for every event, even while
+// famids is not reading.
+func (w *watcher) wait(timeout time.Duration, events bool) bool {
 	fds := []unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
-	for {
-		if w.catchingUp {
-			n, err := unix.Read(w.fd, buf)
-			switch err {
-			case nil:
-				return n, nil
-			case unix.EAGAIN:
-				w.catchingUp = false
-				return 0, errBarrier
-			case unix.EINTR:
-				continue
-			}
-			return 0, err
-		}
-		fds[0].Revents, fds[1].Revents = 0, 0
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return 0, fmt.Errorf("poll: %w", err)
-		}
-		if fds[0].Revents != 0 {
-			if w.stopping.Load() {
-				return 0, os.ErrClosed
-			}
-			var count [8]byte
-			unix.Read(w.wake, count[:])
-			w.catchingUp = true
-			continue
-		}
-		n, err := unix.Read(w.fd, buf)
-		switch err {
-		case nil:
-			return n, nil
-		case unix.EAGAIN, unix.EINTR:
-			continue
-		}
-		return 0, err
+	if !events {
+		fds = fds[:1]
 	}
+	ms := -1
+	if timeout >= 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	if _, err := unix.Poll(fds, ms); err != nil {
+		return false // EINTR: the loop looks again
+	}
+	if fds[0].Revents != 0 {
+		var count [8]byte
+		unix.Read(w.wake, count[:])
+	}
+	return events && fds[1].Revents != 0
 }
 
-// barrier makes Read return errBarrier once it has read every event queued
-// now. Call it again only once Read has returned errBarrier.
-func (w *watcher) barrier() {
-	w.poke()
-}
-
-// interrupt makes Read return os.ErrClosed, now and from then on.
-func (w *watcher) interrupt() {
-	w.stopping.Store(true)
-	w.poke()
-}
-
+// poke makes wait return.
 func (w *watcher) poke() {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	unix.Write(w.wake, one[:])
 }
 
-// Close closes the inotify instance, releasing every watch; call it once
-// Read has returned.
+// Read reads the events queued into buf, without waiting: when none are,
+// it returns 0 and no error.
+func (w *watcher) Read(buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(w.fd, buf)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EAGAIN:
+			return 0, nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, fmt.Errorf("read inotify: %w", err)
+	}
+}
+
+// Close closes the inotify instance, releasing every watch.
 func (w *watcher) Close() error {
 	unix.Close(w.wake)
 	return unix.Close(w.fd)
@@ -472,6 +443,29 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 
 // armWith is arm, with what c remembers of the file system; c may be nil.
 func (w *watcher) armWith(path string, c *walkCache) (became string, errs []error) {
+	// A name missing on the way may be made between the look that found
+	// it missing and the watch set for it on its directory (mkdir -p):
+	// no event would tell. So once the watches are set, a path not found
+	// is looked up again, and armed again while it gets further.
+	for range maxSymlinks {
+		var reached int
+		var more []error
+		became, more, reached = w.armOnce(path, c)
+		errs = append(errs, more...)
+		if reached < 0 {
+			break
+		}
+		if again, real := resolve(path, nil); real == "" && len(again) <= reached {
+			break
+		}
+		c = nil // what it remembers is out of date
+	}
+	return became, errs
+}
+
+// armOnce is armWith without the second look. reached is how many names
+// were looked up when the path was not found, or -1 when it was.
+func (w *watcher) armOnce(path string, c *walkCache) (became string, errs []error, reached int) {
 	lookups, real, found := resolveStat(path, c)
 	var st unix.Stat_t
 	exists := real != ""
@@ -550,7 +544,11 @@ func (w *watcher) armWith(path string, c *walkCache) (became string, errs []erro
 	case old.exists && (old.dev != now.dev || old.ino != now.ino):
 		became = "create" // replaced
 	}
-	return became, errs
+	reached = -1
+	if !exists {
+		reached = len(lookups)
+	}
+	return became, errs, reached
 }
 
 // isDir reports whether path was a directory when it was last armed.
@@ -676,9 +674,9 @@ func parseEvents(buf []byte) ([]event, error) {
 // A storm is events arriving faster than famids reads them one at a time:
 // reads closer together than stormGap. In a storm, famids pauses between
 // reads to let about stormBatch events pile up in the kernel's queue (a
-// sixteenth of its default size), for a read and a hand-over cost far more
-// than an event does; the pause is never longer than maxPause. A lone event
-// is read at once.
+// sixteenth of its default size), for a read costs far more than an event
+// does; the pause is never longer than maxPause. A lone event is read at
+// once.
 const (
 	stormGap   = time.Millisecond
 	stormBatch = 1000
@@ -695,50 +693,76 @@ func stormPause(n int, since time.Duration, storm bool) time.Duration {
 	return min(pause, maxPause)
 }
 
-// readEvents reads batches of events from r and sends them on out until r
-// says it is closed; at a barrier, it sends nil. A read that fails is tried again
-// after retry; a second failure in a row ends it with an error, as the Perl
-// script gave up when its FAM server failed twice.
-func readEvents(r io.Reader, retry time.Duration, out chan<- []event) error {
-	buf := make([]byte, 64*1024)
-	failed := false
-	var last time.Time
-	var pause time.Duration
-	for {
-		n, err := r.Read(buf)
-		if errors.Is(err, os.ErrClosed) {
-			return nil
-		}
-		if err == errBarrier {
-			out <- nil // every event queued at the barrier is delivered
-			continue
-		}
-		var evs []event
-		if err == nil {
-			evs, err = parseEvents(buf[:n])
-			if len(evs) > 0 {
-				out <- evs
-				// Let the loop take them at once, on this thread:
-				// the next read waits in a system call, which would
-				// hold the thread and keep the loop waiting.
-				runtime.Gosched()
-			}
-		}
-		if err == nil {
-			failed = false
-			now := time.Now()
-			pause = stormPause(len(evs), now.Sub(last), pause > 0)
-			last = now
-			time.Sleep(pause)
-			continue
-		}
-		if failed {
-			return fmt.Errorf("reading inotify events: %w", err)
-		}
-		failed = true
-		fmt.Fprintf(os.Stderr, "famids: reading inotify events: %v; trying again in %v\n", err, retry)
-		time.Sleep(retry)
+// An eventReader reads events for the loop: it pauses between reads in a
+// storm, and gives a read that failed one more chance, retry later, as the
+// Perl script gave its FAM server.
+type eventReader struct {
+	src   io.Reader // reads what is queued, without waiting
+	retry time.Duration
+	buf   []byte
+
+	last   time.Time     // when the last read returned
+	pause  time.Duration // the storm's pause after it; 0 outside a storm
+	failed time.Time     // when the last read failed; zero when it did not
+}
+
+// waiting reports whether the loop should wait for events to read: not
+// during a storm's pause, nor after a failure.
+func (r *eventReader) waiting(now time.Time) bool {
+	return r.failed.IsZero() && !now.Before(r.last.Add(r.pause))
+}
+
+// pauseLeft returns how much of a storm's pause is left.
+func (r *eventReader) pauseLeft(now time.Time) time.Duration {
+	if !r.failed.IsZero() {
+		return 0
 	}
+	return max(r.last.Add(r.pause).Sub(now), 0)
+}
+
+// resumeAt returns when the reader wants to be asked again: the end of a
+// storm's pause or the time to retry a failed read; or the zero time when
+// it waits for events.
+func (r *eventReader) resumeAt(now time.Time) time.Time {
+	switch {
+	case !r.failed.IsZero():
+		return r.failed.Add(r.retry)
+	case r.pauseLeft(now) > 0:
+		return r.last.Add(r.pause)
+	}
+	return time.Time{}
+}
+
+// retrying reports whether it is time to try a failed read again.
+func (r *eventReader) retrying(now time.Time) bool {
+	return !r.failed.IsZero() && !now.Before(r.failed.Add(r.retry))
+}
+
+// read reads the events queued. A failure is reported on standard error
+// and tried again after r.retry; a second one in a row is the error.
+func (r *eventReader) read(now time.Time) ([]event, error) {
+	n, err := r.src.Read(r.buf)
+	var evs []event
+	if err == nil {
+		evs, err = parseEvents(r.buf[:n])
+	}
+	if err != nil {
+		if !r.failed.IsZero() {
+			return nil, fmt.Errorf("reading inotify events: %w", err)
+		}
+		r.failed = now
+		fmt.Fprintf(os.Stderr, "famids: reading inotify events: %v; trying again in %v\n", err, r.retry)
+		return evs, nil
+	}
+	r.failed = time.Time{}
+	if n > 0 {
+		r.pause = stormPause(len(evs), now.Sub(r.last), r.pause > 0)
+		if n > len(r.buf)/2 {
+			r.pause = 0 // more is waiting
+		}
+		r.last = now
+	}
+	return evs, nil
 }
 
 // queued returns the events waiting in the queue without blocking. Call it

@@ -4,6 +4,7 @@ package main
 // resolution, and the watch bookkeeping on a real inotify instance.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -83,7 +84,7 @@ func TestParseEventsTruncated(t *testing.T) {
 	}
 }
 
-// A fakeReader returns its results in turn.
+// A fakeReader returns its results in turn, then nothing.
 type fakeReader struct {
 	results []fakeRead
 	reads   int
@@ -97,14 +98,14 @@ type fakeRead struct {
 func (f *fakeReader) Read(p []byte) (int, error) {
 	f.reads++
 	if len(f.results) == 0 {
-		return 0, os.ErrClosed
+		return 0, nil
 	}
 	r := f.results[0]
 	f.results = f.results[1:]
 	return copy(p, r.data), r.err
 }
 
-func TestReadEventsRetry(t *testing.T) {
+func TestEventReaderRetry(t *testing.T) {
 	batch := rawEvent(5, unix.IN_ATTRIB, 0, "hosts", 16)
 	eio := &os.PathError{Op: "read", Path: "inotify", Err: syscall.EIO}
 	tests := []struct {
@@ -113,63 +114,88 @@ func TestReadEventsRetry(t *testing.T) {
 		batches int
 		wantErr string // "" for none
 	}{
-		{"closed", nil, 0, ""},
-		{"one failure, then data, then closed", []fakeRead{{err: eio}, {data: batch}}, 1, ""},
+		{"nothing", nil, 0, ""},
+		{"one failure, then data", []fakeRead{{err: eio}, {data: batch}}, 1, ""},
 		{"failures apart", []fakeRead{{err: eio}, {data: batch}, {err: eio}, {data: batch}}, 2, ""},
 		{"two failures in a row", []fakeRead{{err: eio}, {err: eio}, {data: batch}}, 0, "input/output error"},
 		{"data, then two failures in a row", []fakeRead{{data: batch}, {err: eio}, {err: eio}}, 1, "input/output error"},
 		{"garbage twice", []fakeRead{{data: []byte{1, 2, 3}}, {data: []byte{1, 2, 3}}}, 0, "short inotify event"},
-		{"closed while failing", []fakeRead{{err: eio}, {err: os.ErrClosed}}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := make(chan []event, 10)
-			r := &fakeReader{results: slices.Clone(tt.reads)}
-			done := make(chan error, 1)
-			start := time.Now()
-			go func() { done <- readEvents(r, time.Millisecond, out) }()
+			src := &fakeReader{results: slices.Clone(tt.reads)}
+			r := &eventReader{src: src, retry: 15 * time.Second, buf: make([]byte, 4096)}
+			now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			var batches int
 			var err error
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("readEvents did not return")
+			var last time.Time // of the last read
+			for range len(tt.reads) + 1 {
+				if !r.waiting(now) {
+					if r.retrying(now) {
+						t.Errorf("a retry is due at once after a failure")
+					}
+					if at := r.resumeAt(now); !at.Equal(last.Add(r.retry)) {
+						t.Errorf("after a failure, the reader wants to be asked at %v, want %v", at, last.Add(r.retry))
+					}
+					now = r.resumeAt(now) // the loop waits until then
+					if !r.retrying(now) {
+						t.Fatalf("no retry at %v", now)
+					}
+				}
+				var evs []event
+				evs, err = r.read(now)
+				last = now
+				if err != nil {
+					break
+				}
+				if len(evs) > 0 {
+					batches++
+					if want := []event{{wd: 5, mask: unix.IN_ATTRIB, name: "hosts"}}; !slices.Equal(evs, want) {
+						t.Errorf("batch %+v, want %+v", evs, want)
+					}
+				}
+				now = now.Add(time.Second) // apart: no storm
 			}
 			if tt.wantErr == "" && err != nil {
-				t.Errorf("readEvents = %v, want nil", err)
+				t.Errorf("read = %v, want nil", err)
 			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("readEvents = %v, want an error mentioning %q", err, tt.wantErr)
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "inotify")) {
+				t.Errorf("read = %v, want an error that says what failed and %q", err, tt.wantErr)
 			}
-			if tt.wantErr != "" && err != nil && !strings.Contains(err.Error(), "inotify") {
-				t.Errorf("readEvents = %v, want an error that says what failed", err)
+			if tt.name == "two failures in a row" && src.reads != 2 {
+				t.Errorf("%d reads, want 2: it stops at the second failure", src.reads)
 			}
-			if tt.name == "two failures in a row" && r.reads != 2 {
-				t.Errorf("readEvents read %d times, want 2: it stops at the second failure", r.reads)
-			}
-			if len(out) != tt.batches {
-				t.Errorf("readEvents delivered %d batches, want %d", len(out), tt.batches)
-			}
-			for len(out) > 0 {
-				want := []event{{wd: 5, mask: unix.IN_ATTRIB, name: "hosts"}}
-				if evs := <-out; !slices.Equal(evs, want) {
-					t.Errorf("batch %+v, want %+v", evs, want)
-				}
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("readEvents took %v with a 1ms retry", took)
+			if batches != tt.batches {
+				t.Errorf("%d batches, want %d", batches, tt.batches)
 			}
 		})
 	}
 }
 
-func TestReadEventsWaitsBeforeRetry(t *testing.T) {
-	r := &fakeReader{results: []fakeRead{{err: syscall.EIO}}}
-	start := time.Now()
-	if err := readEvents(r, 200*time.Millisecond, make(chan []event, 1)); err != nil {
-		t.Fatal(err)
+func TestEventReaderStorm(t *testing.T) {
+	one := rawEvent(5, unix.IN_CREATE, 0, "junk", 16)
+	many := bytes.Repeat(one, 300)
+	src := &fakeReader{results: []fakeRead{{data: one}, {data: one}, {data: many}, {data: one}}}
+	r := &eventReader{src: src, retry: time.Second, buf: make([]byte, 64<<10)}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	r.read(now)
+	if !r.waiting(now) {
+		t.Fatal("a lone event makes the reader pause")
 	}
-	if took := time.Since(start); took < 200*time.Millisecond {
-		t.Errorf("readEvents tried again after %v, want the 200ms retry", took)
+	now = now.Add(50 * time.Microsecond)
+	r.read(now) // a second one at once: a storm
+	if r.waiting(now) || r.pause <= 0 || r.pause > maxPause {
+		t.Fatalf("in a storm, pause %v, want a pause up to %v", r.pause, maxPause)
+	}
+	now = r.resumeAt(now)
+	r.read(now) // 300 events piled up: still a storm
+	if r.pause <= 0 {
+		t.Fatalf("after 300 events at once, no pause")
+	}
+	now = r.resumeAt(now).Add(time.Minute)
+	r.read(now) // one, much later: over
+	if r.pause != 0 || !r.waiting(now) {
+		t.Errorf("after the storm, pause %v, want none", r.pause)
 	}
 }
 
@@ -826,3 +852,33 @@ func TestWatcherOutOfWatches(t *testing.T) {
 }
 
 var _ io.Reader = (*fakeReader)(nil)
+
+// TestArmNameMadeMeanwhile makes the missing file of an entry between the
+// look that finds it missing and the watch set on its directory: no event
+// can tell, so arm must look again.
+func TestArmNameMadeMeanwhile(t *testing.T) {
+	dir := tempDir(t)
+	app := filepath.Join(dir, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(app, "conf")
+	w := newTestWatcher(t)
+	add := w.addWatch
+	w.addWatch = func(fd int, path string, mask uint32) (int, error) {
+		if path == app {
+			writeTestFile(t, conf, "made meanwhile")
+		}
+		return add(fd, path, mask)
+	}
+	became, errs := w.arm(conf)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	w.mu.Lock()
+	a := w.armed[conf]
+	w.mu.Unlock()
+	if became != "create" || !a.exists || !slices.ContainsFunc(a.subs, func(ws wsub) bool { return ws.role == roleSelf }) {
+		t.Errorf("arm = %q, exists %v, subs %+v; want the file found and watched", became, a.exists, a.subs)
+	}
+}
