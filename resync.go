@@ -253,6 +253,7 @@ func (d *daemon) reload() {
 	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed", file, len(added), len(removed)), details...)
 	d.checkConfigSecurity()
 	d.state.dirty = d.state.file != "" // the entries changed
+	fitMemoryLimit()
 }
 
 // suspend is SIGUSR1: reports stop, for a prelink run or a package update,

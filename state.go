@@ -92,6 +92,13 @@ func (k *stateKeeper) open() error {
 	return k.setMark(fmt.Sprintf("pid %d running since %s", os.Getpid(), time.Now().UTC().Format(time.RFC3339)))
 }
 
+// markPID returns the pid in the previous run's mark, or 0.
+func (k *stateKeeper) markPID() int {
+	var pid int
+	fmt.Sscanf(k.mark, "pid %d", &pid)
+	return pid
+}
+
 // setMark writes what FILE.lock says while famids runs; "" at a clean stop.
 func (k *stateKeeper) setMark(mark string) error {
 	if err := k.lock.Truncate(0); err != nil {
@@ -148,7 +155,7 @@ func (d *daemon) loadState() *state {
 			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
 	case prev == nil:
 		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", k.file)
-	case prev.Error != "":
+	case prev.Error != "" && (k.mark == "" || k.markPID() == prev.PID):
 		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, prev.Error)
 		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
 			prev.Error, "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
@@ -158,7 +165,9 @@ func (d *daemon) loadState() *state {
 			alive = prev.Saved
 		}
 		pid := prev.PID
-		fmt.Sscanf(k.mark, "pid %d", &pid) // the run that marked, which may not have saved
+		if k.mark != "" {
+			pid = k.markPID() // the run that marked, which may not have saved
+		}
 		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", pid)
 		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", pid, alive.UTC().Format(time.RFC3339)),
 			"It was killed, crashed, or the machine lost power.",
@@ -299,7 +308,13 @@ func decodeState(dec *json.Decoder) (*state, error) {
 			return nil, err
 		}
 	}
-	return s, expectDelim(dec, '}')
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the state")
+	}
+	return s, nil
 }
 
 func decodeRecords(dec *json.Decoder, records map[string]attrs) error {

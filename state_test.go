@@ -126,3 +126,11 @@ func TestStartMarksStateUnclean(t *testing.T) {
 		t.Errorf("the lock file says %q after a clean stop, want nothing", mark)
 	}
 }
+
+func TestStateTrailingData(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	writeFile(t, file, `{"version":1,"records":{}} garbage`)
+	if _, err := loadState(file); err == nil {
+		t.Error("a state file with data after it loads without an error")
+	}
+}

@@ -230,8 +230,14 @@ func (w *watcher) wait(timeout time.Duration, events bool) bool {
 	return events && fds[1].Revents != 0
 }
 
-// poke makes wait return.
+// poke makes wait return. Once the watcher is closed it does nothing: the
+// descriptor's number may name another file by then.
 func (w *watcher) poke() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake < 0 {
+		return
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	unix.Write(w.wake, one[:])
@@ -256,7 +262,10 @@ func (w *watcher) Read(buf []byte) (int, error) {
 
 // Close closes the inotify instance, releasing every watch.
 func (w *watcher) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	unix.Close(w.wake)
+	w.wake = -1
 	return unix.Close(w.fd)
 }
 
@@ -443,29 +452,41 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 
 // armWith is arm, with what c remembers of the file system; c may be nil.
 func (w *watcher) armWith(path string, c *walkCache) (became string, errs []error) {
-	// A name missing on the way may be made between the look that found
-	// it missing and the watch set for it on its directory (mkdir -p):
-	// no event would tell. So once the watches are set, a path not found
-	// is looked up again, and armed again while it gets further.
+	w.mu.Lock()
+	var before armed
+	if a := w.armed[path]; a != nil {
+		before = *a
+	}
+	w.mu.Unlock()
+	// A name may be made, removed or replaced between the look that found
+	// it and the watch set on its directory (mkdir -p, then a file): no
+	// event would tell. So once the watches are set, the path is looked at
+	// again, and armed again until it stays as armed.
 	for range maxSymlinks {
-		var reached int
-		var more []error
-		became, more, reached = w.armOnce(path, c)
+		more, settled := w.armOnce(path, c)
 		errs = append(errs, more...)
-		if reached < 0 {
-			break
-		}
-		if again, real := resolve(path, nil); real == "" && len(again) <= reached {
+		if settled {
 			break
 		}
 		c = nil // what it remembers is out of date
 	}
+	w.mu.Lock()
+	now := w.armed[path]
+	w.mu.Unlock()
+	switch {
+	case !before.exists && now.exists:
+		became = "create"
+	case before.exists && !now.exists:
+		became = "delete"
+	case before.exists && (before.dev != now.dev || before.ino != now.ino):
+		became = "create" // replaced
+	}
 	return became, errs
 }
 
-// armOnce is armWith without the second look. reached is how many names
-// were looked up when the path was not found, or -1 when it was.
-func (w *watcher) armOnce(path string, c *walkCache) (became string, errs []error, reached int) {
+// armOnce is armWith without the second look; it reports whether a second
+// look finds the path as it armed it.
+func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool) {
 	lookups, real, found := resolveStat(path, c)
 	var st unix.Stat_t
 	exists := real != ""
@@ -474,7 +495,18 @@ func (w *watcher) armOnce(path string, c *walkCache) (became string, errs []erro
 	} else if exists {
 		exists = unix.Stat(real, &st) == nil
 	}
+	errs = w.subscribe(path, lookups, real, exists, st, c)
+	if exists {
+		var again unix.Stat_t
+		return errs, unix.Stat(real, &again) == nil && again.Dev == st.Dev && again.Ino == st.Ino
+	}
+	further, real := resolve(path, nil)
+	return errs, real == "" && len(further) <= len(lookups)
+}
 
+// subscribe sets the watches of the entry at path as resolve found it, and
+// drops those it no longer needs.
+func (w *watcher) subscribe(path string, lookups []lookup, real string, exists bool, st unix.Stat_t, c *walkCache) (errs []error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	old := w.armed[path]
@@ -509,6 +541,9 @@ func (w *watcher) armOnce(path string, c *walkCache) (became string, errs []erro
 		// Only this entry subscribes its subs: the ones it had are
 		// there already.
 		ws := wsub{int32(wd), s.role, s.name}
+		if slices.Contains(subs, ws) {
+			return // the same lookup twice, through a symbolic link
+		}
 		if !slices.Contains(old.subs, ws) {
 			wt.add(s)
 		}
@@ -536,19 +571,7 @@ func (w *watcher) armOnce(path string, c *walkCache) (became string, errs []erro
 	now := &armed{subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
 	w.release(path, old.subs, subs)
 	w.armed[path] = now
-	switch {
-	case !old.exists && now.exists:
-		became = "create"
-	case old.exists && !now.exists:
-		became = "delete"
-	case old.exists && (old.dev != now.dev || old.ino != now.ino):
-		became = "create" // replaced
-	}
-	reached = -1
-	if !exists {
-		reached = len(lookups)
-	}
-	return became, errs, reached
+	return errs
 }
 
 // isDir reports whether path was a directory when it was last armed.

@@ -882,3 +882,60 @@ func TestArmNameMadeMeanwhile(t *testing.T) {
 		t.Errorf("arm = %q, exists %v, subs %+v; want the file found and watched", became, a.exists, a.subs)
 	}
 }
+
+// TestArmDeletedThenMadeAgain removes a watched file with its directory,
+// and makes the directory again while famids arms the entry: the deletion
+// must still be told, though the second look arms it once more.
+func TestArmDeletedThenMadeAgain(t *testing.T) {
+	dir := tempDir(t)
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(sub, "f")
+	writeTestFile(t, f, "x")
+	w := newTestWatcher(t)
+	if _, errs := w.arm(f); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := os.RemoveAll(sub); err != nil {
+		t.Fatal(err)
+	}
+	add := w.addWatch
+	w.addWatch = func(fd int, path string, mask uint32) (int, error) {
+		if path == dir {
+			os.Mkdir(sub, 0o755) // rm -rf, then mkdir -p
+		}
+		return add(fd, path, mask)
+	}
+	if became, _ := w.arm(f); became != "delete" {
+		t.Errorf("arm = %q, want delete", became)
+	}
+}
+
+// TestArmSameLookupTwice arms a path whose absolute symbolic links look
+// up the same names several times, arms it again with one link less, and
+// disarms it: no watch may be left behind.
+func TestArmSameLookupTwice(t *testing.T) {
+	dir := tempDir(t)
+	target := filepath.Join(dir, "target")
+	writeTestFile(t, target, "x")
+	must(t, os.Symlink(target, filepath.Join(dir, "l2")))
+	must(t, os.Symlink(filepath.Join(dir, "l2"), filepath.Join(dir, "l1")))
+	w := newTestWatcher(t)
+	before := w.count()
+	l1 := filepath.Join(dir, "l1")
+	if _, errs := w.arm(l1); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	// One link less: the names above dir are looked up once less.
+	must(t, os.Remove(l1))
+	must(t, os.Symlink(target, l1))
+	if _, errs := w.arm(l1); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	w.disarm(l1)
+	if n := w.count(); n != before {
+		t.Errorf("%d watches left after disarming, want %d", n-before, 0)
+	}
+}
