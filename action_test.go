@@ -375,13 +375,13 @@ func TestActionsQueuedTriggerMergesEvents(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msgs := rec.wait(t, 2)
-	time.Sleep(300 * time.Millisecond) // a third report would come now
-	rec.mu.Lock()
-	msgs = slices.Clone(rec.msgs)
-	rec.mu.Unlock()
-	if len(msgs) != 2 {
-		t.Fatalf("got %d action reports, want 2 (the second trigger for /etc/two joins the first):\n%v", len(msgs), msgs)
+	rec.wait(t, 2)
+	// Had the second trigger for /etc/two run on its own, its report
+	// would come before this one's.
+	a.run(trigger{action: action, path: "/etc/three", events: []string{"change"}})
+	msgs := rec.wait(t, 3)
+	if !strings.Contains(msgs[2].Body, "\n/etc/three: change\n") {
+		t.Fatalf("third report, want the one on /etc/three (the second trigger for /etc/two joins the first):\n%v", msgs)
 	}
 	if !strings.Contains(msgs[0].Body, "\n/etc/one: change\n") {
 		t.Errorf("first report:\n%s", msgs[0].Body)

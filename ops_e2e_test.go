@@ -295,9 +295,6 @@ func TestStopSignalRightAfterReady(t *testing.T) {
 
 func TestStopSignalRightAfterChange(t *testing.T) {
 	runs, files, sigs := startRacers(t, "-settle", "5s")
-	// Past READY=1, so that the signal handlers are surely set (see
-	// TestStopSignalRightAfterReady).
-	time.Sleep(200 * time.Millisecond)
 	// Each change is made, and queued by the kernel, before the signal is
 	// sent: it is pending, and must be reported. Half of the famids are
 	// also held up (SIGSTOP) from before the change until after the
