@@ -319,22 +319,13 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	signals := d.forwardSignals(sigs)
 	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
 	var saveAt time.Time // the state is saved at most once a second
-	beatAt := time.Now().Add(heartbeatEvery)
+	var beatAt time.Time // the state file says famids is alive
+	if d.state.file != "" {
+		beatAt = time.Now().Add(heartbeatEvery)
+	}
 	for {
 		now := time.Now()
-		next := d.nextDeadline()
-		if !saveAt.IsZero() && (next.IsZero() || saveAt.Before(next)) {
-			next = saveAt
-		}
-		if d.state.file != "" && (next.IsZero() || beatAt.Before(next)) {
-			next = beatAt
-		}
-		if !d.suspended.IsZero() && (next.IsZero() || d.suspended.Add(*maxSuspend).Before(next)) {
-			next = d.suspended.Add(*maxSuspend)
-		}
-		if at := r.resumeAt(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now))
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -379,14 +370,33 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		case !now.Before(saveAt):
 			saveAt = now.Add(time.Second) // once what was reported is delivered
 		}
-		if !now.Before(beatAt) {
+		if !beatAt.IsZero() && !now.Before(beatAt) {
 			d.state.touch()
 			beatAt = now.Add(heartbeatEvery)
 		}
-		if !d.suspended.IsZero() && !now.Before(d.suspended.Add(*maxSuspend)) {
+		if end := d.suspensionEnd(); !end.IsZero() && !now.Before(end) {
 			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
 		}
 	}
+}
+
+// earliest returns the earliest of times that is not zero, or zero.
+func earliest(times ...time.Time) time.Time {
+	var first time.Time
+	for _, t := range times {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
+}
+
+// suspensionEnd returns when a suspension ends by itself, or zero.
+func (d *daemon) suspensionEnd() time.Time {
+	if d.suspended.IsZero() {
+		return time.Time{}
+	}
+	return d.suspended.Add(*maxSuspend)
 }
 
 // forwardSignals passes the signals caught on to the loop, waking it.
@@ -423,9 +433,7 @@ func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
 func (d *daemon) nextDeadline() time.Time {
 	var next time.Time
 	for _, b := range d.pending {
-		if next.IsZero() || b.deadline.Before(next) {
-			next = b.deadline
-		}
+		next = earliest(next, b.deadline)
 	}
 	return next
 }
