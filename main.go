@@ -654,7 +654,9 @@ func (d *daemon) flush(now time.Time) {
 			delete(d.pending, p)
 		}
 	}
-	sortBursts(due)
+	if len(due) > 1 {
+		sortBursts(due)
+	}
 	for _, b := range due {
 		d.report(b, statPath(b.path))
 	}

@@ -297,6 +297,13 @@ func noticeBody(summary string, details ...string) string {
 // backslash, a line separator), so that no file name can forge a line of a
 // report and a quoted name is never mistaken for a plain one.
 func quoteIfNeeded(s string) string {
+	plain := true // printable ASCII that Go leaves alone: the usual case
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= ' ' && s[i] <= '~' && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		return s
+	}
 	if q := strconv.Quote(s); q[1:len(q)-1] != s {
 		return q
 	}
