@@ -341,8 +341,8 @@ func TestReloadKeepsConfigurationOnError(t *testing.T) {
 		prepare func()
 		want    string
 	}{
-		{"invalid", func() { must(t, os.WriteFile(r.conf, []byte(f+"\n\"unbalanced\n"), 0o600)) }, "configuration not reloaded: 1 invalid line(s); the one in use is kept"},
-		{"missing", func() { must(t, os.Remove(r.conf)) }, "configuration not reloaded: open " + r.conf + ": no such file or directory; the one in use is kept"},
+		{"invalid", func() { must(t, os.WriteFile(r.conf, []byte(f+"\n\"unbalanced\n"), 0o600)) }, "configuration " + r.conf + " not reloaded: 1 invalid line(s); the one in use is kept"},
+		{"missing", func() { must(t, os.Remove(r.conf)) }, "configuration " + r.conf + " not reloaded: open " + r.conf + ": no such file or directory; the one in use is kept"},
 	} {
 		tc.prepare()
 		r.cmd.Process.Signal(syscall.SIGHUP)
@@ -412,6 +412,17 @@ func noEmptyReports(t *testing.T, r *famidsRun) {
 			t.Errorf("a report of nothing, after a comparison:\n%s", m.Body)
 		}
 	}
+}
+
+func TestResumeWhenNotSuspended(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, f+"\n")
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	r.waitNotice("resume on SIGUSR2, but reporting was not suspended")
+	appendFile(t, f, "!")
+	r.waitReport(f, "change") // reporting goes on
 }
 
 func TestSuspensionEndsByItself(t *testing.T) {

@@ -75,9 +75,20 @@ func run() int {
 		fmt.Println("famids", version)
 		return 0
 	}
-	if *settle < 0 || *actionTimeout <= 0 || *maxSuspend <= 0 {
-		fmt.Fprintln(os.Stderr, "famids: -settle must not be negative, -action-timeout and -max-suspend must be positive")
-		return 2
+	for _, bad := range []struct {
+		ok   bool
+		flag string
+		v    time.Duration
+		want string
+	}{
+		{*settle >= 0, "settle", *settle, "must not be negative"},
+		{*actionTimeout > 0, "action-timeout", *actionTimeout, "must be positive"},
+		{*maxSuspend > 0, "max-suspend", *maxSuspend, "must be positive"},
+	} {
+		if !bad.ok {
+			fmt.Fprintf(os.Stderr, "famids: -%s %v: %s\n", bad.flag, bad.v, bad.want)
+			return 2
+		}
 	}
 	cfg, problems, err := readConfig(*configFile)
 	if err != nil {
@@ -561,9 +572,12 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 		}
 	case roleSelf:
 		// Unlinking or renaming over a file changes its link count
-		// before the directory says the name went: an event on an inode
-		// the path no longer names is left to the name's own event.
-		if h.mask&(unix.IN_MODIFY|unix.IN_ATTRIB) != 0 && d.w.names(e.Path) {
+		// before the directory says the name went: an IN_ATTRIB on an
+		// inode the path no longer names is left to the name's own
+		// event. A write needs no such look: one made before the name
+		// went was a write to the path, and one made after comes once
+		// the name's event has moved the watch to the new inode.
+		if h.mask&unix.IN_MODIFY != 0 || h.mask&unix.IN_ATTRIB != 0 && d.w.names(e.Path) {
 			return []observation{{e.Path, "change", e.Path}}
 		}
 		if h.mask&goneMask != 0 {

@@ -206,7 +206,7 @@ func TestVersionHelpAndBadFlags(t *testing.T) {
 		t.Errorf("-h: exit %d, want 0", code)
 	}
 	help := stdout + stderr
-	for _, name := range []string{"config", "notify", "mail", "stdout", "check", "settle", "action-timeout", "version"} {
+	for _, name := range []string{"config", "notify", "mail", "stdout", "check", "settle", "action-timeout", "state", "syslog", "max-suspend", "version"} {
 		if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `\b`).MatchString(help) {
 			t.Errorf("-h does not list -%s:\n%s", name, help)
 		}
@@ -218,6 +218,12 @@ func TestVersionHelpAndBadFlags(t *testing.T) {
 	_, _, code = runFamids(t, "stray-argument")
 	if code != 2 {
 		t.Errorf("a stray argument: exit %d, want 2", code)
+	}
+	for _, args := range [][]string{{"-settle", "-1s"}, {"-action-timeout", "0s"}, {"-max-suspend", "-1h0m0s"}} {
+		_, stderr, code = runFamids(t, args...)
+		if want := "famids: " + args[0] + " " + args[1] + ": must"; code != 2 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("%s %s: exit %d, stderr %q; want exit 2 and %q...", args[0], args[1], code, stderr, want)
+		}
 	}
 }
 

@@ -199,8 +199,11 @@ func (d *daemon) reload() {
 		for _, p := range invalid {
 			fmt.Fprintf(os.Stderr, "famids: %s\n", p)
 		}
-		d.notice(fmt.Sprintf("configuration not reloaded: %v; the one in use is kept", err), invalid...)
+		d.notice(fmt.Sprintf("configuration %s not reloaded: %v; the one in use is kept", file, err), invalid...)
 		return
+	}
+	for _, p := range problems {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p) // warnings: the lines are used
 	}
 	d.flush(time.Time{})
 	old := d.cfg
@@ -282,6 +285,7 @@ func (d *daemon) suspend() {
 func (d *daemon) resume(how string) {
 	if d.suspended.IsZero() {
 		fmt.Fprintf(os.Stderr, "famids: resume %s: reporting was not suspended\n", how)
+		d.notice(fmt.Sprintf("resume %s, but reporting was not suspended", how))
 		return
 	}
 	d.armAll()
