@@ -355,7 +355,9 @@ func (m *mailer) send(subject, body string) {
 		// Printing is quick: no need to keep famids waiting for it.
 		m.printing.Lock()
 		defer m.printing.Unlock()
-		fmt.Fprintf(m.out, "Subject: %s\n%s\n", subject, body)
+		msg := make([]byte, 0, len("Subject: \n\n")+len(subject)+len(body))
+		msg = append(append(append(append(msg, "Subject: "...), subject...), '\n'), body...)
+		m.out.Write(append(msg, '\n')) // one write, so that lines of two messages never mix
 		return
 	}
 	m.pending.Add(1)

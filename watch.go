@@ -177,8 +177,9 @@ var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotif
 // A watcher owns the inotify instance and all watch descriptor bookkeeping.
 type watcher struct {
 	mu   sync.Mutex
-	fd   int // the inotify instance, non-blocking
-	wake int // an eventfd written to by poke
+	fd   int            // the inotify instance, non-blocking
+	wake int            // an eventfd written to by poke
+	fds  [2]unix.PollFd // for wait, which runs for every event: not allocated each time
 
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
@@ -212,7 +213,8 @@ func newWatcher() (*watcher, error) {
 // network poller, which the kernel would wake for every event, even while
 // famids is not reading.
 func (w *watcher) wait(timeout time.Duration, events bool) bool {
-	fds := []unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
+	w.fds = [2]unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
+	fds := w.fds[:]
 	if !events {
 		fds = fds[:1]
 	}
