@@ -93,6 +93,15 @@ func startFamids(t *testing.T, conf string, args ...string) *famidsRun {
 	return r
 }
 
+// startOnFile starts famids watching a new file, holding "x", and returns
+// the run and the file's path.
+func startOnFile(t *testing.T, args ...string) (*famidsRun, string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "f")
+	writeFile(t, f, "x")
+	return startFamids(t, f+"\n", args...), f
+}
+
 // newRun prepares a scratch directory with the configuration and the
 // recording mail program, without starting famids.
 func newRun(t *testing.T, conf string) *famidsRun {

@@ -332,10 +332,7 @@ func TestReloadAddsAndRemovesWatches(t *testing.T) {
 }
 
 func TestReloadKeepsConfigurationOnError(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n")
+	r, f := startOnFile(t)
 	for i, tc := range []struct {
 		name    string
 		prepare func()
@@ -415,10 +412,7 @@ func noEmptyReports(t *testing.T, r *famidsRun) {
 }
 
 func TestResumeWhenNotSuspended(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n")
+	r, f := startOnFile(t)
 	r.cmd.Process.Signal(syscall.SIGUSR2)
 	r.waitNotice("resume on SIGUSR2, but reporting was not suspended")
 	appendFile(t, f, "!")
@@ -426,10 +420,7 @@ func TestResumeWhenNotSuspended(t *testing.T) {
 }
 
 func TestSuspensionEndsByItself(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n", "-max-suspend", "1s")
+	r, f := startOnFile(t, "-max-suspend", "1s")
 	r.cmd.Process.Signal(syscall.SIGUSR1)
 	r.waitNotice("reporting suspended")
 	appendFile(t, f, "!")
@@ -548,10 +539,7 @@ func TestQueueOverflow(t *testing.T) {
 }
 
 func TestStopWhileSuspended(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n")
+	r, f := startOnFile(t)
 	r.cmd.Process.Signal(syscall.SIGUSR1)
 	r.waitNotice("reporting suspended")
 	appendFile(t, f, "!")
@@ -650,10 +638,7 @@ func TestAddedImportantNameIsNotReportedAtStart(t *testing.T) {
 }
 
 func TestMissingStateFileIsReported(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n")
+	r, _ := startOnFile(t)
 	r.stop(syscall.SIGKILL)
 	must(t, os.Remove(r.state)) // the intruder covers their tracks
 	r.restart()
@@ -664,10 +649,7 @@ func TestMissingStateFileIsReported(t *testing.T) {
 }
 
 func TestSecondSuspendDoesNotExtendIt(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n", "-max-suspend", "2s")
+	r, _ := startOnFile(t, "-max-suspend", "2s")
 	r.cmd.Process.Signal(syscall.SIGUSR1)
 	r.waitNotice("reporting suspended")
 	time.Sleep(time.Second) // a second SIGUSR1 a second later must not move the end

@@ -123,10 +123,7 @@ exec %[2]s "$@"
 }
 
 func TestStdout(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "f")
-	writeFile(t, f, "x")
-	r := startFamids(t, f+"\n", "-stdout")
+	r, f := startOnFile(t, "-stdout")
 	appendFile(t, f, "!")
 	head := "Subject: famids report\n" + reportHead(f, "change")
 	deadline := time.Now().Add(waitFor)
