@@ -455,7 +455,7 @@ func (d *daemon) drain() {
 	evs, err := d.w.queued()
 	d.handle(evs)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "famids: %v\n", err)
+		fmt.Fprintf(os.Stderr, "famids: %v\n", err) // the loop, if it goes on, meets it again
 	}
 }
 
@@ -465,8 +465,7 @@ func (d *daemon) catchUp() {
 	held := d.holding
 	d.holding = true
 	defer func() { d.holding = held }()
-	evs, _ := d.w.queued()
-	d.handle(evs)
+	d.drain()
 }
 
 // stop reports every pending burst, stops the actions, each of which

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -303,7 +302,7 @@ func (d *daemon) resume(how string) {
 	}
 	var changed []string
 	for _, df := range diffs {
-		line := fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(df.path), df.event, strings.Join(differs(df.before, df.after), " "))
+		line := (&report{Path: df.path, Events: []string{df.event}, Before: df.before, After: df.after}).summary()
 		details = append(details, line)
 		changed = append(changed, line)
 		d.remember(df.path, df.after)

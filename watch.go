@@ -790,18 +790,15 @@ func (r *eventReader) read(now time.Time) ([]event, error) {
 	return evs, nil
 }
 
-// queued returns the events waiting in the queue without blocking. Call it
-// only once readEvents has returned.
+// queued returns the events waiting in the queue, without waiting for
+// more.
 func (w *watcher) queued() ([]event, error) {
 	var all []event
 	buf := make([]byte, 64*1024)
 	for {
-		n, err := unix.Read(w.fd, buf)
-		if err == unix.EAGAIN || n == 0 {
-			return all, nil
-		}
-		if err != nil {
-			return all, fmt.Errorf("reading inotify events: %w", err)
+		n, err := w.Read(buf)
+		if n == 0 || err != nil {
+			return all, err
 		}
 		evs, err := parseEvents(buf[:n])
 		all = append(all, evs...)
