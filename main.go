@@ -167,7 +167,8 @@ func check(cfg *config, problems []problem) int {
 	}
 	for _, e := range cfg.Entries {
 		fmt.Println(checkLine(e))
-		for _, w := range entryWarnings(cfg, e) {
+		fi, err := os.Stat(e.Path)
+		for _, w := range entryWarnings(cfg, e, err == nil, err == nil && fi.IsDir()) {
 			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
 		}
 	}
@@ -177,13 +178,13 @@ func check(cfg *config, problems []problem) int {
 	return status
 }
 
-// entryWarnings says what is odd about an entry as the file system stands.
-func entryWarnings(cfg *config, e *entry) []string {
-	fi, err := os.Stat(e.Path)
+// entryWarnings says what is odd about an entry whose path exists, or is
+// a directory, as given.
+func entryWarnings(cfg *config, e *entry, exists, dir bool) []string {
 	switch {
-	case err != nil:
+	case !exists:
 		return []string{fmt.Sprintf("%s:%d: warning: %s does not exist (yet); its creation will be reported", cfg.File, e.Line, quoteIfNeeded(e.Path))}
-	case !fi.IsDir() && len(e.Names) > 0:
+	case !dir && len(e.Names) > 0:
 		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: its important names are ignored", cfg.File, e.Line, quoteIfNeeded(e.Path))}
 	}
 	return nil
@@ -295,10 +296,7 @@ func (d *daemon) start(problems []problem) {
 	prev := d.loadState()
 	c := newWalkCache()
 	for _, e := range d.cfg.Entries {
-		for _, w := range entryWarnings(d.cfg, e) {
-			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
-		}
-		d.armWith(e, c)
+		d.armNew(e, c)
 	}
 	if d.w.count() == 0 {
 		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
@@ -487,6 +485,16 @@ func (d *daemon) stop() {
 // it was last armed, as observations.
 func (d *daemon) arm(e *entry) []observation {
 	return d.armWith(e, nil)
+}
+
+// armNew arms an entry new to famids and warns of what is odd about it,
+// as the watches just found the file system.
+func (d *daemon) armNew(e *entry, c *walkCache) {
+	d.armWith(e, c)
+	exists, dir := d.w.kind(e.Path)
+	for _, w := range entryWarnings(d.cfg, e, exists, dir) {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+	}
 }
 
 // armWith is arm, with what c remembers of the file system in a batch.

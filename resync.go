@@ -55,7 +55,7 @@ func (d *daemon) watchedPaths() []string {
 	}
 	for _, e := range d.cfg.Entries {
 		set[e.Path] = true
-		if !d.w.isDir(e.Path) {
+		if _, dir := d.w.kind(e.Path); !dir {
 			continue // a directory made since is armed, and scanned, when it comes
 		}
 		names, err := readDirNames(e.Path)
@@ -212,10 +212,7 @@ func (d *daemon) reload() {
 	for _, e := range cfg.Entries {
 		if old.lookup(e.Path) == nil {
 			added = append(added, e.Path)
-			for _, w := range entryWarnings(cfg, e) {
-				fmt.Fprintf(os.Stderr, "famids: %s\n", w)
-			}
-			d.armWith(e, c)
+			d.armNew(e, c)
 		}
 	}
 	for _, e := range old.Entries {

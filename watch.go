@@ -576,12 +576,15 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 	return errs
 }
 
-// isDir reports whether path was a directory when it was last armed.
-func (w *watcher) isDir(path string) bool {
+// kind reports whether path existed, and was a directory, when it was
+// last armed.
+func (w *watcher) kind(path string) (exists, dir bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	a := w.armed[path]
-	return a != nil && a.dir
+	if a := w.armed[path]; a != nil {
+		return a.exists, a.dir
+	}
+	return false, false
 }
 
 // names reports whether path still names the inode it was armed for.
