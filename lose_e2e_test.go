@@ -45,10 +45,16 @@ func (r *famidsRun) restart(args ...string) int {
 // readStateFile decodes the run's state file.
 func (r *famidsRun) readStateFile() state {
 	r.t.Helper()
-	s, err := loadState(r.state)
-	must(r.t, err)
+	return readStateAt(r.t, r.state)
+}
+
+// readStateAt decodes the state file at path.
+func readStateAt(t *testing.T, path string) state {
+	t.Helper()
+	s, err := loadState(path)
+	must(t, err)
 	if s == nil {
-		r.t.Fatalf("no state file %s", r.state)
+		t.Fatalf("no state file %s", path)
 	}
 	return *s
 }
@@ -565,13 +571,13 @@ func TestStateFileInWatchedDirectoryIsNotReported(t *testing.T) {
 	writeFile(t, a, "a")
 	state := filepath.Join(link, "state.json") // the same directory, by another name
 	r := startFamids(t, watched+"\n", "-state", state)
-	before := r.readStateFileAt(state).Saved
+	before := readStateAt(t, state).Saved
 	appendFile(t, a, "!")
 	r.waitReport(a, "change")
 	// Once the state is saved again, a second change: its report comes
 	// after any report the save could cause.
 	deadline := time.Now().Add(waitFor)
-	for !r.readStateFileAt(state).Saved.After(before) {
+	for !readStateAt(t, state).Saved.After(before) {
 		if time.Now().After(deadline) {
 			t.Fatal("the state was not saved after a report")
 		}
@@ -584,15 +590,6 @@ func TestStateFileInWatchedDirectoryIsNotReported(t *testing.T) {
 			t.Errorf("a report on %s, famids's own state:\n%s", p, m.Body)
 		}
 	}
-}
-
-// readStateFileAt decodes the state file at path.
-func (r *famidsRun) readStateFileAt(path string) state {
-	r.t.Helper()
-	saved := r.state
-	defer func() { r.state = saved }()
-	r.state = path
-	return r.readStateFile()
 }
 
 func TestUndeliveredReportIsFoundAfterKill(t *testing.T) {
