@@ -84,7 +84,7 @@ func (d *daemon) watchedPaths() []string {
 func (d *daemon) baseline(prev *state) {
 	d.catchUp()
 	if prev == nil {
-		d.recordPaths(d.watchedPaths(), nil)
+		d.recordPaths(d.watchedPaths())
 		return
 	}
 	// The previous record becomes this run's, less what is no longer
@@ -97,13 +97,13 @@ func (d *daemon) baseline(prev *state) {
 			fresh = append(fresh, p)
 		}
 	}
-	d.recordPaths(fresh, nil)
+	d.recordPaths(fresh)
 	d.resync(foundAtStart, false)
 }
 
 // recordPaths records paths as they are, without reporting anything.
-func (d *daemon) recordPaths(paths []string, prev map[string]attrs) {
-	for i, a := range statAll(paths, prev) {
+func (d *daemon) recordPaths(paths []string) {
+	for i, a := range statAll(paths, nil) {
 		d.remember(paths[i], a)
 	}
 }
@@ -234,7 +234,7 @@ func (d *daemon) reload() {
 			fresh = append(fresh, p)
 		}
 	}
-	d.recordPaths(fresh, nil)
+	d.recordPaths(fresh)
 	for p := range d.pending {
 		if len(cfg.owners(p)) == 0 {
 			delete(d.pending, p)
