@@ -182,7 +182,7 @@ func benchFiles(b *testing.B, n int) []string {
 func BenchmarkRecord1000(b *testing.B) {
 	paths := benchFiles(b, 1000)
 	for b.Loop() {
-		statAll(paths, nil)
+		newRecorder().recordAll(paths, nil)
 	}
 }
 
@@ -191,10 +191,10 @@ func BenchmarkRecord1000(b *testing.B) {
 func BenchmarkRescan1000(b *testing.B) {
 	paths := benchFiles(b, 1000)
 	record := make(map[string]attrs, len(paths))
-	for i, a := range statAll(paths, nil) {
+	for i, a := range newRecorder().recordAll(paths, nil) {
 		record[paths[i]] = a
 	}
 	for b.Loop() {
-		statAll(paths, record)
+		newRecorder().recordAll(paths, record)
 	}
 }

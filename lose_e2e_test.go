@@ -91,7 +91,7 @@ func TestRestartAfterKillReportsWhatChanged(t *testing.T) {
 		t.Errorf("last known alive %q (%v), want a time within the last minute", alive, err)
 	}
 	for _, want := range []struct{ path, event, differs string }{
-		{ls, "change", "size mtime inode sha256"},
+		{ls, "change", "size mtime ctime inode sha256"},
 		{sshd, "delete", "existence"},
 		{shadow, "create", "existence"},
 	} {
@@ -106,8 +106,8 @@ func TestRestartAfterKillReportsWhatChanged(t *testing.T) {
 	// Then famids watches as usual, from the new record.
 	appendFile(t, ls, "!")
 	m = r.waitNthReport(ls, 2)
-	if got := field(m.Body, "Differs"); field(m.Body, "Found") != "" || got != "size mtime sha256" {
-		t.Errorf("after the restart, a write: Differs: %q, want size mtime sha256", got)
+	if got := field(m.Body, "Differs"); field(m.Body, "Found") != "" || got != "size mtime ctime sha256" {
+		t.Errorf("after the restart, a write: Differs: %q, want size mtime ctime sha256", got)
 	}
 	var notices, reports int
 	for _, m := range r.mailsSince(n) {
@@ -156,7 +156,7 @@ func TestChangeBetweenCleanRuns(t *testing.T) {
 	must(t, os.Chmod(f, 0o666))
 	n := r.restart()
 	m := r.waitReport(f, "change")
-	if field(m.Body, "Found") != foundAtStart || field(m.Body, "Differs") != "mode" {
+	if field(m.Body, "Found") != foundAtStart || field(m.Body, "Differs") != "mode ctime" {
 		t.Errorf("report of a change made between runs:\n%s", m.Body)
 	}
 	// Its action runs, as for any report.
@@ -183,7 +183,7 @@ func TestNewEntryIsNotReportedAtStart(t *testing.T) {
 	n := r.restart()
 	appendFile(t, added, "!")
 	m := r.waitReport(added, "change")
-	if field(m.Body, "Found") != "" || field(m.Body, "Differs") != "size mtime sha256" {
+	if field(m.Body, "Found") != "" || field(m.Body, "Differs") != "size mtime ctime sha256" {
 		t.Errorf("first report on an entry new to the configuration:\n%s", m.Body)
 	}
 	if got := r.mailsSince(n); len(got) != 1 {
@@ -318,7 +318,7 @@ func TestReloadAddsAndRemovesWatches(t *testing.T) {
 	appendFile(t, removed, "!") // no longer watched: no report
 	appendFile(t, added, "!")
 	m = r.waitReport(added, "change")
-	if field(m.Body, "Differs") != "size mtime sha256" {
+	if field(m.Body, "Differs") != "size mtime ctime sha256" {
 		t.Errorf("the added file's first report does not start from its baseline:\n%s", m.Body)
 	}
 	appendFile(t, kept, "!")
@@ -396,7 +396,7 @@ func TestSuspendAndResume(t *testing.T) {
 	// action runs again for an ordinary report.
 	appendFile(t, ls, "!")
 	rep := r.waitReport(ls, "change")
-	if field(rep.Body, "Differs") != "size mtime sha256" || !strings.Contains(field(rep.Body, "Before"), "size=7 ") {
+	if field(rep.Body, "Differs") != "size mtime ctime sha256" || !strings.Contains(field(rep.Body, "Before"), "size=7 ") {
 		t.Errorf("first report after the resume:\n%s", rep.Body)
 	}
 	r.waitAction(ls)
@@ -458,7 +458,7 @@ func TestSyslog(t *testing.T) {
 	}
 	line := string(buf[:n])
 	// authpriv (10) * 8 + warning (4) = 84
-	want := regexp.MustCompile(`^<84>.* famids\[` + strconv.Itoa(r.cmd.Process.Pid) + `\]: report: ` + regexp.QuoteMeta(f) + `: change; differs: mode\n?$`)
+	want := regexp.MustCompile(`^<84>.* famids\[` + strconv.Itoa(r.cmd.Process.Pid) + `\]: report: ` + regexp.QuoteMeta(f) + `: change; differs: mode ctime\n?$`)
 	if !want.MatchString(line) {
 		t.Errorf("syslog line %q, want it to match %s", line, want)
 	}
@@ -527,7 +527,7 @@ func TestQueueOverflow(t *testing.T) {
 	r.waitNotice("the kernel's inotify event queue overflowed: events were lost")
 	for _, p := range []string{passwd, important} {
 		m := r.waitReport(p, "change")
-		if field(m.Body, "Found") != foundAfterFlood || field(m.Body, "Differs") != "size mtime sha256" {
+		if field(m.Body, "Found") != foundAfterFlood || field(m.Body, "Differs") != "size mtime ctime sha256" {
 			t.Errorf("report of a change lost in the flood:\n%s", m.Body)
 		}
 	}
@@ -604,7 +604,7 @@ func TestUndeliveredReportIsFoundAfterKill(t *testing.T) {
 	r.stop(syscall.SIGKILL) // with the report still being tried
 	n := r.restart()
 	m := r.waitReport(f, "change")
-	if field(m.Body, "Found") != foundAtStart || field(m.Body, "Differs") != "size mtime sha256" {
+	if field(m.Body, "Found") != foundAtStart || field(m.Body, "Differs") != "size mtime ctime sha256" {
 		t.Errorf("after a kill with the report undelivered:\n%s", m.Body)
 	}
 	if got := len(r.mailsSince(n)); got != 2 {

@@ -214,6 +214,7 @@ type daemon struct {
 	w         *watcher
 	mail      *mailer
 	acts      *actions
+	rec       *recorder
 	log       *syslog.Writer // with -syslog, once connected
 	host      string
 	actionsOK bool
@@ -262,6 +263,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		w:       w,
 		mail:    m,
 		acts:    newActions(*actionTimeout, m.send),
+		rec:     newRecorder(),
 		host:    host,
 		record:  make(map[string]attrs),
 		pending: make(map[string]*burst),
@@ -679,7 +681,7 @@ func (d *daemon) flush(now time.Time) {
 		sortBursts(due)
 	}
 	for _, b := range due {
-		d.report(b, statPath(b.path))
+		d.report(b, d.rec.record(b.path, nil))
 	}
 }
 
@@ -749,10 +751,9 @@ func (d *daemon) warnOnce(msg string) {
 	}
 }
 
-// statAll returns the attributes of each path, hashing on every CPU. With
-// prev, a file that stat says is unchanged since prev recorded it is not
-// read again.
-func statAll(paths []string, prev map[string]attrs) []attrs {
+// recordAll records each path, on every CPU. With prev, a file that stat
+// says is unchanged since prev recorded it is not read again.
+func (rc *recorder) recordAll(paths []string, prev map[string]attrs) []attrs {
 	out := make([]attrs, len(paths))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -761,7 +762,11 @@ func statAll(paths []string, prev map[string]attrs) []attrs {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i] = restat(paths[i], prev[paths[i]])
+				var p *attrs
+				if a, ok := prev[paths[i]]; ok {
+					p = &a
+				}
+				out[i] = rc.record(paths[i], p)
 			}
 		}()
 	}

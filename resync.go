@@ -17,8 +17,10 @@ import (
 
 // How differences found by comparing are introduced in their reports.
 const (
-	foundAtStart    = "at start-up (changed while famids was not running)"
+	foundAtStart    = "at start-up (differs from the record of the previous run)"
 	foundAfterFlood = "after queue overflow"
+	foundAfterMount = "after a mount change"
+	foundAtVerify   = "at verification"
 )
 
 // owners returns the entries that report on path: the entry of that path,
@@ -93,7 +95,7 @@ func (d *daemon) baseline(prev *state) {
 	d.record, prev.Records = prev.Records, nil
 	var fresh []string
 	for _, p := range d.watchedPaths() {
-		if !prev.watched(p) {
+		if _, known := d.record[p]; !prev.watched(p) || !known && prev.mangled(p) {
 			fresh = append(fresh, p)
 		}
 	}
@@ -103,7 +105,7 @@ func (d *daemon) baseline(prev *state) {
 
 // recordPaths records paths as they are, without reporting anything.
 func (d *daemon) recordPaths(paths []string) {
-	for i, a := range statAll(paths, nil) {
+	for i, a := range d.rec.recordAll(paths, nil) {
 		d.remember(paths[i], a)
 	}
 }
@@ -124,7 +126,7 @@ func (d *daemon) compare(trust bool) []difference {
 		prev = d.record
 	}
 	var diffs []difference
-	for i, after := range statAll(paths, prev) {
+	for i, after := range d.rec.recordAll(paths, prev) {
 		before := d.record[paths[i]]
 		if len(differs(before, after)) == 0 {
 			continue

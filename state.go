@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,9 +158,9 @@ func (d *daemon) loadState() *state {
 	case prev == nil:
 		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", k.file)
 	case prev.Error != "" && (k.mark == "" || k.markPID() == prev.PID):
-		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, prev.Error)
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, quoteIfNeeded(string(prev.Error)))
 		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
-			prev.Error, "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+			"Error: "+quoteIfNeeded(string(prev.Error)), "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
 	case !prev.Clean || k.mark != "":
 		alive := k.alive
 		if alive.Before(prev.Saved) {
@@ -192,7 +194,7 @@ func (d *daemon) save(clean bool) {
 		Started: d.started,
 		Saved:   time.Now(),
 		Clean:   clean,
-		Error:   d.fatal,
+		Error:   exact(d.fatal),
 		Watched: namesOf(d.cfg.Entries),
 		Records: d.record,
 	}
@@ -206,9 +208,11 @@ func (d *daemon) save(clean bool) {
 	}
 }
 
-// stateVersion is the version of the state file's format; a file of another
-// version is rebuilt.
-const stateVersion = 1
+// stateVersion is the version of the state file's format. Version 1
+// kept names as JSON strings, which cannot hold invalid UTF-8, and did not
+// record flags and extended attributes: its records are read and compared
+// for what they hold. A file of another version is rebuilt.
+const stateVersion = 2
 
 // A state is what famids keeps between runs: the attributes it last
 // recorded of each watched path, and whether the run that wrote it stopped
@@ -219,10 +223,11 @@ type state struct {
 	Started time.Time        `json:"started"`
 	Saved   time.Time        `json:"saved"`
 	Clean   bool             `json:"clean"`           // written by a run that stopped cleanly
-	Error   string           `json:"error,omitempty"` // why that run stopped on its own
+	Error   exact            `json:"error,omitempty"` // why that run stopped on its own
 	Watched entryNames       `json:"watched"`         // the entries
 	Records map[string]attrs `json:"-"`               // streamed last, one by one: there may be many
 
+	legacy bool // read from a file of version 1
 }
 
 // entryNames are the entries of a configuration, by path, with their
@@ -237,6 +242,42 @@ func namesOf(entries []*entry) entryNames {
 	return en
 }
 
+// MarshalJSON writes every path and name byte for byte (see exact).
+func (en entryNames) MarshalJSON() ([]byte, error) {
+	m := make(map[string][]exact, len(en))
+	for p, names := range en {
+		var ns []exact
+		for _, n := range names {
+			ns = append(ns, exact(n))
+		}
+		m[encodeExact(p)] = ns
+	}
+	return json.Marshal(m)
+}
+
+func (en *entryNames) UnmarshalJSON(b []byte) error {
+	var m map[string][]exact
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*en = make(entryNames, len(m))
+	for k, ns := range m {
+		p, err := decodeExact(k)
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(ns))
+		for _, n := range ns {
+			names = append(names, string(n))
+		}
+		if len(names) == 0 {
+			names = nil
+		}
+		(*en)[p] = names
+	}
+	return nil
+}
+
 // watched reports whether the run that wrote s watched path: as an entry,
 // or as an important name in an entry that is a directory.
 func (s *state) watched(path string) bool {
@@ -245,6 +286,93 @@ func (s *state) watched(path string) bool {
 	}
 	names, ok := s.Watched[filepath.Dir(path)]
 	return ok && (&entry{Names: names}).matches(filepath.Base(path))
+}
+
+// An exact is a string kept byte for byte in the state file. JSON strings
+// hold only UTF-8, and a file name may be any bytes but NUL and '/': a
+// string that is not valid UTF-8 is written as a NUL, which no name holds,
+// followed by its bytes in base64.
+type exact string
+
+func (e exact) MarshalJSON() ([]byte, error) { return json.Marshal(encodeExact(string(e))) }
+
+func (e *exact) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d, err := decodeExact(s)
+	*e = exact(d)
+	return err
+}
+
+func encodeExact(s string) string {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, "\x00") {
+		return s
+	}
+	return "\x00" + base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+func decodeExact(s string) (string, error) {
+	enc, ok := strings.CutPrefix(s, "\x00")
+	if !ok {
+		return s, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("a name in base64: %w", err)
+	}
+	return string(b), nil
+}
+
+// recordJSON is attrs as the state file keeps them.
+type recordJSON struct {
+	Exists     bool      `json:"exists"`
+	Type       string    `json:"type,omitempty"`
+	Mode       uint32    `json:"mode,omitempty"`
+	UID        uint32    `json:"uid,omitempty"`
+	GID        uint32    `json:"gid,omitempty"`
+	Size       int64     `json:"size,omitempty"`
+	Mtime      time.Time `json:"mtime,omitzero"`
+	Ctime      time.Time `json:"ctime,omitzero"`
+	Inode      uint64    `json:"inode,omitempty"`
+	Links      uint64    `json:"links,omitempty"`
+	Dev        uint64    `json:"dev,omitempty"`
+	SHA256     string    `json:"sha256,omitempty"`
+	Flags      uint32    `json:"flags,omitempty"`
+	Link       exact     `json:"link,omitempty"`
+	Caps       exact     `json:"caps,omitempty"`
+	ACL        exact     `json:"acl,omitempty"`
+	DefaultACL exact     `json:"default_acl,omitempty"`
+	SELinux    exact     `json:"selinux,omitempty"`
+	Xattrs     exact     `json:"xattrs,omitempty"`
+}
+
+func (a attrs) MarshalJSON() ([]byte, error) {
+	x := a.extended()
+	return json.Marshal(recordJSON{
+		Exists: a.Exists, Type: a.Type, Mode: a.Mode, UID: a.UID, GID: a.GID, Size: a.Size,
+		Mtime: a.Mtime, Ctime: a.Ctime, Inode: a.Inode, Links: a.Links, Dev: a.Dev, SHA256: a.SHA256, Flags: a.Flags,
+		Link: exact(x.Link), Caps: exact(x.Caps), ACL: exact(x.ACL), DefaultACL: exact(x.DefaultACL),
+		SELinux: exact(x.SELinux), Xattrs: exact(x.Xattrs),
+	})
+}
+
+func (a *attrs) UnmarshalJSON(b []byte) error {
+	var r recordJSON
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	*a = attrs{
+		Exists: r.Exists, Type: r.Type, Mode: r.Mode, UID: r.UID, GID: r.GID, Size: r.Size,
+		Mtime: r.Mtime.UTC(), Ctime: r.Ctime.UTC(), Inode: r.Inode, Links: r.Links, Dev: r.Dev, SHA256: r.SHA256, Flags: r.Flags,
+	}
+	x := extended{Link: string(r.Link), Caps: string(r.Caps), ACL: string(r.ACL), DefaultACL: string(r.DefaultACL),
+		SELinux: string(r.SELinux), Xattrs: string(r.Xattrs)}
+	if x != (extended{}) {
+		a.Ext = &x
+	}
+	return nil
 }
 
 // loadState reads a state file. A missing file is not an error: it returns
@@ -262,10 +390,38 @@ func loadState(file string) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged: %w", file, err)
 	}
-	if s.Version != stateVersion {
+	switch s.Version {
+	case stateVersion:
+	case 1:
+		s.fromVersion1()
+	default:
 		return nil, fmt.Errorf("%s: format version %d, this famids writes version %d", file, s.Version, stateVersion)
 	}
 	return s, nil
+}
+
+// fromVersion1 makes a state of version 1 one of this version: its
+// records lack flags and extended attributes, and names that were not
+// valid UTF-8 were written with U+FFFD in place of their bytes: those
+// records name no path and are dropped, and the paths they stood for are
+// recorded anew (see mangled).
+func (s *state) fromVersion1() {
+	for p, a := range s.Records {
+		if strings.ContainsRune(p, utf8.RuneError) {
+			delete(s.Records, p)
+			continue
+		}
+		a.Partial = true
+		s.Records[p] = a
+	}
+	s.Version = stateVersion
+	s.legacy = true
+}
+
+// mangled reports whether path could not be kept by the state file s was
+// read from: a version 1 file lost names that were not valid UTF-8.
+func (s *state) mangled(path string) bool {
+	return s.legacy && (!utf8.ValidString(path) || strings.ContainsRune(path, utf8.RuneError))
 }
 
 // decodeState reads a state as encodeState writes it, one record at a
@@ -330,7 +486,11 @@ func decodeRecords(dec *json.Decoder, records map[string]attrs) error {
 		if err := dec.Decode(&a); err != nil {
 			return err
 		}
-		records[tok.(string)] = a // an object's keys are strings
+		p, err := decodeExact(tok.(string)) // an object's keys are strings
+		if err != nil {
+			return err
+		}
+		records[p] = a
 	}
 	return expectDelim(dec, '}')
 }
@@ -360,7 +520,7 @@ func encodeState(w io.Writer, s *state) error {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
-		key, _ := json.Marshal(p)
+		key, _ := json.Marshal(encodeExact(p))
 		value, err := json.Marshal(s.Records[p])
 		if err != nil {
 			return err

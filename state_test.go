@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +136,108 @@ func TestStateTrailingData(t *testing.T) {
 	if _, err := loadState(file); err == nil {
 		t.Error("a state file with data after it loads without an error")
 	}
+}
+
+// allBytesName is a file name of every byte a name may hold, 1 to 255
+// but '/': 254 bytes, none of them valid UTF-8 after 127.
+func allBytesName() string {
+	var b []byte
+	for c := 1; c <= 255; c++ {
+		if c != '/' {
+			b = append(b, byte(c))
+		}
+	}
+	return string(b)
+}
+
+// Names, link targets and texts are kept byte for byte, whatever they are.
+func TestStateKeepsNamesByteForByte(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	names := []string{
+		"/d/V\xedctor", "/d/" + allBytesName(), "/d/line\nbreak", "/d/\u2028sep", "/d/\ufffd", "/d/plain",
+		"/d/\xff", "/d/é", `/d/quote"back\slash`,
+	}
+	s := &state{Version: stateVersion, PID: 7, Error: "read: \xff\nNotice: forged",
+		Watched: entryNames{"/d": {"V\xedctor", "*.conf"}, "/e\xfe": nil}, Records: map[string]attrs{}}
+	for i, n := range names {
+		s.Records[n] = attrs{Exists: true, Type: "symlink", Inode: uint64(i + 1),
+			Ext: &extended{Link: n + "\xc3", SELinux: "u:r:\xfft", Xattrs: `"user.\xff":00000000`}}
+	}
+	must(t, saveState(file, s))
+	got, err := loadState(file)
+	must(t, err)
+	if got.Error != s.Error || !reflect.DeepEqual(got.Watched, s.Watched) || len(got.Records) != len(s.Records) {
+		t.Fatalf("after a round trip: error %q, watched %q, %d records; want %q, %q, %d",
+			got.Error, got.Watched, len(got.Records), s.Error, s.Watched, len(s.Records))
+	}
+	for n, a := range s.Records {
+		if g, ok := got.Records[n]; !ok || !g.same(a) {
+			t.Errorf("record %q after a round trip: %v (found %v), want %v", n, g, ok, a)
+		}
+	}
+}
+
+// A state file of version 1 is read: what it recorded is compared, and
+// the names it could not keep are dropped.
+func TestStateVersion1(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	writeFile(t, file, `{"version":1,"pid":3,"started":"2026-11-25T08:00:00Z","saved":"2026-11-25T09:00:00Z","clean":true,`+
+		`"watched":{"/d":null},"records":{"/d/a":{"exists":true,"type":"file","mode":420,"size":1,"mtime":"2026-11-25T08:00:00Z",`+
+		`"inode":5,"links":1,"sha256":"ab","dev":2,"ctime":"2026-11-25T08:00:00Z"},"/d/V\ufffdctor":{"exists":true,"type":"file"}}}`)
+	got, err := loadState(file)
+	must(t, err)
+	if got.Version != stateVersion || !got.Clean || got.PID != 3 {
+		t.Errorf("version 1 state read as %+v", got)
+	}
+	a, ok := got.Records["/d/a"]
+	if !ok || !a.Partial || a.Mode != 0o644 || a.SHA256 != "ab" || a.Inode != 5 {
+		t.Errorf("version 1 record = %v (partial %v), want mode 0644, inode 5, partial", a, a.Partial)
+	}
+	if _, ok := got.Records["/d/V\ufffdctor"]; ok {
+		t.Error("a version 1 record of a name it could not keep is still there")
+	}
+	if !got.mangled("/d/V\xedctor") || got.mangled("/d/a") {
+		t.Error("mangled: want true for a name that is not UTF-8, false for a plain one")
+	}
+	// A flag that an older famids did not record is not a difference.
+	now := a
+	now.Partial, now.Flags = false, 0x80000
+	if d := differs(a, now); len(d) != 0 {
+		t.Errorf("a version 1 record differs from the same file with flags: %q", d)
+	}
+}
+
+// FuzzDecodeState feeds the state decoder whatever a damaged or forged
+// state file could hold: it must return an error or a state that saves
+// and loads back the same, never panic.
+func FuzzDecodeState(f *testing.F) {
+	var seed bytes.Buffer
+	encodeState(&seed, &state{Version: stateVersion, PID: 1, Error: "x\xff", Watched: entryNames{"/d\xfe": {"n"}},
+		Records: map[string]attrs{"/d/\xed": {Exists: true, Type: "file", SHA256: "ab", Ext: &extended{Link: "\xff"}}}})
+	f.Add(seed.Bytes())
+	f.Add([]byte(`{"version":1,"records":{"/x":{"exists":true}}}`))
+	f.Add([]byte(`{"version":2,"records":{"\u0000!!":{}}}`))
+	f.Add([]byte(`{"version":2,"watched":{"\u0000AA==":["\u0000/w=="]},"records":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := decodeState(json.NewDecoder(bytes.NewReader(data)))
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := encodeState(&out, s); err != nil {
+			t.Fatalf("a decoded state does not encode: %v", err)
+		}
+		again, err := decodeState(json.NewDecoder(bytes.NewReader(out.Bytes())))
+		if err != nil {
+			t.Fatalf("a state famids wrote does not decode: %v\n%s", err, out.Bytes())
+		}
+		if again.Error != s.Error || !maps.EqualFunc(again.Watched, s.Watched, slices.Equal) || len(again.Records) != len(s.Records) {
+			t.Fatalf("round trip changed the state:\n%+v\n%+v", s, again)
+		}
+		for p, a := range s.Records {
+			if b, ok := again.Records[p]; !ok || !b.same(a) {
+				t.Fatalf("round trip changed the record of %q: %v, then %v", p, a, b)
+			}
+		}
+	})
 }

@@ -43,8 +43,8 @@ func TestModifyReport(t *testing.T) {
 	if !slices.Equal(m.Args, []string{"-s", "famids report", "admin@example.org"}) {
 		t.Errorf("mail argv = %q", m.Args)
 	}
-	if got := field(m.Body, "Differs"); got != "size mtime sha256" {
-		t.Errorf("Differs: %q, want size mtime sha256\n%s", got, m.Body)
+	if got := field(m.Body, "Differs"); got != "size mtime ctime sha256" {
+		t.Errorf("Differs: %q, want size mtime ctime sha256\n%s", got, m.Body)
 	}
 	host, _ := os.Hostname()
 	if got := field(m.Body, "Host"); got != host {

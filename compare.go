@@ -1,0 +1,82 @@
+package main
+
+// Comparing two records of a path: what differs, by the names reports
+// give the attributes.
+
+// differs names the attributes in which before and after differ, or
+// "existence". For a directory, what its entries change (its mtime, ctime,
+// size and link count) is left out: the entries are reported on their
+// own. Content that could not be read never equals anything: famids
+// cannot tell it is unchanged.
+func differs(before, after attrs) []string {
+	if before.Exists != after.Exists {
+		return []string{"existence"}
+	}
+	if !before.Exists {
+		return nil
+	}
+	dir := before.Type == "dir" && after.Type == "dir"
+	var d []string
+	add := func(name string, differ bool) {
+		if differ {
+			d = append(d, name)
+		}
+	}
+	add("type", before.Type != after.Type)
+	add("mode", before.Mode != after.Mode)
+	add("uid", before.UID != after.UID)
+	add("gid", before.GID != after.GID)
+	add("size", before.Size != after.Size && !dir)
+	add("mtime", !before.Mtime.Equal(after.Mtime) && !dir)
+	add("ctime", !before.Ctime.Equal(after.Ctime) && !dir)
+	add("inode", before.Inode != after.Inode || before.Dev != after.Dev)
+	add("links", before.Links != after.Links && !dir)
+	add("sha256", before.SHA256 != after.SHA256 || before.SHA256 == digestUnreadable || after.SHA256 == digestUnreadable)
+	bx, ax := before.extended(), after.extended()
+	add("link", bx.Link != ax.Link)
+	if before.Partial || after.Partial {
+		return d // an older record: it has none of the rest
+	}
+	add("flags", before.Flags != after.Flags)
+	add("caps", bx.Caps != ax.Caps)
+	add("acl", bx.ACL != ax.ACL)
+	add("default_acl", bx.DefaultACL != ax.DefaultACL)
+	add("selinux", bx.SELinux != ax.SELinux)
+	add("xattrs", bx.Xattrs != ax.Xattrs)
+	return d
+}
+
+// eventDiffers is differs for a report made from events on the path. A
+// directory's own times count there: an event on the directory itself
+// (touch, chmod, setfattr) is not one of its entries, and a report must
+// not say that nothing differs when its times moved.
+func eventDiffers(before, after attrs) []string {
+	d := differs(before, after)
+	if len(d) == 0 && before.Exists && after.Exists {
+		if !before.Mtime.Equal(after.Mtime) {
+			d = append(d, "mtime")
+		}
+		if !before.Ctime.Equal(after.Ctime) {
+			d = append(d, "ctime")
+		}
+	}
+	return d
+}
+
+// same reports whether a and b record the same: their times may differ in
+// representation (read from the state file or from stat), not in value.
+func (a attrs) same(b attrs) bool {
+	return a.Exists == b.Exists && a.Partial == b.Partial && a.Mtime.Equal(b.Mtime) && a.Ctime.Equal(b.Ctime) &&
+		a.Type == b.Type && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.Inode == b.Inode && a.Links == b.Links && a.Dev == b.Dev &&
+		a.SHA256 == b.SHA256 && a.Flags == b.Flags && a.extended() == b.extended()
+}
+
+// extended returns a's extended attributes, the zero value when it has
+// none.
+func (a attrs) extended() extended {
+	if a.Ext == nil {
+		return extended{}
+	}
+	return *a.Ext
+}
