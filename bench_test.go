@@ -115,7 +115,7 @@ func BenchmarkStorm(b *testing.B) {
 		if at := r.resumeAt(now); !at.IsZero() {
 			timeout = max(at.Sub(now), 0)
 		}
-		if d.w.wait(timeout, r.waiting(now)) {
+		if readable, _ := d.w.wait(timeout, r.waiting(now)); readable {
 			evs, err := r.read(time.Now())
 			if err != nil {
 				b.Fatal(err)

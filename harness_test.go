@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ type famidsRun struct {
 	mailDir string
 	state   string   // the -state file, kept across restarts of this run
 	env     []string // added to famids's environment
+	wrap    []string // a command that runs famids, given famids's argv after its own
 	cmd     *exec.Cmd
 	stdout  syncBuffer
 	stderr  syncBuffer
@@ -131,7 +133,8 @@ func (r *famidsRun) start(args ...string) {
 	must(t, err)
 	defer ready.Close()
 	all := append([]string{"-config", r.conf, "-mail", filepath.Join(r.dir, "mail"), "-notify", "admin@example.org", "-settle", "150ms", "-state", r.state}, args...)
-	r.cmd = exec.Command(famidsBin, all...)
+	argv := append(append(slices.Clone(r.wrap), famidsBin), all...)
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Env = append(os.Environ(), "MAILDIR="+r.mailDir, "NOTIFY_SOCKET="+sock, "GORACE=halt_on_error=1 atexit_sleep_ms=0")
 	r.cmd.Env = append(r.cmd.Env, r.env...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr

@@ -45,6 +45,7 @@ var (
 	stateFile     = flag.String("state", "/var/lib/famids/state.json", "`file` keeping the baseline between runs (\"\": none)")
 	useSyslog     = flag.Bool("syslog", false, "also log each report and notice to syslog (authpriv, warning, tag famids)")
 	maxSuspend    = flag.Duration("max-suspend", time.Hour, "a suspension (SIGUSR1) ends by itself after this `duration`")
+	verifyEvery   = flag.Duration("verify", time.Hour, "compare every watched path with its record this often, to find what no event tells (0: never)")
 	showVersion   = flag.Bool("version", false, "print the version and exit")
 )
 
@@ -84,6 +85,7 @@ func run() int {
 		{*settle >= 0, "settle", *settle, "must not be negative"},
 		{*actionTimeout > 0, "action-timeout", *actionTimeout, "must be positive"},
 		{*maxSuspend > 0, "max-suspend", *maxSuspend, "must be positive"},
+		{*verifyEvery >= 0, "verify", *verifyEvery, "must not be negative"},
 	} {
 		if !bad.ok {
 			fmt.Fprintf(os.Stderr, "famids: -%s %v: %s\n", bad.flag, bad.v, bad.want)
@@ -224,6 +226,14 @@ type daemon struct {
 	hits    []hit             // reused by handle, which routes thousands of events a second in a storm
 	warned  map[string]bool   // watch and state errors already reported
 
+	watchErrs []string            // watches that could not be set, not yet in a notice
+	unwatched map[string][]string // entries with a watch that could not be set, with the errors
+	leaseWait time.Duration       // how long a file another process holds a lease on may stay unreadable
+
+	verifyAt  time.Time // when the next verification is due; zero without -verify
+	hashedAll time.Time // when every file was last hashed, whatever its stat said
+	mountAt   time.Time // when a change of the mount table is acted on; zero when none is
+
 	state   stateKeeper
 	started time.Time
 
@@ -238,6 +248,7 @@ type daemon struct {
 // A burst is the events seen on one path until it settles.
 type burst struct {
 	path     string
+	told     bool     // an event said the path changed; else it is compared, and reported only if it differs
 	events   []string // FAM event names, each once, in the order seen
 	entries  []string // the configuration entries whose actions run
 	found    string   // how a difference was found when not from an event
@@ -245,11 +256,15 @@ type burst struct {
 	deadline time.Time
 }
 
-// An observation is one event on one path, on behalf of an entry.
+// An observation is one event on one path, on behalf of an entry. A weak
+// one (a file opened for writing was closed, an inode's metadata changed)
+// may change nothing the path's record holds: its path is compared, and
+// reported only when it differs.
 type observation struct {
 	path  string
 	event string
 	entry string
+	weak  bool
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -259,18 +274,35 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	}
 	host, _ := os.Hostname()
 	return &daemon{
-		cfg:     cfg,
-		w:       w,
-		mail:    m,
-		acts:    newActions(*actionTimeout, m.send),
-		rec:     newRecorder(),
-		host:    host,
-		record:  make(map[string]attrs),
-		pending: make(map[string]*burst),
-		warned:  make(map[string]bool),
-		state:   stateKeeper{file: *stateFile},
-		started: time.Now(),
+		cfg:       cfg,
+		w:         w,
+		mail:      m,
+		acts:      newActions(*actionTimeout, m.send),
+		rec:       newRecorder(),
+		host:      host,
+		record:    make(map[string]attrs),
+		pending:   make(map[string]*burst),
+		warned:    make(map[string]bool),
+		unwatched: make(map[string][]string),
+		leaseWait: leaseBreakTime() + 2*time.Second,
+		state:     stateKeeper{file: *stateFile},
+		started:   time.Now(),
 	}, nil
+}
+
+// leaseBreakTime returns how long the kernel lets a process that holds a
+// lease on a file keep it once another opens the file
+// (/proc/sys/fs/lease-break-time, fcntl(2)).
+func leaseBreakTime() time.Duration {
+	data, err := os.ReadFile("/proc/sys/fs/lease-break-time")
+	if err != nil {
+		return 45 * time.Second // the kernel's default
+	}
+	var s int
+	if _, err := fmt.Sscan(string(data), &s); err != nil || s < 0 {
+		return 45 * time.Second
+	}
+	return time.Duration(s) * time.Second
 }
 
 // close releases what the daemon holds once it has stopped.
@@ -304,6 +336,11 @@ func (d *daemon) start(problems []problem) {
 		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
 	}
 	d.baseline(prev)
+	d.noticeWatchErrors()
+	d.hashedAll = time.Now()
+	if *verifyEvery > 0 {
+		d.verifyAt = d.hashedAll.Add(*verifyEvery)
+	}
 	if d.mail.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered
@@ -336,12 +373,12 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now))
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
 		}
-		var readable bool
+		var readable, mounted bool
 		if left := r.pauseLeft(now); left > 0 {
 			// A storm's pause: sleeping lets Go's scheduler rest, where
 			// waiting in a system call would keep it busy. A signal
@@ -349,7 +386,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			time.Sleep(min(left, timeout))
 			readable = true // what piled up meanwhile
 		} else {
-			readable = d.w.wait(timeout, r.waiting(now))
+			readable, mounted = d.w.wait(timeout, r.waiting(now))
+		}
+		if mounted && d.mountAt.IsZero() {
+			d.mountAt = time.Now().Add(mountSettle)
 		}
 
 		now = time.Now()
@@ -388,8 +428,21 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		if end := d.suspensionEnd(); !end.IsZero() && !now.Before(end) {
 			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
 		}
+		if !d.mountAt.IsZero() && !now.Before(d.mountAt) {
+			d.mountAt = time.Time{}
+			d.remount()
+		}
+		if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
+			d.verify()
+			d.verifyAt = time.Now().Add(*verifyEvery)
+		}
+		d.noticeWatchErrors()
 	}
 }
+
+// mountSettle is how long famids waits after a change of the mount table
+// before it acts on it: a mount seldom comes alone.
+const mountSettle = 100 * time.Millisecond
 
 // earliest returns the earliest of times that is not zero, or zero.
 func earliest(times ...time.Time) time.Time {
@@ -502,17 +555,107 @@ func (d *daemon) armNew(e *entry, c *walkCache) {
 // armWith is arm, with what c remembers of the file system in a batch.
 func (d *daemon) armWith(e *entry, c *walkCache) []observation {
 	became, errs := d.w.armWith(e.Path, c)
-	for _, err := range errs {
-		if msg := err.Error(); !d.warned[msg] {
-			d.warned[msg] = true
-			fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
-			d.notice("a watch could not be set: "+msg, fmt.Sprintf("%s is not fully watched; the rest is.", quoteIfNeeded(e.Path)))
-		}
-	}
+	d.watchFailed(e.Path, errs...)
 	if became == "" {
 		return nil
 	}
-	return []observation{{e.Path, became, e.Path}}
+	return []observation{{path: e.Path, event: became, entry: e.Path}}
+}
+
+// watchFailed notes the watches of entry that could not be set, or, with
+// no errors, that they all are: those that failed are tried again at each
+// verification and each reload, and told in one notice (see
+// noticeWatchErrors), each once.
+func (d *daemon) watchFailed(entry string, errs ...error) {
+	if len(errs) == 0 {
+		for _, msg := range d.unwatched[entry] {
+			delete(d.warned, msg) // told again should it fail again
+		}
+		delete(d.unwatched, entry)
+		return
+	}
+	for _, err := range errs {
+		msg := err.Error()
+		if !contains(d.unwatched[entry], msg) {
+			d.unwatched[entry] = append(d.unwatched[entry], msg)
+		}
+		if !d.warned[msg] {
+			d.warned[msg] = true
+			d.watchErrs = append(d.watchErrs, msg)
+		}
+	}
+}
+
+// noticeWatchErrors tells, in one notice, of every watch that could not
+// be set since it was last called: a hundred failures are one mail.
+func (d *daemon) noticeWatchErrors() {
+	errs := d.watchErrs
+	if len(errs) == 0 {
+		return
+	}
+	d.watchErrs = nil
+	const shown = 20 // on standard error; the notice lists them all
+	for i, msg := range errs {
+		if i == shown {
+			fmt.Fprintf(os.Stderr, "famids: ... and %d more watches could not be set (the notice lists them)\n", len(errs)-shown)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "famids: %s\n", quoteIfNeeded(msg))
+	}
+	summary := "a watch could not be set: " + quoteIfNeeded(errs[0])
+	if len(errs) > 1 {
+		summary = fmt.Sprintf("%d watches could not be set", len(errs))
+	}
+	details := []string{"What these paths lead to is not fully watched; the rest is. famids tries again at each verification (-verify) and each reload (SIGHUP)."}
+	for _, msg := range errs {
+		details = append(details, "- "+quoteIfNeeded(msg))
+		if strings.Contains(msg, errNoWatches.Error()) && !contains(details, noWatchesAdvice) {
+			details = append([]string{noWatchesAdvice}, details...)
+		}
+	}
+	d.notice(summary, details...)
+}
+
+const noWatchesAdvice = "Raise /proc/sys/fs/inotify/max_user_watches (sysctl fs.inotify.max_user_watches), then send famids SIGHUP."
+
+// retryWatches arms again every entry with a watch that could not be set,
+// and sets the aliases that are missing.
+func (d *daemon) retryWatches() {
+	c := newWalkCache()
+	for p := range d.unwatched {
+		if e := d.cfg.lookup(p); e != nil {
+			d.armWith(e, c)
+		} else {
+			d.watchFailed(p) // no longer an entry
+		}
+	}
+	d.aliasAll(d.watchedPaths())
+}
+
+// aliasEntry watches path through its inode when it is an entry of a
+// watched directory (see watcher.alias): called before path is recorded,
+// so that any change after the record sends an event.
+func (d *daemon) aliasEntry(path string) {
+	dir, name := filepath.Dir(path), filepath.Base(path)
+	e := d.cfg.lookup(dir)
+	if e == nil || dir == path || !e.matches(name) {
+		return
+	}
+	if _, isDir := d.w.kind(dir); !isDir {
+		return
+	}
+	if err := d.w.alias(dir, name); err != nil {
+		d.watchFailed(dir, err)
+	}
+}
+
+// aliasAll sets the aliases of the paths that have none yet.
+func (d *daemon) aliasAll(paths []string) {
+	for _, p := range paths {
+		if dir := filepath.Dir(p); d.cfg.lookup(dir) != nil && !d.w.aliased(dir, filepath.Base(p)) {
+			d.aliasEntry(p)
+		}
+	}
 }
 
 // handle turns one batch of events into observations. The same observation
@@ -570,7 +713,7 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 	case roleLeaf:
 		if named && h.mask&nsMask != 0 {
 			d.arm(e)
-			return []observation{{e.Path, famEvent(h.mask), e.Path}}
+			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.Path}}
 		}
 		if h.mask&goneMask != 0 {
 			return d.arm(e)
@@ -580,26 +723,37 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 			return d.arm(e)
 		}
 	case roleSelf:
-		// Unlinking or renaming over a file changes its link count
-		// before the directory says the name went: an IN_ATTRIB on an
-		// inode the path no longer names is left to the name's own
-		// event. A write needs no such look: one made before the name
-		// went was a write to the path, and one made after comes once
-		// the name's event has moved the watch to the new inode.
-		if h.mask&unix.IN_MODIFY != 0 || h.mask&unix.IN_ATTRIB != 0 && d.w.names(e.Path) {
-			return []observation{{e.Path, "change", e.Path}}
-		}
-		if h.mask&goneMask != 0 {
+		switch {
+		case h.mask&unix.IN_MODIFY != 0:
+			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+		case h.mask&(unix.IN_ATTRIB|unix.IN_CLOSE_WRITE) != 0:
+			// Unlinking or renaming over a file changes its link count
+			// before the directory says the name went: the path is
+			// compared, not reported on the word of this event.
+			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
+		case h.mask&goneMask != 0:
 			return d.arm(e)
+		}
+	case roleAlias:
+		if h.name == "" && e.matches(h.sub.name) && h.mask&contentMask != 0 {
+			p := filepath.Join(e.Path, h.sub.name)
+			return []observation{{path: p, event: "change", entry: e.Path, weak: h.mask&unix.IN_MODIFY == 0}}
 		}
 	case roleEntries:
 		switch {
 		case named:
-			if e.matches(h.name) {
-				return []observation{{filepath.Join(e.Path, h.name), famEvent(h.mask), e.Path}}
+			if !e.matches(h.name) {
+				return nil
 			}
+			if h.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+				d.w.unalias(e.Path, h.name) // the file may live on under another name
+			}
+			p := filepath.Join(e.Path, h.name)
+			return []observation{{path: p, event: famEvent(h.mask), entry: e.Path, weak: h.mask&contentMask == unix.IN_CLOSE_WRITE}}
 		case h.mask&unix.IN_ATTRIB != 0:
-			return []observation{{e.Path, "change", e.Path}}
+			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+		case h.mask&unix.IN_CLOSE_WRITE != 0:
+			return nil // a directory is never written
 		case h.mask&goneMask != 0:
 			return d.arm(e)
 		}
@@ -628,7 +782,9 @@ const maxBurst = 20
 // it only counts it.
 func (d *daemon) observe(o observation) {
 	if d.holding {
-		d.held++
+		if !o.weak {
+			d.held++
+		}
 		return
 	}
 	now := time.Now()
@@ -637,7 +793,10 @@ func (d *daemon) observe(o observation) {
 		b = &burst{path: o.path, first: now}
 		d.pending[o.path] = b
 	}
-	b.events = appendNew(b.events, o.event)
+	if !o.weak {
+		b.told = true
+		b.events = appendNew(b.events, o.event)
+	}
 	b.entries = appendNew(b.entries, o.entry)
 	b.deadline = now.Add(*settle)
 	if limit := b.first.Add(maxBurst * *settle); b.deadline.After(limit) {
@@ -662,7 +821,7 @@ func (d *daemon) scanCreated(o observation) {
 	for _, n := range names {
 		p := filepath.Join(e.Path, n)
 		if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil {
-			d.observe(observation{p, "create", e.Path})
+			d.observe(observation{path: p, event: "create", entry: e.Path})
 		}
 	}
 }
@@ -681,9 +840,30 @@ func (d *daemon) flush(now time.Time) {
 		sortBursts(due)
 	}
 	for _, b := range due {
-		d.report(b, d.rec.record(b.path, nil))
+		d.aliasEntry(b.path)
+		after := d.rec.record(b.path, nil)
+		if after.busy && !now.IsZero() && now.Before(b.first.Add(d.leaseWait)) {
+			// Another process holds a lease on the file, which the
+			// kernel breaks within lease-break-time: read it again
+			// then, rather than report its content as unknown.
+			b.deadline = now.Add(leaseRetry)
+			d.pending[b.path] = b
+			continue
+		}
+		if !b.told {
+			if len(eventDiffers(d.record[b.path], after)) == 0 {
+				d.remember(b.path, after)
+				continue
+			}
+			b.events = []string{"change"}
+		}
+		d.report(b, after)
 	}
 }
+
+// leaseRetry is how often famids tries again to read a file another
+// process holds a lease on.
+const leaseRetry = time.Second
 
 // report mails the report of a burst, records the path's attributes now,
 // after, and starts the actions of the entries concerned.

@@ -105,6 +105,7 @@ func (d *daemon) baseline(prev *state) {
 
 // recordPaths records paths as they are, without reporting anything.
 func (d *daemon) recordPaths(paths []string) {
+	d.aliasAll(paths)
 	for i, a := range d.rec.recordAll(paths, nil) {
 		d.remember(paths[i], a)
 	}
@@ -121,6 +122,7 @@ type difference struct {
 // trust, a file that stat says is unchanged is not hashed again.
 func (d *daemon) compare(trust bool) []difference {
 	paths := d.watchedPaths()
+	d.aliasAll(paths)
 	var prev map[string]attrs
 	if trust {
 		prev = d.record
@@ -149,9 +151,45 @@ func (d *daemon) resync(found string, trust bool) {
 	d.flush(time.Time{})
 	now := time.Now()
 	for _, df := range d.compare(trust) {
-		b := &burst{path: df.path, events: []string{df.event}, entries: entryPaths(d.cfg.owners(df.path)), found: found, first: now}
+		d.aliasEntry(df.path) // it may be another file now
+		b := &burst{path: df.path, told: true, events: []string{df.event}, entries: entryPaths(d.cfg.owners(df.path)), found: found, first: now}
 		d.report(b, df.after)
 	}
+}
+
+// fullHashEvery is how often a verification hashes every file, whatever
+// its stat says: a root intruder can set the clock back to a file's ctime
+// before changing it, and put its mtime back.
+const fullHashEvery = 24 * time.Hour
+
+// verify is -verify: it tries again the watches that could not be set,
+// and compares every watched path with its record, to find what sends no
+// event (chattr, a write through a memory mapping made after the file was
+// closed, a write to the disk underneath the file system). A file is
+// hashed again when its stat changed, and every file once a day.
+func (d *daemon) verify() {
+	d.retryWatches()
+	if d.holding {
+		return // the resume compares
+	}
+	full := time.Since(d.hashedAll) >= fullHashEvery
+	d.catchUp()
+	d.resync(foundAtVerify, !full)
+	if full {
+		d.hashedAll = time.Now()
+	}
+}
+
+// remount acts on a change of the mount table: a mount on or above a
+// watched path changes what it names without an event on it. Every entry
+// is armed again, and every path compared with its record.
+func (d *daemon) remount() {
+	d.armAll()
+	if d.holding {
+		return // the resume compares
+	}
+	d.catchUp()
+	d.resync(foundAfterMount, true)
 }
 
 // overflow is the kernel's queue overflowing: events were lost, so every
@@ -242,6 +280,13 @@ func (d *daemon) reload() {
 			delete(d.pending, p)
 		}
 	}
+	for p := range d.unwatched {
+		if cfg.lookup(p) == nil {
+			d.watchFailed(p) // no longer watched
+		}
+	}
+	d.retryWatches()
+	d.noticeWatchErrors()
 
 	details := []string{fmt.Sprintf("%d entries are watched.", len(cfg.Entries))}
 	for _, p := range added {

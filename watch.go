@@ -22,7 +22,10 @@ import (
 // deletion, a re-creation or a replaced symlink anywhere on the way is
 // seen), and the file or directory PATH finally resolves to (so that a
 // write, even through a hard link elsewhere, is seen). Each time a name on
-// the way changes, the entry is armed again from scratch.
+// the way changes, the entry is armed again from scratch. The entries of a
+// watched directory that it reports on are watched through their inodes
+// too (aliases): a write through another name of the same file, or to the
+// file a symbolic link points to, sends no event to the directory.
 
 // A role says why an entry subscribes to a watch.
 type role uint8
@@ -32,14 +35,18 @@ const (
 	roleLeaf                // the directory holding PATH's own last name
 	roleSelf                // the file PATH resolves to
 	roleEntries             // the directory PATH resolves to
+	roleAlias               // the file an entry of the directory PATH names
 )
 
 // Event masks for each kind of watch. IN_MASK_ADD makes the kernel add to
-// the mask of an inode that another role already watches.
+// the mask of an inode that another role already watches. IN_CLOSE_WRITE
+// tells of writes that send no IN_MODIFY: through a shared memory mapping.
 const (
 	lookupMask  = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_MASK_ADD
-	entriesMask = lookupMask | unix.IN_MODIFY | unix.IN_ATTRIB
-	selfMask    = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_MASK_ADD
+	contentMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE
+	entriesMask = lookupMask | contentMask
+	selfMask    = contentMask | unix.IN_MASK_ADD
+	aliasMask   = selfMask
 )
 
 // A sub is one entry's interest in a watch.
@@ -49,10 +56,15 @@ type sub struct {
 	name string // for roleLookup and roleLeaf: the name looked up
 }
 
-// key is the name a sub cares about in its watch: "" for every name.
+// key is the name a sub cares about in its watch: "" for every name. An
+// alias cares only for events on the inode itself, which have no name: its
+// key holds a slash, which no name in an event does.
 func (s sub) key() string {
-	if s.role == roleSelf || s.role == roleEntries {
+	switch s.role {
+	case roleSelf, roleEntries:
 		return ""
+	case roleAlias:
+		return "/" + s.name
 	}
 	return s.name
 }
@@ -124,11 +136,12 @@ func (ws wsub) sub(path string) sub { return sub{path: path, role: ws.role, name
 // An armed entry: its subscriptions and what its path named when they
 // were set.
 type armed struct {
-	subs   []wsub
-	exists bool
-	dir    bool
-	dev    uint64
-	ino    uint64
+	subs    []wsub
+	aliases map[string]int32 // for a directory: the watch of each entry watched through its inode, by name
+	exists  bool
+	dir     bool
+	dev     uint64
+	ino     uint64
 }
 
 // watching returns the entry's sub of role r on the inode st describes,
@@ -175,11 +188,16 @@ type hit struct {
 var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotify/max_user_watches")
 
 // A watcher owns the inotify instance and all watch descriptor bookkeeping.
+// Watches are added and removed one entry at a time (armMu), without
+// holding mu, which route takes for every event: adding a watch looks a
+// path up, which a file system that does not answer can make wait.
 type watcher struct {
-	mu   sync.Mutex
-	fd   int            // the inotify instance, non-blocking
-	wake int            // an eventfd written to by poke
-	fds  [2]unix.PollFd // for wait, which runs for every event: not allocated each time
+	armMu  sync.Mutex     // held while watches are added or removed
+	mu     sync.Mutex     // held while the maps are read or changed
+	fd     int            // the inotify instance, non-blocking
+	wake   int            // an eventfd written to by poke
+	mounts int            // /proc/self/mountinfo, whose poll tells of a change of the mount table; -1 without
+	fds    [3]unix.PollFd // for wait, which runs for every event: not allocated each time
 
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
@@ -198,9 +216,17 @@ func newWatcher() (*watcher, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
+	// A mount or an unmount changes what a path names without an event
+	// on it; proc(5): poll(2) on mountinfo says POLLPRI when the mount
+	// table changed since the last poll.
+	mounts, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		mounts = -1
+	}
 	return &watcher{
 		fd:       fd,
 		wake:     wake,
+		mounts:   mounts,
 		byWd:     make(map[int]*watch),
 		armed:    make(map[string]*armed),
 		addWatch: unix.InotifyAddWatch,
@@ -208,28 +234,30 @@ func newWatcher() (*watcher, error) {
 }
 
 // wait waits in poll(2) until timeout has passed (forever when it is
-// negative), poke is called, or, with events, inotify events are queued;
-// it reports whether they are. It waits in poll(2) rather than in Go's
-// network poller, which the kernel would wake for every event, even while
-// famids is not reading.
-func (w *watcher) wait(timeout time.Duration, events bool) bool {
-	w.fds = [2]unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
+// negative), poke is called, the mount table changes, or, with events,
+// inotify events are queued; it reports whether they are, and whether the
+// mount table changed. It waits in poll(2) rather than in Go's network
+// poller, which the kernel would wake for every event, even while famids
+// is not reading.
+func (w *watcher) wait(timeout time.Duration, events bool) (readable, mounted bool) {
+	w.fds = [3]unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.mounts), Events: unix.POLLPRI}, {Fd: int32(w.fd), Events: unix.POLLIN}}
 	fds := w.fds[:]
 	if !events {
-		fds = fds[:1]
+		fds = fds[:2]
 	}
 	ms := -1
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
 	if _, err := unix.Poll(fds, ms); err != nil {
-		return false // EINTR: the loop looks again
+		return false, false // EINTR: the loop looks again
 	}
 	if fds[0].Revents != 0 {
 		var count [8]byte
 		unix.Read(w.wake, count[:])
 	}
-	return events && fds[1].Revents != 0
+	mounted = fds[1].Revents&(unix.POLLPRI|unix.POLLERR) != 0
+	return events && fds[2].Revents != 0, mounted
 }
 
 // poke makes wait return. Once the watcher is closed it does nothing: the
@@ -268,6 +296,10 @@ func (w *watcher) Close() error {
 	defer w.mu.Unlock()
 	unix.Close(w.wake)
 	w.wake = -1
+	if w.mounts >= 0 {
+		unix.Close(w.mounts)
+		w.mounts = -1
+	}
 	return unix.Close(w.fd)
 }
 
@@ -454,6 +486,8 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 
 // armWith is arm, with what c remembers of the file system; c may be nil.
 func (w *watcher) armWith(path string, c *walkCache) (became string, errs []error) {
+	w.armMu.Lock()
+	defer w.armMu.Unlock()
 	w.mu.Lock()
 	var before armed
 	if a := w.armed[path]; a != nil {
@@ -507,15 +541,23 @@ func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool
 }
 
 // subscribe sets the watches of the entry at path as resolve found it, and
-// drops those it no longer needs.
+// drops those it no longer needs. The caller holds armMu.
 func (w *watcher) subscribe(path string, lookups []lookup, real string, exists bool, st unix.Stat_t, c *walkCache) (errs []error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	old := w.armed[path]
 	if old == nil {
 		old = &armed{}
 	}
-	subs := make([]wsub, 0, len(lookups)+1)
+	oldSubs := slices.Clone(old.subs)
+	w.mu.Unlock()
+
+	// The watches are added first, without mu; then the bookkeeping.
+	type want struct {
+		wd  int
+		dir string
+		s   sub
+	}
+	var wants []want
 	add := func(dir string, mask uint32, s sub) {
 		var wd int
 		var err error
@@ -529,27 +571,10 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
 				return // gone meanwhile: the watch on its parent will tell
 			}
-			if errors.Is(err, syscall.ENOSPC) {
-				err = errNoWatches
-			}
-			errs = append(errs, fmt.Errorf("watch %s: %w", dir, err))
+			errs = append(errs, watchError(dir, err))
 			return
 		}
-		wt := w.byWd[wd]
-		if wt == nil {
-			wt = &watch{wd: wd, path: dir}
-			w.byWd[wd] = wt
-		}
-		// Only this entry subscribes its subs: the ones it had are
-		// there already.
-		ws := wsub{int32(wd), s.role, s.name}
-		if slices.Contains(subs, ws) {
-			return // the same lookup twice, through a symbolic link
-		}
-		if !slices.Contains(old.subs, ws) {
-			wt.add(s)
-		}
-		subs = append(subs, ws)
+		wants = append(wants, want{wd, dir, s})
 	}
 	for _, l := range lookups {
 		r := roleLookup
@@ -558,22 +583,156 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		}
 		add(l.dir, lookupMask, sub{path: path, role: r, name: l.name})
 	}
+	var kept *wsub
 	if exists {
 		r, mask := roleSelf, uint32(selfMask)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			r, mask = roleEntries, entriesMask
 		}
-		if ws, ok := old.watching(st, r); ok && w.byWd[int(ws.wd)] != nil {
-			subs = append(subs, ws) // the same inode, watched already
+		if ws, ok := old.watching(st, r); ok {
+			kept = &ws // the same inode, watched already
 		} else {
 			add(real, mask, sub{path: path, role: r})
 		}
 	}
 
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	subs := make([]wsub, 0, len(wants)+1)
+	if kept != nil && w.byWd[int(kept.wd)] != nil {
+		subs = append(subs, *kept)
+	}
+	for _, wt := range wants {
+		ws := wsub{int32(wt.wd), wt.s.role, wt.s.name}
+		if slices.Contains(subs, ws) {
+			continue // the same lookup twice, through a symbolic link
+		}
+		wtch, fresh := w.byWd[wt.wd], false
+		if wtch == nil {
+			wtch, fresh = &watch{wd: wt.wd, path: wt.dir}, true
+			w.byWd[wt.wd] = wtch
+		}
+		// Only this entry subscribes its subs: the ones it had are
+		// there already, unless the kernel dropped their watch since.
+		if fresh || !slices.Contains(oldSubs, ws) {
+			wtch.add(wt.s)
+		}
+		subs = append(subs, ws)
+	}
 	now := &armed{subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
-	w.release(path, old.subs, subs)
+	if cur := w.armed[path]; cur != nil {
+		if now.dir && cur.dir && cur.dev == now.dev && cur.ino == now.ino {
+			now.aliases = cur.aliases // the same directory: its entries are
+		} else {
+			w.releaseAliases(path, cur)
+		}
+	}
+	w.release(path, oldSubs, subs)
 	w.armed[path] = now
 	return errs
+}
+
+// watchError describes a watch on path that could not be added.
+func watchError(path string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		err = errNoWatches
+	}
+	return fmt.Errorf("watch %s: %w", path, err)
+}
+
+// alias watches the file that name, an entry of the directory entry dir,
+// names now, through its inode, so that a write through another name of
+// it is seen too; for a symbolic link, the file it points to. Entries of
+// other kinds (a directory, a FIFO) have none. It returns the error of a
+// watch that could not be added.
+func (w *watcher) alias(dir, name string) error {
+	w.armMu.Lock()
+	defer w.armMu.Unlock()
+	p := filepath.Join(dir, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		w.unaliasLocked(dir, name)
+		return nil
+	}
+	wd, err := w.addWatch(w.fd, p, aliasMask)
+	if err != nil {
+		w.unaliasLocked(dir, name)
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
+			return nil // gone meanwhile, or a link that leads nowhere
+		}
+		return watchError(p, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[dir]
+	if a == nil || !a.dir {
+		// The directory went meanwhile.
+		if w.byWd[wd] == nil {
+			unix.InotifyRmWatch(w.fd, uint32(wd))
+		}
+		return nil
+	}
+	s := sub{path: dir, role: roleAlias, name: name}
+	if old, ok := a.aliases[name]; ok {
+		if int(old) == wd {
+			return nil
+		}
+		w.release(dir, []wsub{{old, roleAlias, name}}, nil)
+	}
+	wt := w.byWd[wd]
+	if wt == nil {
+		wt = &watch{wd: wd, path: p}
+		w.byWd[wd] = wt
+	}
+	wt.add(s)
+	if a.aliases == nil {
+		a.aliases = make(map[string]int32)
+	}
+	a.aliases[name] = int32(wd)
+	return nil
+}
+
+// aliased reports whether the entry name of the directory entry dir is
+// watched through its inode.
+func (w *watcher) aliased(dir, name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[dir]
+	if a == nil {
+		return false
+	}
+	_, ok := a.aliases[name]
+	return ok
+}
+
+// unalias stops watching the entry name of the directory entry dir
+// through its inode.
+func (w *watcher) unalias(dir, name string) {
+	w.armMu.Lock()
+	defer w.armMu.Unlock()
+	w.unaliasLocked(dir, name)
+}
+
+func (w *watcher) unaliasLocked(dir, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[dir]
+	if a == nil {
+		return
+	}
+	if wd, ok := a.aliases[name]; ok {
+		delete(a.aliases, name)
+		w.release(dir, []wsub{{wd, roleAlias, name}}, nil)
+	}
+}
+
+// releaseAliases drops every alias of the armed entry a at path. The
+// caller holds mu.
+func (w *watcher) releaseAliases(path string, a *armed) {
+	for name, wd := range a.aliases {
+		w.release(path, []wsub{{wd, roleAlias, name}}, nil)
+	}
+	a.aliases = nil
 }
 
 // kind reports whether path existed, and was a directory, when it was
@@ -587,23 +746,14 @@ func (w *watcher) kind(path string) (exists, dir bool) {
 	return false, false
 }
 
-// names reports whether path still names the inode it was armed for.
-func (w *watcher) names(path string) bool {
-	var st unix.Stat_t
-	if unix.Stat(path, &st) != nil {
-		return false
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	a := w.armed[path]
-	return a != nil && a.exists && a.dev == uint64(st.Dev) && a.ino == st.Ino
-}
-
 // disarm drops every watch of the entry at path.
 func (w *watcher) disarm(path string) {
+	w.armMu.Lock()
+	defer w.armMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a := w.armed[path]; a != nil {
+		w.releaseAliases(path, a)
 		w.release(path, a.subs, nil)
 		delete(w.armed, path)
 	}
@@ -646,7 +796,11 @@ func (w *watcher) route(ev event, hits []hit) []hit {
 	}
 	addNamed := func(key string, subs []pathSub) {
 		for _, ps := range subs {
-			hits = append(hits, hit{sub: sub{path: ps.path, role: ps.role, name: key}, mask: ev.mask, name: ev.name})
+			name := key
+			if ps.role == roleAlias {
+				name = key[1:] // the entry's name, without the slash of its key
+			}
+			hits = append(hits, hit{sub: sub{path: ps.path, role: ps.role, name: name}, mask: ev.mask, name: ev.name})
 		}
 	}
 	if ev.name == "" {
@@ -663,6 +817,9 @@ func (w *watcher) route(ev event, hits []hit) []hit {
 		for _, h := range hits[start:] {
 			if a := w.armed[h.path]; a != nil {
 				a.subs = slices.DeleteFunc(a.subs, func(ws wsub) bool { return int(ws.wd) == ev.wd })
+				if h.role == roleAlias && a.aliases[h.sub.name] == int32(ev.wd) {
+					delete(a.aliases, h.sub.name)
+				}
 			}
 		}
 	}

@@ -1,0 +1,457 @@
+package main
+
+// End-to-end tests of what an intruder does to a file that is not a
+// plain write: capabilities, flags, ACLs and extended attributes, a write
+// through another name or a memory mapping, a mount over a watched path,
+// names that are not UTF-8. Each must be seen and named.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// differsOf returns the words of a report's Differs line.
+func differsOf(m mail) []string {
+	return strings.Fields(field(m.Body, "Differs"))
+}
+
+// wantDiffers fails unless the report names every attribute in want.
+func wantDiffers(t *testing.T, m mail, want ...string) {
+	t.Helper()
+	got := differsOf(m)
+	for _, w := range want {
+		if !contains(got, w) {
+			t.Errorf("Differs: %s, want %s in it:\n%s", strings.Join(got, " "), w, m.Body)
+		}
+	}
+}
+
+// neverNothing fails if any report so far says that nothing differs:
+// every change in these tests is one famids can see.
+func neverNothing(t *testing.T, r *famidsRun) {
+	t.Helper()
+	for _, m := range r.reports() {
+		if field(m.Body, "Differs") == "nothing" {
+			t.Errorf("a report says nothing differs:\n%s", m.Body)
+		}
+	}
+}
+
+// noMoreMails fails if famids sends anything after the first n mails
+// within a little while: used only where a mail would be the bug.
+func noMoreMails(t *testing.T, r *famidsRun, n int) {
+	t.Helper()
+	time.Sleep(time.Second) // a mail would have come by now: settle is 150ms
+	if extra := r.mailsSince(n); len(extra) > 0 {
+		var b strings.Builder
+		for _, m := range extra {
+			fmt.Fprintf(&b, "----\n%s", m)
+		}
+		t.Errorf("famids sent %d mail(s) it should not have:\n%s", len(extra), b.String())
+	}
+}
+
+// copyProgram copies a program into dir, as an administrator's watched
+// copy of it.
+func copyProgram(t *testing.T, dir, prog string) string {
+	t.Helper()
+	data, err := os.ReadFile(prog)
+	must(t, err)
+	p := filepath.Join(dir, filepath.Base(prog))
+	must(t, os.WriteFile(p, data, 0o755))
+	return p
+}
+
+func TestCapabilitiesAreSeen(t *testing.T) {
+	setcap := needTool(t, "setcap")
+	dir := t.TempDir()
+	prog := copyProgram(t, dir, "/bin/true")
+	r := startFamids(t, prog+"\n")
+	runTool(t, setcap, "cap_setuid+ep", prog)
+	m := r.waitReport(prog, "change")
+	wantDiffers(t, m, "caps", "ctime")
+	if b, a := field(m.Body, "Before"), field(m.Body, "After"); strings.Contains(b, "caps=") || !strings.Contains(a, " caps=cap_setuid=ep") {
+		t.Errorf("Before/After do not show the capability:\n%s", m.Body)
+	}
+
+	// While famids is stopped, with its state: found at the next start.
+	r.stop(syscall.SIGTERM)
+	runTool(t, setcap, "cap_net_raw,cap_setuid+ep", prog)
+	n := r.restart()
+	m = r.waitNthReport(prog, 2)
+	if field(m.Body, "Found") != foundAtStart {
+		t.Errorf("report at the next start:\n%s", m.Body)
+	}
+	wantDiffers(t, m, "caps")
+	neverNothing(t, r)
+	if len(r.mailsSince(n)) != 1 {
+		t.Errorf("want one report at the restart, got:\n%s", r.dump())
+	}
+}
+
+func TestHardLinksInWatchedDirectories(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "d")
+	other := filepath.Join(dir, "other")
+	must(t, os.Mkdir(d, 0o755))
+	must(t, os.Mkdir(other, 0o755))
+	regular, link0 := filepath.Join(d, "regular"), filepath.Join(d, "link0")
+	writeFile(t, regular, "x")
+	must(t, os.Link(regular, link0))
+	// A watched directory with an important name, and a hard link to it
+	// in a directory nobody watches.
+	e := filepath.Join(dir, "etc")
+	must(t, os.Mkdir(e, 0o755))
+	passwd := filepath.Join(e, "passwd")
+	writeFile(t, passwd, "root:x:0:0\n")
+	elsewhere := filepath.Join(other, "innocent")
+	must(t, os.Link(passwd, elsewhere))
+
+	r := startFamids(t, d+"\n"+e+", , passwd\n")
+	appendFile(t, regular, "x")
+	r.waitReport(regular, "change")
+	m := r.waitReport(link0, "change")
+	wantDiffers(t, m, "size", "sha256")
+
+	appendFile(t, elsewhere, "evil::0:0\n")
+	m = r.waitReport(passwd, "change")
+	wantDiffers(t, m, "size", "sha256")
+	neverNothing(t, r)
+
+	// Every name's record was kept up to date: a restart finds nothing.
+	r.stop(syscall.SIGTERM)
+	n := r.restart()
+	noMoreMails(t, r, n)
+}
+
+func TestSymbolicLinkEntries(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "d")
+	must(t, os.Mkdir(d, 0o755))
+	t1, t2 := filepath.Join(dir, "target1"), filepath.Join(dir, "target2")
+	writeFile(t, t1, "same")
+	writeFile(t, t2, "same")
+	cfg := filepath.Join(d, "cfg")
+	must(t, os.Symlink(t1, cfg))
+	r := startFamids(t, d+", , cfg\n")
+
+	// The file it points to is written.
+	appendFile(t, t1, "!")
+	m := r.waitReport(cfg, "change")
+	wantDiffers(t, m, "sha256")
+
+	// Re-pointed at an identical file, as ln -sfn does.
+	tmp := filepath.Join(d, "cfg.tmp")
+	must(t, os.Symlink(t2, tmp))
+	must(t, os.Rename(tmp, cfg))
+	m = r.waitReport(cfg, "create")
+	wantDiffers(t, m, "link", "inode")
+	if !strings.Contains(field(m.Body, "After"), "link="+t2) {
+		t.Errorf("After does not say where the link points:\n%s", m.Body)
+	}
+	// And its new target is watched.
+	appendFile(t, t2, "!")
+	m = r.waitNthReport(cfg, 3)
+	wantDiffers(t, m, "sha256")
+	neverNothing(t, r)
+}
+
+// mmapWrite changes one byte of path through a shared memory mapping, as
+// a program that maps its data file does: no IN_MODIFY is sent.
+func mmapWrite(t *testing.T, path string) {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDWR, 0)
+	must(t, err)
+	mem, err := unix.Mmap(fd, 0, 1, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	mem[0] ^= 0x20
+	must(t, unix.Munmap(mem))
+	must(t, unix.Close(fd))
+}
+
+func TestMemoryMappedWrite(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "passwd")
+	writeFile(t, f, "root:x:0:0\n")
+	d := filepath.Join(dir, "d")
+	must(t, os.Mkdir(d, 0o755))
+	entry := filepath.Join(d, "shadow")
+	writeFile(t, entry, "root:*:0\n")
+	r := startFamids(t, f+"\n"+d+", , shadow\n")
+
+	mmapWrite(t, f)
+	m := r.waitReport(f, "change")
+	wantDiffers(t, m, "sha256")
+	mmapWrite(t, entry)
+	m = r.waitReport(entry, "change")
+	wantDiffers(t, m, "sha256")
+	neverNothing(t, r)
+
+	// Opened for writing and closed without a write: nothing to report.
+	n := len(r.mails())
+	fd, err := unix.Open(f, unix.O_RDWR, 0)
+	must(t, err)
+	must(t, unix.Close(fd))
+	noMoreMails(t, r, n)
+}
+
+// mount runs mount(8) and unmounts at the end of the test.
+func mount(t *testing.T, args ...string) {
+	t.Helper()
+	runTool(t, "mount", args...)
+	target := args[len(args)-1]
+	t.Cleanup(func() { exec.Command("umount", "-l", target).Run() })
+}
+
+func TestBindMountOverWatchedFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "sshd")
+	writeFile(t, f, "real sshd")
+	trojan := filepath.Join(dir, "trojan")
+	writeFile(t, trojan, "trojan sshd")
+	r := startFamids(t, f+"\n")
+
+	mount(t, "--bind", trojan, f)
+	m := r.waitReport(f, "change")
+	if field(m.Body, "Found") != foundAfterMount {
+		t.Errorf("report of a bind mount:\n%s", m.Body)
+	}
+	wantDiffers(t, m, "inode", "sha256")
+	// What the path names now is watched.
+	appendFile(t, f, "!")
+	m = r.waitNthReport(f, 2)
+	if field(m.Body, "Found") != "" {
+		t.Errorf("a write through the bind mount was not seen as an event:\n%s", m.Body)
+	}
+	wantDiffers(t, m, "sha256")
+	neverNothing(t, r)
+}
+
+func TestTmpfsOverWatchedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "cron.d")
+	must(t, os.Mkdir(d, 0o755))
+	job := filepath.Join(d, "job")
+	writeFile(t, job, "* * * * * root true\n")
+	r := startFamids(t, d+"\n")
+
+	mount(t, "-t", "tmpfs", "famids-test", d)
+	m := r.waitReport(job, "delete")
+	if field(m.Body, "Found") != foundAfterMount {
+		t.Errorf("report of an entry hidden by a mount:\n%s", m.Body)
+	}
+	dm := r.waitReport(d, "change")
+	wantDiffers(t, dm, "inode")
+	// The directory on top is watched.
+	evil := filepath.Join(d, "evil")
+	writeFile(t, evil, "* * * * * root sh -i\n")
+	if m := r.waitReport(evil, "create", "create, change"); field(m.Body, "Found") != "" {
+		t.Errorf("an entry made on the mounted file system:\n%s", m.Body)
+	}
+	neverNothing(t, r)
+}
+
+func TestVerificationFindsFlags(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "passwd")
+	writeFile(t, f, "root:x:0:0\n")
+	g := filepath.Join(dir, "log")
+	writeFile(t, g, "")
+	r := startFamids(t, f+"\n"+g+"\n", "-verify", "1s")
+	chattr(t, "+i", f)
+	m := r.waitReport(f, "change")
+	if field(m.Body, "Found") != foundAtVerify {
+		t.Errorf("report of chattr +i:\n%s", m.Body)
+	}
+	wantDiffers(t, m, "flags", "ctime")
+	if !strings.Contains(field(m.Body, "After"), " flags=i") {
+		t.Errorf("After does not show the immutable flag:\n%s", m.Body)
+	}
+	chattr(t, "+a", g)
+	m = r.waitReport(g, "change")
+	wantDiffers(t, m, "flags")
+
+	// While famids is stopped: found at the next start.
+	r.stop(syscall.SIGTERM)
+	runTool(t, "chattr", "-i", f)
+	r.restart("-verify", "0")
+	m = r.waitNthReport(f, 2)
+	if field(m.Body, "Found") != foundAtStart {
+		t.Errorf("report at the next start:\n%s", m.Body)
+	}
+	wantDiffers(t, m, "flags")
+	neverNothing(t, r)
+}
+
+func TestAttributesOfWatchedDirectories(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "d")
+	must(t, os.Mkdir(d, 0o755))
+	f := filepath.Join(d, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, d+"\n")
+
+	must(t, unix.Setxattr(f, "user.hidden", []byte("payload"), 0))
+	m := r.waitReport(f, "change")
+	wantDiffers(t, m, "xattrs")
+	must(t, unix.Setxattr(f, "security.evil", []byte("x"), 0))
+	m = r.waitNthReport(f, 2)
+	wantDiffers(t, m, "xattrs")
+
+	runTool(t, "setfacl", "-m", "u:nobody:rw", f)
+	m = r.waitNthReport(f, 3)
+	wantDiffers(t, m, "acl")
+	// The mode's group bits are the mask's: the owning group's own entry
+	// is shown.
+	if !strings.Contains(field(m.Body, "After"), " acl=user:nobody:rw-,group::r--,mask::rw-") {
+		t.Errorf("After does not show the ACL:\n%s", m.Body)
+	}
+	// The watched directory's own default ACL.
+	runTool(t, "setfacl", "-d", "-m", "u:nobody:rwx", d)
+	m = r.waitReport(d, "change")
+	wantDiffers(t, m, "default_acl")
+	// A directory touched: its times, not "nothing".
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(d, old, old))
+	m = r.waitNthReport(d, 2)
+	wantDiffers(t, m, "mtime")
+	neverNothing(t, r)
+}
+
+func TestNamesThatAreNotUTF8SurviveRestarts(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "d")
+	must(t, os.Mkdir(d, 0o755))
+	for _, n := range []string{"V\xedctor", allBytesName(), "line\nbreak", "\xff\xfe", "plain"} {
+		writeFile(t, filepath.Join(d, n), n)
+	}
+	must(t, os.Symlink("V\xedctor", filepath.Join(d, "link\xe9")))
+	r := startFamids(t, d+"\n")
+	for range 2 {
+		r.stop(syscall.SIGTERM)
+		n := r.restart()
+		noMoreMails(t, r, n)
+	}
+	// And a change to one of them is reported under its own name.
+	odd := filepath.Join(d, "V\xedctor")
+	appendFile(t, odd, "!")
+	m := r.waitMail("report on the odd name", func(m mail) bool {
+		return strings.HasPrefix(m.Body, reportHead(quoteIfNeeded(odd), "change"))
+	})
+	wantDiffers(t, m, "sha256")
+}
+
+// takeWriteLease opens path and takes a write lease on it, as its owner
+// may; the lease is given up when the returned function is called.
+func takeWriteLease(t *testing.T, path string) (fd int, release func()) {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDWR, 0)
+	must(t, err)
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		unix.Close(fd)
+		t.Fatalf("F_SETLEASE: %v", err)
+	}
+	return fd, func() {
+		unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+		unix.Close(fd)
+	}
+}
+
+func TestLeasedFileIsReadOnceReleased(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "passwd")
+	writeFile(t, f, "root:x:0:0\n")
+	r := startFamids(t, f+"\n")
+	fd, release := takeWriteLease(t, f)
+	_, err := unix.Write(fd, []byte("evil::0:0\n"))
+	must(t, err)
+	// famids's open breaks the lease; its holder lets go a moment later,
+	// well within lease-break-time.
+	time.Sleep(time.Second)
+	release()
+	m := r.waitReport(f, "change")
+	if strings.Contains(m.Body, "unreadable") {
+		t.Errorf("the report does not wait for the lease to be broken:\n%s", m.Body)
+	}
+	now, err := os.ReadFile(f)
+	must(t, err)
+	if got, want := field(m.Body, "After"), "sha256="+sha256Hex(now); !strings.Contains(got, want) {
+		t.Errorf("After: %s, want %s", got, want)
+	}
+	neverNothing(t, r)
+}
+
+func TestProcSysValueChange(t *testing.T) {
+	const p = "/proc/sys/kernel/domainname" // unused on this kind of machine; restored
+	old, err := os.ReadFile(p)
+	must(t, err)
+	t.Cleanup(func() { os.WriteFile(p, old, 0) })
+	r := startFamids(t, p+"\n")
+	must(t, os.WriteFile(p, []byte("famids-test\n"), 0))
+	m := r.waitReport(p, "change")
+	wantDiffers(t, m, "sha256")
+	if want := "sha256=" + sha256Hex([]byte("famids-test\n")); !strings.Contains(field(m.Body, "After"), want) {
+		t.Errorf("After does not hash the new value:\n%s", m.Body)
+	}
+}
+
+// inUserNamespace runs famids in a user namespace of its own whose
+// inotify watch limit is limit: the test machine's own limit, which other
+// programs share, is left alone.
+func inUserNamespace(limit int) []string {
+	return []string{"unshare", "--user", "--map-root-user", "sh", "-c",
+		fmt.Sprintf(`echo %d > /proc/sys/user/max_inotify_watches && exec "$0" "$@"`, limit)}
+}
+
+func TestOutOfWatchesOneNotice(t *testing.T) {
+	needTool(t, "unshare")
+	dir := t.TempDir()
+	var conf strings.Builder
+	var files []string
+	for i := range 200 {
+		p := filepath.Join(dir, fmt.Sprintf("f%03d", i))
+		writeFile(t, p, "x")
+		files = append(files, p)
+		fmt.Fprintln(&conf, p)
+	}
+	r := newRun(t, conf.String())
+	r.wrap = inUserNamespace(50)
+	r.start("-state", "")
+	m := r.waitNotice("")
+	if !strings.Contains(m.Body, "watches could not be set") || !strings.Contains(m.Body, "/proc/sys/fs/inotify/max_user_watches") {
+		t.Errorf("notice:\n%s", m.Body)
+	}
+	noMoreMails(t, r, 1)
+	if n := strings.Count(m.Body, "\n- "); n < 100 {
+		t.Errorf("the notice lists %d watches, want every one that failed (over 100):\n%s", n, m.Body)
+	}
+	// Once the limit is raised, SIGHUP watches what could not be.
+	runTool(t, "nsenter", "-t", fmt.Sprint(r.cmd.Process.Pid), "-U", "--preserve-credentials", "sh", "-c",
+		"echo 100000 > /proc/sys/user/max_inotify_watches")
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitNotice("configuration reloaded")
+	last := files[len(files)-1]
+	appendFile(t, last, "!")
+	r.waitReport(last, "change")
+}
+
+func TestExampleConfigurationChecksClean(t *testing.T) {
+	stdout, stderr, code := runFamids(t, "-check", "-config", "famids.conf.example")
+	if code != 0 || stderr != "" {
+		t.Errorf("famids -check on famids.conf.example: exit %d, stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	if strings.Contains(stdout, "missing") {
+		t.Errorf("famids -check on famids.conf.example lists a missing path:\n%s", stdout)
+	}
+}
