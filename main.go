@@ -778,6 +778,11 @@ func famEvent(mask uint32) string {
 // report, in units of -settle.
 const maxBurst = 20
 
+// weakSettle is the least a burst of weak events waits before its path is
+// compared: the close of a file seldom comes alone, and the write before
+// it has been reported already.
+const weakSettle = 100 * time.Millisecond
+
 // observe adds an observation to its path's burst; while events are held,
 // it only counts it.
 func (d *daemon) observe(o observation) {
@@ -798,8 +803,12 @@ func (d *daemon) observe(o observation) {
 		b.events = appendNew(b.events, o.event)
 	}
 	b.entries = appendNew(b.entries, o.entry)
-	b.deadline = now.Add(*settle)
-	if limit := b.first.Add(maxBurst * *settle); b.deadline.After(limit) {
+	wait := *settle
+	if !b.told {
+		wait = max(wait, weakSettle)
+	}
+	b.deadline = now.Add(wait)
+	if limit := b.first.Add(maxBurst * wait); b.deadline.After(limit) {
 		b.deadline = limit
 	}
 	if o.event == "create" {
@@ -870,7 +879,9 @@ const leaseRetry = time.Second
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
 	d.mail.send(subjectReport, r.body())
-	d.syslog("report: " + r.summary())
+	if *useSyslog {
+		d.syslog("report: " + r.summary())
+	}
 	d.remember(b.path, after)
 	if !d.actionsOK {
 		return

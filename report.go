@@ -30,11 +30,9 @@ func (a attrs) appendTo(b []byte) []byte {
 	b = append(b, "type="...)
 	b = append(b, a.Type...)
 	b = append(b, " mode="...)
-	mode := strconv.FormatUint(uint64(a.Mode), 8)
-	for range 4 - len(mode) {
-		b = append(b, '0')
+	for shift := 9; shift >= 0; shift -= 3 {
+		b = append(b, byte('0'+a.Mode>>shift&7))
 	}
-	b = append(b, mode...)
 	b = appendField(b, " uid=", uint64(a.UID))
 	b = appendField(b, " gid=", uint64(a.GID))
 	b = append(b, " size="...)
@@ -61,8 +59,41 @@ func (a attrs) appendTo(b []byte) []byte {
 	return b
 }
 
+// appendTime appends key and t in UTC, with nanoseconds:
+// 2006-01-02T15:04:05.000000000Z. It is written digit by digit: time's
+// own formatting parses its layout at each call, and a report holds four.
 func appendTime(b []byte, key string, t time.Time) []byte {
-	return t.UTC().AppendFormat(append(b, key...), "2006-01-02T15:04:05.000000000Z")
+	t = t.UTC()
+	year, month, day := t.Date()
+	b = append(b, key...)
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, "2006-01-02T15:04:05.000000000Z07:00") // a time set to mislead
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond(), 9)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n, which must not be negative, in at least width
+// decimal digits.
+func appendDigits(b []byte, n, width int) []byte {
+	var digits [20]byte
+	i := len(digits)
+	for n >= 10 || width > 1 {
+		i--
+		digits[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	digits[i] = byte('0' + n)
+	return append(b, digits[i:]...)
 }
 
 // appendText appends key and value, unless value is empty. A value that

@@ -208,6 +208,23 @@ func TestEventDiffers(t *testing.T) {
 	}
 }
 
+// Times an intruder sets with utimensat(2) to mislead, and ordinary ones,
+// are written as time's own formatting writes them.
+func TestAppendTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 25, 19, 15, 25, 5, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("X", 3600)),
+		time.Unix(-1e12, 0), time.Unix(1e13, 7), time.Time{},
+	} {
+		got := string(appendTime(nil, "", tm))
+		want := tm.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+		if got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
 func TestAttrsString(t *testing.T) {
 	if got := (attrs{}).String(); got != "absent" {
 		t.Errorf("zero attrs = %q, want absent", got)

@@ -857,21 +857,25 @@ func parseEvents(buf []byte) ([]event, error) {
 }
 
 // A storm is events arriving faster than famids reads them one at a time:
-// reads closer together than stormGap. In a storm, famids pauses between
-// reads to let about stormBatch events pile up in the kernel's queue (a
-// sixteenth of its default size), for a read costs far more than an event
-// does; the pause is never longer than maxPause. A lone event is read at
-// once.
+// stormReads reads in a row, each closer than stormGap to the one before.
+// One change sends up to three events (IN_MODIFY, IN_ATTRIB,
+// IN_CLOSE_WRITE), which reads made at once take one at a time: that is
+// no storm. In a storm, famids pauses between reads to let about
+// stormBatch events pile up in the kernel's queue (a sixteenth of its
+// default size), for a read costs far more than an event does; the pause
+// is never longer than maxPause. A lone change is read at once.
 const (
 	stormGap   = time.Millisecond
+	stormReads = 4
 	stormBatch = 1000
 	maxPause   = 20 * time.Millisecond
 )
 
 // stormPause returns how long to wait before the next read when n events
-// came in the time since the previous read, or 0 outside a storm.
-func stormPause(n int, since time.Duration, storm bool) time.Duration {
-	if !(since < stormGap || storm && n > 1) {
+// came in the time since the previous read, or 0 outside a storm; quick
+// says the reads before came in quick succession.
+func stormPause(n int, since time.Duration, storm, quick bool) time.Duration {
+	if !(since < stormGap && quick || storm && n > 1) {
 		return 0
 	}
 	pause := since * stormBatch / time.Duration(max(n, 1))
@@ -887,6 +891,7 @@ type eventReader struct {
 	buf   []byte
 
 	last   time.Time     // when the last read returned
+	quick  int           // reads in a row closer than stormGap to the one before
 	pause  time.Duration // the storm's pause after it; 0 outside a storm
 	failed time.Time     // when the last read failed; zero when it did not
 }
@@ -941,7 +946,13 @@ func (r *eventReader) read(now time.Time) ([]event, error) {
 	}
 	r.failed = time.Time{}
 	if n > 0 {
-		r.pause = stormPause(len(evs), now.Sub(r.last), r.pause > 0)
+		since := now.Sub(r.last)
+		if since < stormGap {
+			r.quick++
+		} else {
+			r.quick = 0
+		}
+		r.pause = stormPause(len(evs), since, r.pause > 0, r.quick >= stormReads-1)
 		if n > len(r.buf)/2 {
 			r.pause = 0 // more is waiting
 		}

@@ -175,15 +175,23 @@ func TestEventReaderRetry(t *testing.T) {
 func TestEventReaderStorm(t *testing.T) {
 	one := rawEvent(5, unix.IN_CREATE, 0, "junk", 16)
 	many := bytes.Repeat(one, 300)
-	src := &fakeReader{results: []fakeRead{{data: one}, {data: one}, {data: many}, {data: one}}}
+	src := &fakeReader{results: []fakeRead{{data: one}, {data: one}, {data: one}, {data: one}, {data: many}, {data: one}}}
 	r := &eventReader{src: src, retry: time.Second, buf: make([]byte, 64<<10)}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	r.read(now)
 	if !r.waiting(now) {
 		t.Fatal("a lone event makes the reader pause")
 	}
+	// One change: IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, each read at once.
+	for range 2 {
+		now = now.Add(50 * time.Microsecond)
+		r.read(now)
+		if !r.waiting(now) {
+			t.Fatal("the events of one change make the reader pause")
+		}
+	}
 	now = now.Add(50 * time.Microsecond)
-	r.read(now) // a second one at once: a storm
+	r.read(now) // a fourth one at once: a storm
 	if r.waiting(now) || r.pause <= 0 || r.pause > maxPause {
 		t.Fatalf("in a storm, pause %v, want a pause up to %v", r.pause, maxPause)
 	}
