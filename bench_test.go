@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -34,9 +35,50 @@ func benchDaemon(b *testing.B, conf string) *daemon {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { d.w.Close() })
+	b.Cleanup(func() {
+		d.w.Close()
+		d.poll.close()
+	})
 	d.start(nil)
+	runJobs(d, func() bool { return d.ready })
 	return d
+}
+
+// runJobs runs the daemon's jobs, as its loop would, until cond holds.
+func runJobs(d *daemon, cond func() bool) {
+	for !cond() {
+		d.pool.await(10 * time.Millisecond)
+		for _, j := range d.pool.take() {
+			j.done()
+		}
+		d.flush(time.Now())
+	}
+}
+
+// recordAll records paths in a pool of its own, and returns their
+// records once all are taken.
+func recordAll(paths []string, prev map[string]attrs) map[string]attrs {
+	rc := newRecorder()
+	p := newPool(func() {})
+	out := make(map[string]attrs, len(paths))
+	left := len(paths)
+	for _, path := range paths {
+		var pa *attrs
+		if a, ok := prev[path]; ok {
+			pa = &a
+		}
+		var a attrs
+		p.submit(&job{path: path,
+			work: func(ctx context.Context, j *job) { a = rc.recordJob(ctx, j, path, pa) },
+			done: func() { out[path] = a; left-- }})
+	}
+	for left > 0 {
+		p.await(10 * time.Millisecond)
+		for _, j := range p.take() {
+			j.done()
+		}
+	}
+	return out
 }
 
 // rawEvents encodes events as the kernel does.
@@ -115,7 +157,7 @@ func BenchmarkStorm(b *testing.B) {
 		if at := r.resumeAt(now); !at.IsZero() {
 			timeout = max(at.Sub(now), 0)
 		}
-		if readable, _ := d.w.wait(timeout, r.waiting(now)); readable {
+		if readable, _ := d.poll.wait(d.w.fd, timeout, r.waiting(now)); readable {
 			evs, err := r.read(time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -182,7 +224,7 @@ func benchFiles(b *testing.B, n int) []string {
 func BenchmarkRecord1000(b *testing.B) {
 	paths := benchFiles(b, 1000)
 	for b.Loop() {
-		newRecorder().recordAll(paths, nil)
+		recordAll(paths, nil)
 	}
 }
 
@@ -190,11 +232,8 @@ func BenchmarkRecord1000(b *testing.B) {
 // record: the rescan after an overflow or a resume.
 func BenchmarkRescan1000(b *testing.B) {
 	paths := benchFiles(b, 1000)
-	record := make(map[string]attrs, len(paths))
-	for i, a := range newRecorder().recordAll(paths, nil) {
-		record[paths[i]] = a
-	}
+	record := recordAll(paths, nil)
 	for b.Loop() {
-		newRecorder().recordAll(paths, record)
+		recordAll(paths, record)
 	}
 }

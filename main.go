@@ -15,16 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"log/syslog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -121,13 +119,11 @@ func run() int {
 	defer d.close()
 	// Signals are caught before famids says it is ready, so that one sent
 	// the moment it is cannot kill it with reports still pending.
-	sigs := make(chan os.Signal, 4)
+	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	limitMemory()
 	d.start(problems)
-	fitMemoryLimit()
-	sdNotify("READY=1")
 	return d.loop(sigs)
 }
 
@@ -209,11 +205,14 @@ func insecureConfig(file string) string {
 }
 
 // A daemon is a running famids: the configuration, its watches, the
-// bursts of events waiting to settle, and what it last recorded of each
-// path it reports on.
+// bursts of events waiting to settle, what it last recorded of each path
+// it reports on, and the jobs out in the pool. Only the event loop's
+// goroutine touches it.
 type daemon struct {
 	cfg       *config
 	w         *watcher
+	poll      *poller
+	pool      *pool
 	mail      *mailer
 	acts      *actions
 	rec       *recorder
@@ -223,48 +222,34 @@ type daemon struct {
 
 	record  map[string]attrs  // by reported path; a missing key is "absent"
 	pending map[string]*burst // by reported path
-	hits    []hit             // reused by handle, which routes thousands of events a second in a storm
-	warned  map[string]bool   // watch and state errors already reported
+	busy    map[string]bool   // paths a job is out recording
+	arming  map[string]*arming
+	scans   map[string]*scan // running, by kind
+	hits    []hit            // reused by handle, which routes thousands of events a second in a storm
+	handed  int              // jobs handed out since the loop last waited for one
+	warned  map[string]bool  // watch and state errors already reported
 
 	watchErrs []string            // watches that could not be set, not yet in a notice
+	stuck     []string            // jobs that do not return, not yet in a notice
 	unwatched map[string][]string // entries with a watch that could not be set, with the errors
 	leaseWait time.Duration       // how long a file another process holds a lease on may stay unreadable
 
+	ready     bool      // famids said it is ready: the first comparison is done
 	verifyAt  time.Time // when the next verification is due; zero without -verify
 	hashedAll time.Time // when every file was last hashed, whatever its stat said
 	mountAt   time.Time // when a change of the mount table is acted on; zero when none is
+	poolAt    time.Time // when the pool's jobs are looked at again; zero while there are none
 
-	state   stateKeeper
-	started time.Time
-
-	fatal string // why famids stops on its own, for the next run
+	state    stateKeeper
+	started  time.Time
+	stopping bool   // the loop is stopping: no retries, no waiting
+	fatal    string // why famids stops on its own, for the next run
 
 	holding   bool      // events are counted, not reported: suspended, or catching up
 	suspended time.Time // when SIGUSR1 suspended reporting; zero when reporting
 	held      int       // events seen while suspended
 	overflows int       // queue overflows while suspended
-}
-
-// A burst is the events seen on one path until it settles.
-type burst struct {
-	path     string
-	told     bool     // an event said the path changed; else it is compared, and reported only if it differs
-	events   []string // FAM event names, each once, in the order seen
-	entries  []string // the configuration entries whose actions run
-	found    string   // how a difference was found when not from an event
-	first    time.Time
-	deadline time.Time
-}
-
-// An observation is one event on one path, on behalf of an entry. A weak
-// one (a file opened for writing was closed, an inode's metadata changed)
-// may change nothing the path's record holds: its path is compared, and
-// reported only when it differs.
-type observation struct {
-	path  string
-	event string
-	entry string
-	weak  bool
+	strayUSR2 time.Time // when a SIGUSR2 came while reporting was on
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -272,16 +257,26 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := newPoller()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	return &daemon{
 		cfg:       cfg,
 		w:         w,
+		poll:      p,
+		pool:      newPool(p.poke),
 		mail:      m,
 		acts:      newActions(*actionTimeout, m.send),
 		rec:       newRecorder(),
 		host:      host,
 		record:    make(map[string]attrs),
 		pending:   make(map[string]*burst),
+		busy:      make(map[string]bool),
+		arming:    make(map[string]*arming),
+		scans:     make(map[string]*scan),
 		warned:    make(map[string]bool),
 		unwatched: make(map[string][]string),
 		leaseWait: leaseBreakTime() + 2*time.Second,
@@ -308,13 +303,16 @@ func leaseBreakTime() time.Duration {
 // close releases what the daemon holds once it has stopped.
 func (d *daemon) close() {
 	d.state.unlock()
+	d.poll.close()
 	if d.log != nil {
 		d.log.Close()
 	}
 }
 
-// start reports the configuration's problems, sets every watch, records
-// the baseline and reports what changed since the previous run.
+// start reports the configuration's problems, sets every watch and
+// compares every watched path with the previous run's record; the loop
+// then goes on with what the jobs find, and says famids is ready once the
+// comparison is done.
 func (d *daemon) start(problems []problem) {
 	var invalid []string
 	for _, p := range problems {
@@ -324,18 +322,25 @@ func (d *daemon) start(problems []problem) {
 		}
 	}
 	if len(invalid) > 0 {
-		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), d.cfg.File), invalid...)
+		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), quoteIfNeeded(d.cfg.File)), invalid...)
 	}
 	d.checkConfigSecurity()
 	prev := d.loadState()
-	c := newWalkCache()
-	for _, e := range d.cfg.Entries {
-		d.armNew(e, c)
+	fresh := func(string) bool { return true } // a first start: everything is recorded
+	if prev != nil {
+		d.adopt(prev)
+		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
-	if d.w.count() == 0 {
-		d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", d.cfg.File))
-	}
-	d.baseline(prev)
+	d.armEntries(d.cfg.Entries, true, func() {
+		if d.w.count() == 0 {
+			d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", quoteIfNeeded(d.cfg.File)))
+		}
+		d.startScan(&scan{kind: "start", found: foundAtStart, fresh: fresh, then: d.startedUp})
+	})
+}
+
+// startedUp is the end of start-up: the first comparison is done.
+func (d *daemon) startedUp(*scan) {
 	d.noticeWatchErrors()
 	d.hashedAll = time.Now()
 	if *verifyEvery > 0 {
@@ -344,6 +349,9 @@ func (d *daemon) start(problems []problem) {
 	if d.mail.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered
+	fitMemoryLimit()
+	d.ready = true
+	sdNotify("READY=1")
 }
 
 // checkConfigSecurity lets actions run only when the configuration file
@@ -358,11 +366,12 @@ func (d *daemon) checkConfigSecurity() {
 	}
 }
 
-// loop is the event loop. One poll(2) waits for inotify events, signals
-// and the next deadline; the loop then folds events into bursts, reports
-// each burst once it settles, saves the state, and so on, until a signal
-// stops famids. One goroutine does it all: a report starts on the thread
-// that woke up for its event.
+// loop is the event loop. One poll(2) waits for inotify events, signals,
+// jobs done and the next deadline; the loop then folds events into
+// bursts, hands out the record of each burst that settled, reports what
+// the jobs found, saves the state, and so on, until a signal stops
+// famids. Nothing it does waits for the file system, the mail program or
+// an action: that is the pool's, the mailer's and the actions' work.
 func (d *daemon) loop(sigs <-chan os.Signal) int {
 	signals := d.forwardSignals(sigs)
 	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
@@ -373,7 +382,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt)
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -386,18 +395,18 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			time.Sleep(min(left, timeout))
 			readable = true // what piled up meanwhile
 		} else {
-			readable, mounted = d.w.wait(timeout, r.waiting(now))
+			readable, mounted = d.poll.wait(d.w.fd, timeout, r.waiting(now))
 		}
 		if mounted && d.mountAt.IsZero() {
 			d.mountAt = time.Now().Add(mountSettle)
 		}
 
-		now = time.Now()
 		for len(signals) > 0 {
 			if code, stop := d.signal(<-signals); stop {
 				return code
 			}
 		}
+		now = time.Now()
 		if readable || r.retrying(now) {
 			evs, err := r.read(now)
 			if err != nil {
@@ -408,10 +417,12 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			}
 			d.handle(evs)
 		}
+		d.flush(time.Now())
+		d.finishJobs()
+
 		now = time.Now()
-		d.flush(now)
 		switch {
-		case !d.state.dirty:
+		case !d.state.dirty || !d.ready:
 			saveAt = time.Time{}
 		case saveAt.IsZero():
 			saveAt = now.Add(time.Second)
@@ -434,15 +445,74 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		}
 		if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
 			d.verify()
-			d.verifyAt = time.Now().Add(*verifyEvery)
+			d.verifyAt = now.Add(*verifyEvery)
 		}
-		d.noticeWatchErrors()
+		if len(d.arming) == 0 && d.ready {
+			d.noticeWatchErrors() // once the arms of a moment are all done
+		}
 	}
 }
 
 // mountSettle is how long famids waits after a change of the mount table
 // before it acts on it: a mount seldom comes alone.
 const mountSettle = 100 * time.Millisecond
+
+// quickWait is how long the loop waits for the jobs it has just handed
+// out before it goes on: a plain file's record takes tens of microseconds,
+// and its report then goes out as fast as if the loop had made it itself;
+// a record that takes longer does not hold the loop.
+const quickWait = 5 * time.Millisecond
+
+// poolEvery is how often the loop looks at the jobs that run long, while
+// any runs.
+const poolEvery = 250 * time.Millisecond
+
+// finishJobs runs the done of every job that has returned, after waiting
+// a little for those just handed out, and looks at the jobs that run
+// long: a new worker for each, and a notice for each that does not
+// return.
+func (d *daemon) finishJobs() {
+	if d.handed > 0 {
+		d.handed = 0
+		d.pool.await(quickWait)
+	}
+	for {
+		done := d.pool.take()
+		if len(done) == 0 {
+			break
+		}
+		for _, j := range done {
+			j.done()
+		}
+		d.flush(time.Now()) // bursts that waited for a job
+		if d.handed > 0 {
+			d.handed = 0
+			d.pool.await(quickWait)
+		}
+	}
+	now := time.Now()
+	if !d.pool.busy() {
+		d.poolAt = time.Time{}
+		return
+	}
+	if d.poolAt.IsZero() {
+		d.poolAt = now.Add(poolEvery)
+	}
+	if now.Before(d.poolAt) {
+		return
+	}
+	d.poolAt = now.Add(poolEvery)
+	for _, j := range d.pool.watch(now) {
+		d.stuck = append(d.stuck, j.path)
+	}
+	d.noticeStuck()
+}
+
+// hand hands a job out to the pool.
+func (d *daemon) hand(j *job) {
+	d.handed++
+	d.pool.submit(j)
+}
 
 // earliest returns the earliest of times that is not zero, or zero.
 func earliest(times ...time.Time) time.Time {
@@ -465,15 +535,23 @@ func (d *daemon) suspensionEnd() time.Time {
 
 // forwardSignals passes the signals caught on to the loop, waking it.
 func (d *daemon) forwardSignals(sigs <-chan os.Signal) <-chan os.Signal {
-	out := make(chan os.Signal, 8)
+	out := make(chan os.Signal, 64)
 	go func() {
 		for sig := range sigs {
 			out <- sig
-			d.w.poke()
+			d.poll.poke()
 		}
 	}()
 	return out
 }
+
+// strayWindow is how long after a SIGUSR2 that found reporting on a
+// SIGUSR1 is taken as sent before it. The kernel hands two signals sent
+// back to back to two threads, and Go's runtime may pass the second on
+// first: "kill -USR1; kill -USR2" must leave famids reporting. A SIGUSR2
+// sent on purpose less than a second before a SIGUSR1 is not a thing
+// anyone does; should it happen, famids is left reporting, the safe side.
+const strayWindow = time.Second
 
 // signal acts on a signal; it returns the exit status when famids stops.
 func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
@@ -481,503 +559,60 @@ func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
 	case syscall.SIGHUP:
 		d.reload()
 	case syscall.SIGUSR1:
+		if !d.strayUSR2.IsZero() && time.Since(d.strayUSR2) < strayWindow {
+			d.strayUSR2 = time.Time{}
+			fmt.Fprintln(os.Stderr, "famids: SIGUSR1 right after a SIGUSR2 that found reporting on: taken as sent before it; reporting goes on")
+			return 0, false
+		}
 		d.suspend()
 	case syscall.SIGUSR2:
+		if d.suspended.IsZero() {
+			d.strayUSR2 = time.Now()
+		}
 		d.resume("on SIGUSR2")
 	default:
 		sdNotify("STOPPING=1")
-		d.drain()
 		d.stop()
 		return 0, true
 	}
 	return 0, false
 }
 
-// nextDeadline returns the earliest burst deadline, or the zero time.
-func (d *daemon) nextDeadline() time.Time {
-	var next time.Time
-	for _, b := range d.pending {
-		next = earliest(next, b.deadline)
-	}
-	return next
-}
-
-// drain handles the events already queued, so that a change made just
-// before famids was told to stop is still reported.
-func (d *daemon) drain() {
-	evs, err := d.w.queued()
-	d.handle(evs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "famids: %v\n", err) // the loop, if it goes on, meets it again
-	}
-}
-
-// catchUp takes in every event queued until now without reporting it, so
-// that a comparison that follows finds what they would tell, once.
-func (d *daemon) catchUp() {
-	held := d.holding
-	d.holding = true
-	defer func() { d.holding = held }()
-	d.drain()
-}
+// Stopping: jobs are given jobsAtStop to finish, and the mail, with the
+// actions' reports, until stopWithin after the signal; famids then exits,
+// whatever is still being hashed, mailed or run.
+const (
+	jobsAtStop = 3 * time.Second
+	stopWithin = 9 * time.Second
+)
 
 // stop reports every pending burst, stops the actions, each of which
-// reports how it ended, delivers every message, and only then saves the
-// state: a change whose report was not delivered is found again at the
-// next start.
+// reports how it ended, delivers every message it can, and only then
+// saves the state: a change whose report was not delivered, or whose path
+// could not be recorded in time, is found again at the next start.
 func (d *daemon) stop() {
+	begin := time.Now()
+	d.stopping = true
 	if !d.suspended.IsZero() {
 		d.resume("as famids stops")
 	}
-	d.w.Close()
+	d.drain()
 	d.flush(time.Time{})
+	for (d.pool.busy() || len(d.pending) > 0) && time.Since(begin) < jobsAtStop {
+		d.pool.await(50 * time.Millisecond)
+		for _, j := range d.pool.take() {
+			j.done()
+		}
+		d.flush(time.Time{})
+	}
+	d.pool.stop()
+	d.w.Close()
+	for _, p := range slices.Sorted(maps.Keys(d.busy)) {
+		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
+	}
 	d.acts.stop()
 	d.mail.close()
 	d.save(true)
-}
-
-// arm sets the watches of an entry and returns what its path became since
-// it was last armed, as observations.
-func (d *daemon) arm(e *entry) []observation {
-	return d.armWith(e, nil)
-}
-
-// armNew arms an entry new to famids and warns of what is odd about it,
-// as the watches just found the file system.
-func (d *daemon) armNew(e *entry, c *walkCache) {
-	d.armWith(e, c)
-	exists, dir := d.w.kind(e.Path)
-	for _, w := range entryWarnings(d.cfg, e, exists, dir) {
-		fmt.Fprintf(os.Stderr, "famids: %s\n", w)
-	}
-}
-
-// armWith is arm, with what c remembers of the file system in a batch.
-func (d *daemon) armWith(e *entry, c *walkCache) []observation {
-	became, errs := d.w.armWith(e.Path, c)
-	d.watchFailed(e.Path, errs...)
-	if became == "" {
-		return nil
-	}
-	return []observation{{path: e.Path, event: became, entry: e.Path}}
-}
-
-// watchFailed notes the watches of entry that could not be set, or, with
-// no errors, that they all are: those that failed are tried again at each
-// verification and each reload, and told in one notice (see
-// noticeWatchErrors), each once.
-func (d *daemon) watchFailed(entry string, errs ...error) {
-	if len(errs) == 0 {
-		for _, msg := range d.unwatched[entry] {
-			delete(d.warned, msg) // told again should it fail again
-		}
-		delete(d.unwatched, entry)
-		return
-	}
-	for _, err := range errs {
-		msg := err.Error()
-		if !contains(d.unwatched[entry], msg) {
-			d.unwatched[entry] = append(d.unwatched[entry], msg)
-		}
-		if !d.warned[msg] {
-			d.warned[msg] = true
-			d.watchErrs = append(d.watchErrs, msg)
-		}
-	}
-}
-
-// noticeWatchErrors tells, in one notice, of every watch that could not
-// be set since it was last called: a hundred failures are one mail.
-func (d *daemon) noticeWatchErrors() {
-	errs := d.watchErrs
-	if len(errs) == 0 {
-		return
-	}
-	d.watchErrs = nil
-	const shown = 20 // on standard error; the notice lists them all
-	for i, msg := range errs {
-		if i == shown {
-			fmt.Fprintf(os.Stderr, "famids: ... and %d more watches could not be set (the notice lists them)\n", len(errs)-shown)
-			break
-		}
-		fmt.Fprintf(os.Stderr, "famids: %s\n", quoteIfNeeded(msg))
-	}
-	summary := "a watch could not be set: " + quoteIfNeeded(errs[0])
-	if len(errs) > 1 {
-		summary = fmt.Sprintf("%d watches could not be set", len(errs))
-	}
-	details := []string{"What these paths lead to is not fully watched; the rest is. famids tries again at each verification (-verify) and each reload (SIGHUP)."}
-	for _, msg := range errs {
-		details = append(details, "- "+quoteIfNeeded(msg))
-		if strings.Contains(msg, errNoWatches.Error()) && !contains(details, noWatchesAdvice) {
-			details = append([]string{noWatchesAdvice}, details...)
-		}
-	}
-	d.notice(summary, details...)
-}
-
-const noWatchesAdvice = "Raise /proc/sys/fs/inotify/max_user_watches (sysctl fs.inotify.max_user_watches), then send famids SIGHUP."
-
-// retryWatches arms again every entry with a watch that could not be set,
-// and sets the aliases that are missing.
-func (d *daemon) retryWatches() {
-	c := newWalkCache()
-	for p := range d.unwatched {
-		if e := d.cfg.lookup(p); e != nil {
-			d.armWith(e, c)
-		} else {
-			d.watchFailed(p) // no longer an entry
-		}
-	}
-	d.aliasAll(d.watchedPaths())
-}
-
-// aliasEntry watches path through its inode when it is an entry of a
-// watched directory (see watcher.alias): called before path is recorded,
-// so that any change after the record sends an event.
-func (d *daemon) aliasEntry(path string) {
-	dir, name := filepath.Dir(path), filepath.Base(path)
-	e := d.cfg.lookup(dir)
-	if e == nil || dir == path || !e.matches(name) {
-		return
-	}
-	if _, isDir := d.w.kind(dir); !isDir {
-		return
-	}
-	if err := d.w.alias(dir, name); err != nil {
-		d.watchFailed(dir, err)
-	}
-}
-
-// aliasAll sets the aliases of the paths that have none yet.
-func (d *daemon) aliasAll(paths []string) {
-	for _, p := range paths {
-		if dir := filepath.Dir(p); d.cfg.lookup(dir) != nil && !d.w.aliased(dir, filepath.Base(p)) {
-			d.aliasEntry(p)
-		}
-	}
-}
-
-// handle turns one batch of events into observations. The same observation
-// twice in a batch (a write seen through a file and through its directory)
-// counts once. After a queue overflow, every path is compared with its
-// record: the events that would have told are lost.
-func (d *daemon) handle(evs []event) {
-	var obs []observation
-	overflowed := false
-	hits := d.hits[:0]
-	for _, ev := range evs {
-		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
-			overflowed = true
-			continue
-		}
-		hits = d.w.route(ev, hits[:0])
-		for _, h := range hits {
-			if e := d.cfg.lookup(h.path); e != nil {
-				obs = append(obs, d.interpret(e, h)...)
-			}
-		}
-	}
-	d.hits = hits
-	var seen map[observation]bool
-	if len(obs) > 1 {
-		seen = make(map[observation]bool, len(obs))
-	}
-	for _, o := range obs {
-		if !seen[o] && !d.state.owns(o.path) {
-			if seen != nil {
-				seen[o] = true
-			}
-			d.observe(o)
-		}
-	}
-	if overflowed {
-		d.overflow()
-	}
-	if *settle == 0 {
-		d.flush(time.Time{})
-	}
-}
-
-// Masks that tell how a directory entry changed.
-const (
-	nsMask   = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
-	goneMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
-)
-
-// interpret maps an event, routed to entry e, to what it says happened to
-// which path, and re-arms e when a name on its way changed.
-func (d *daemon) interpret(e *entry, h hit) []observation {
-	named := h.name != ""
-	switch h.role {
-	case roleLeaf:
-		if named && h.mask&nsMask != 0 {
-			d.arm(e)
-			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.Path}}
-		}
-		if h.mask&goneMask != 0 {
-			return d.arm(e)
-		}
-	case roleLookup:
-		if (named && h.mask&nsMask != 0) || h.mask&goneMask != 0 {
-			return d.arm(e)
-		}
-	case roleSelf:
-		switch {
-		case h.mask&unix.IN_MODIFY != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.Path}}
-		case h.mask&(unix.IN_ATTRIB|unix.IN_CLOSE_WRITE) != 0:
-			// Unlinking or renaming over a file changes its link count
-			// before the directory says the name went: the path is
-			// compared, not reported on the word of this event.
-			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
-		case h.mask&goneMask != 0:
-			return d.arm(e)
-		}
-	case roleAlias:
-		if h.name == "" && e.matches(h.sub.name) && h.mask&contentMask != 0 {
-			p := filepath.Join(e.Path, h.sub.name)
-			return []observation{{path: p, event: "change", entry: e.Path, weak: h.mask&unix.IN_MODIFY == 0}}
-		}
-	case roleEntries:
-		switch {
-		case named:
-			if !e.matches(h.name) {
-				return nil
-			}
-			if h.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
-				d.w.unalias(e.Path, h.name) // the file may live on under another name
-			}
-			p := filepath.Join(e.Path, h.name)
-			return []observation{{path: p, event: famEvent(h.mask), entry: e.Path, weak: h.mask&contentMask == unix.IN_CLOSE_WRITE}}
-		case h.mask&unix.IN_ATTRIB != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.Path}}
-		case h.mask&unix.IN_CLOSE_WRITE != 0:
-			return nil // a directory is never written
-		case h.mask&goneMask != 0:
-			return d.arm(e)
-		}
-	}
-	return nil
-}
-
-// famEvent names an inotify event as FAM did.
-func famEvent(mask uint32) string {
-	switch {
-	case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
-		return "create"
-	case mask&unix.IN_DELETE != 0:
-		return "delete"
-	case mask&unix.IN_MOVED_FROM != 0:
-		return "move"
-	}
-	return "change"
-}
-
-// maxBurst bounds how long a path that never goes quiet waits for its
-// report, in units of -settle.
-const maxBurst = 20
-
-// weakSettle is the least a burst of weak events waits before its path is
-// compared: the close of a file seldom comes alone, and the write before
-// it has been reported already.
-const weakSettle = 100 * time.Millisecond
-
-// observe adds an observation to its path's burst; while events are held,
-// it only counts it.
-func (d *daemon) observe(o observation) {
-	if d.holding {
-		if !o.weak {
-			d.held++
-		}
-		return
-	}
-	now := time.Now()
-	b := d.pending[o.path]
-	if b == nil {
-		b = &burst{path: o.path, first: now}
-		d.pending[o.path] = b
-	}
-	if !o.weak {
-		b.told = true
-		b.events = appendNew(b.events, o.event)
-	}
-	b.entries = appendNew(b.entries, o.entry)
-	wait := *settle
-	if !b.told {
-		wait = max(wait, weakSettle)
-	}
-	b.deadline = now.Add(wait)
-	if limit := b.first.Add(maxBurst * wait); b.deadline.After(limit) {
-		b.deadline = limit
-	}
-	if o.event == "create" {
-		d.scanCreated(o)
-	}
-}
-
-// scanCreated observes the important entries of a watched directory that
-// has just appeared: they may have been made before its watch was set.
-func (d *daemon) scanCreated(o observation) {
-	e := d.cfg.lookup(o.path)
-	if e == nil || o.path != o.entry {
-		return
-	}
-	names, err := readDirNames(e.Path)
-	if err != nil {
-		return
-	}
-	for _, n := range names {
-		p := filepath.Join(e.Path, n)
-		if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil {
-			d.observe(observation{path: p, event: "create", entry: e.Path})
-		}
-	}
-}
-
-// flush reports every burst whose deadline has passed by now; a zero now
-// reports them all.
-func (d *daemon) flush(now time.Time) {
-	var due []*burst
-	for p, b := range d.pending {
-		if now.IsZero() || !b.deadline.After(now) {
-			due = append(due, b)
-			delete(d.pending, p)
-		}
-	}
-	if len(due) > 1 {
-		sortBursts(due)
-	}
-	for _, b := range due {
-		d.aliasEntry(b.path)
-		after := d.rec.record(b.path, nil)
-		if after.busy && !now.IsZero() && now.Before(b.first.Add(d.leaseWait)) {
-			// Another process holds a lease on the file, which the
-			// kernel breaks within lease-break-time: read it again
-			// then, rather than report its content as unknown.
-			b.deadline = now.Add(leaseRetry)
-			d.pending[b.path] = b
-			continue
-		}
-		if !b.told {
-			if len(eventDiffers(d.record[b.path], after)) == 0 {
-				d.remember(b.path, after)
-				continue
-			}
-			b.events = []string{"change"}
-		}
-		d.report(b, after)
-	}
-}
-
-// leaseRetry is how often famids tries again to read a file another
-// process holds a lease on.
-const leaseRetry = time.Second
-
-// report mails the report of a burst, records the path's attributes now,
-// after, and starts the actions of the entries concerned.
-func (d *daemon) report(b *burst, after attrs) {
-	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
-	d.mail.send(subjectReport, r.body())
-	if *useSyslog {
-		d.syslog("report: " + r.summary())
-	}
-	d.remember(b.path, after)
-	if !d.actionsOK {
-		return
-	}
-	var started []string
-	for _, p := range b.entries {
-		e := d.cfg.lookup(p)
-		if e == nil || e.Action == "" || contains(started, e.Action) {
-			continue
-		}
-		started = append(started, e.Action)
-		d.acts.run(trigger{action: e.Action, path: b.path, events: b.events})
-	}
-}
-
-// remember records what path is now.
-func (d *daemon) remember(path string, a attrs) {
-	if old, ok := d.record[path]; ok == a.Exists && old.same(a) {
-		return
-	}
-	if a.Exists {
-		d.record[path] = a
-	} else {
-		delete(d.record, path)
-	}
-	d.state.dirty = d.state.file != ""
-}
-
-// notice sends famids's own news.
-func (d *daemon) notice(summary string, details ...string) {
-	d.mail.send(subjectNotice, noticeBody(summary, details...))
-	d.syslog("notice: " + summary)
-}
-
-// syslog logs one line with -syslog. A logger that is not there yet (at
-// boot) is tried again with each line.
-func (d *daemon) syslog(line string) {
-	if !*useSyslog {
-		return
-	}
-	var err error
-	if d.log == nil {
-		d.log, err = dialSyslog()
-	}
-	if err == nil {
-		err = d.log.Warning(line)
-	}
-	if err != nil {
-		d.warnOnce(fmt.Sprintf("-syslog: %v; reports are still mailed", err))
-	}
-}
-
-// warnOnce writes msg on standard error unless it already did.
-func (d *daemon) warnOnce(msg string) {
-	if !d.warned[msg] {
-		d.warned[msg] = true
-		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
-	}
-}
-
-// recordAll records each path, on every CPU. With prev, a file that stat
-// says is unchanged since prev recorded it is not read again.
-func (rc *recorder) recordAll(paths []string, prev map[string]attrs) []attrs {
-	out := make([]attrs, len(paths))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				var p *attrs
-				if a, ok := prev[paths[i]]; ok {
-					p = &a
-				}
-				out[i] = rc.record(paths[i], p)
-			}
-		}()
-	}
-	for i := range paths {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return out
-}
-
-// readDirNames returns the names in a directory, or an error when path is
-// not one.
-func readDirNames(path string) ([]string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY, 0) // fails at once on a file
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
 }
 
 // sortBursts orders bursts by their first event, then by path, so that
@@ -989,6 +624,17 @@ func sortBursts(bs []*burst) {
 		}
 		return strings.Compare(a.path, b.path)
 	})
+}
+
+// readDirNames returns the names in a directory, or an error when path is
+// not one.
+func readDirNames(path string) ([]string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0) // fails at once on a file
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // sdNotify tells systemd (a unit of Type=notify) how famids is doing: READY=1
@@ -1003,7 +649,7 @@ func sdNotify(state string) {
 	}
 	conn, err := net.Dial("unixgram", addr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "famids: NOTIFY_SOCKET %s: %v\n", addr, err)
+		fmt.Fprintf(os.Stderr, "famids: NOTIFY_SOCKET %s: %v\n", quoteIfNeeded(addr), err)
 		return
 	}
 	defer conn.Close()

@@ -7,6 +7,7 @@ package main
 // of them.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -45,6 +46,8 @@ type attrs struct {
 	// holds a lease on the file, which the kernel breaks within
 	// /proc/sys/fs/lease-break-time: it is worth reading again soon.
 	busy bool
+	// cut says the record was cut short: famids is stopping.
+	cut bool
 }
 
 // extended are the attributes few paths have, kept apart so that the
@@ -82,6 +85,13 @@ func newRecorder() *recorder {
 // which every change of content, flags or extended attributes moves)
 // keeps prev's hash, flags and extended attributes without being read.
 func (rc *recorder) record(path string, prev *attrs) attrs {
+	return rc.recordJob(context.Background(), nil, path, prev)
+}
+
+// recordJob is record for a job of the pool: the hash tells j of its
+// progress, and stops once ctx is done, cutting the record short. j may
+// be nil.
+func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *attrs) attrs {
 	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err != nil {
 		return attrs{}
@@ -101,7 +111,7 @@ func (rc *recorder) record(path string, prev *attrs) attrs {
 	}
 	switch a.Type {
 	case "file", "dir":
-		rc.readInode(path, !isLink, &a)
+		rc.readInode(ctx, j, path, !isLink, &a)
 	case "symlink":
 		// A dangling link: what it points to is all there is.
 	default:
@@ -167,7 +177,7 @@ func fileType(mode uint32) string {
 // replaces a's. nofollow is set when path itself is not a symbolic link.
 // It uses the system calls directly: an os.File would cost an epoll
 // registration attempt and a finalizer per file.
-func (rc *recorder) readInode(path string, nofollow bool, a *attrs) {
+func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow bool, a *attrs) {
 	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
 	if nofollow {
 		flags |= unix.O_NOFOLLOW
@@ -203,7 +213,8 @@ func (rc *recorder) readInode(path string, nofollow bool, a *attrs) {
 	rc.readXattrs(func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
 		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) }, a)
 	if a.Type == "file" {
-		a.SHA256 = hashFD(fd, a.Size)
+		a.SHA256 = hashFD(ctx, j, fd, a.Size)
+		a.cut = ctx.Err() != nil
 	}
 }
 
@@ -255,8 +266,10 @@ var hashBuffers = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 // hashFD returns the hex SHA-256 of the file's first size bytes, as stat
 // saw it (all of it, unless it grew since), or digestUnreadable. A file of
 // size 0 is read to its end, up to maxZeroSize: procfs and sysfs files
-// have content that their size does not tell.
-func hashFD(fd int, size int64) string {
+// have content that their size does not tell. Each read tells j (when
+// not nil) of the progress, and the hash stops, unreadable, once ctx is
+// done: a 15 TiB sparse file takes hours.
+func hashFD(ctx context.Context, j *job, fd int, size int64) string {
 	if size == 0 {
 		size = maxZeroSize
 	}
@@ -264,7 +277,13 @@ func hashFD(fd int, size int64) string {
 	defer hashBuffers.Put(buf)
 	h := sha256.New()
 	for left := size; left > 0; {
+		if ctx.Err() != nil {
+			return digestUnreadable
+		}
 		n, err := unix.Read(fd, buf[:min(left, int64(len(buf)))])
+		if j != nil && n > 0 {
+			j.advance(int64(n))
+		}
 		switch {
 		case err == unix.EINTR:
 			continue

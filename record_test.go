@@ -3,6 +3,7 @@ package main
 // Unit tests of what famids records of a path, on real files.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -208,7 +209,7 @@ func TestReadInodeFIFODoesNotBlock(t *testing.T) {
 	a := attrs{Exists: true, Type: "file", Size: 1} // what stat said before the swap
 	done := make(chan struct{})
 	go func() {
-		newRecorder().readInode(p, true, &a)
+		newRecorder().readInode(context.Background(), nil, p, true, &a)
 		close(done)
 	}()
 	select {

@@ -100,7 +100,10 @@ func TestStartMarksStateUnclean(t *testing.T) {
 		cfg, _ := parseConfig("famids.conf", "/etc/passwd\n")
 		d, err := newDaemon(cfg, newMailer(nil, "root", &out, &out))
 		must(t, err)
-		t.Cleanup(func() { d.w.Close() })
+		t.Cleanup(func() {
+			d.w.Close()
+			d.poll.close()
+		})
 		d.state.file = file
 		return d, &out
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -187,17 +186,17 @@ type hit struct {
 // errNoWatches names the limit to raise when inotify runs out of watches.
 var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotify/max_user_watches")
 
-// A watcher owns the inotify instance and all watch descriptor bookkeeping.
-// Watches are added and removed one entry at a time (armMu), without
-// holding mu, which route takes for every event: adding a watch looks a
-// path up, which a file system that does not answer can make wait.
+// A watcher owns the inotify instance and all watch descriptor bookkeeping,
+// under mu, which route takes for every event. A watch is added without
+// holding mu: adding one looks a path up, which a file system that does
+// not answer can make wait. While watches are being added, a watch nobody
+// subscribes to any more is not removed at once (doomed) but once no add
+// is in progress: the add may have been given that very watch.
 type watcher struct {
-	armMu  sync.Mutex     // held while watches are added or removed
-	mu     sync.Mutex     // held while the maps are read or changed
-	fd     int            // the inotify instance, non-blocking
-	wake   int            // an eventfd written to by poke
-	mounts int            // /proc/self/mountinfo, whose poll tells of a change of the mount table; -1 without
-	fds    [3]unix.PollFd // for wait, which runs for every event: not allocated each time
+	mu     sync.Mutex // held while the maps are read or changed
+	fd     int        // the inotify instance, non-blocking
+	adding int        // adds in progress, outside mu
+	doomed []int      // watches nobody subscribes to, removed once adding is 0
 
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
@@ -211,66 +210,35 @@ func newWatcher() (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	// A mount or an unmount changes what a path names without an event
-	// on it; proc(5): poll(2) on mountinfo says POLLPRI when the mount
-	// table changed since the last poll.
-	mounts, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		mounts = -1
-	}
 	return &watcher{
 		fd:       fd,
-		wake:     wake,
-		mounts:   mounts,
 		byWd:     make(map[int]*watch),
 		armed:    make(map[string]*armed),
 		addWatch: unix.InotifyAddWatch,
 	}, nil
 }
 
-// wait waits in poll(2) until timeout has passed (forever when it is
-// negative), poke is called, the mount table changes, or, with events,
-// inotify events are queued; it reports whether they are, and whether the
-// mount table changed. It waits in poll(2) rather than in Go's network
-// poller, which the kernel would wake for every event, even while famids
-// is not reading.
-func (w *watcher) wait(timeout time.Duration, events bool) (readable, mounted bool) {
-	w.fds = [3]unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}, {Fd: int32(w.mounts), Events: unix.POLLPRI}, {Fd: int32(w.fd), Events: unix.POLLIN}}
-	fds := w.fds[:]
-	if !events {
-		fds = fds[:2]
-	}
-	ms := -1
-	if timeout >= 0 {
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
-	if _, err := unix.Poll(fds, ms); err != nil {
-		return false, false // EINTR: the loop looks again
-	}
-	if fds[0].Revents != 0 {
-		var count [8]byte
-		unix.Read(w.wake, count[:])
-	}
-	mounted = fds[1].Revents&(unix.POLLPRI|unix.POLLERR) != 0
-	return events && fds[2].Revents != 0, mounted
+// beginAdd says that watches are about to be added without mu; endAdd,
+// called with mu held, that they were. Watches doomed meanwhile and still
+// unused are removed then.
+func (w *watcher) beginAdd() {
+	w.mu.Lock()
+	w.adding++
+	w.mu.Unlock()
 }
 
-// poke makes wait return. Once the watcher is closed it does nothing: the
-// descriptor's number may name another file by then.
-func (w *watcher) poke() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.wake < 0 {
+func (w *watcher) endAdd() {
+	w.adding--
+	if w.adding > 0 {
 		return
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	unix.Write(w.wake, one[:])
+	for _, wd := range w.doomed {
+		if wt := w.byWd[wd]; wt != nil && wt.empty() {
+			unix.InotifyRmWatch(w.fd, uint32(wd))
+			delete(w.byWd, wd)
+		}
+	}
+	w.doomed = nil
 }
 
 // Read reads the events queued into buf, without waiting: when none are,
@@ -290,17 +258,15 @@ func (w *watcher) Read(buf []byte) (int, error) {
 	}
 }
 
-// Close closes the inotify instance, releasing every watch.
+// Close closes the inotify instance, releasing every watch. A job still
+// adding a watch meets a closed descriptor, or, should its number be
+// taken again, one that inotify_add_watch refuses.
 func (w *watcher) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	unix.Close(w.wake)
-	w.wake = -1
-	if w.mounts >= 0 {
-		unix.Close(w.mounts)
-		w.mounts = -1
-	}
-	return unix.Close(w.fd)
+	fd := w.fd
+	w.fd = -1
+	return unix.Close(fd)
 }
 
 // A lookup is one name the kernel looks up in a directory on the way to a
@@ -486,8 +452,6 @@ func (w *watcher) arm(path string) (became string, errs []error) {
 
 // armWith is arm, with what c remembers of the file system; c may be nil.
 func (w *watcher) armWith(path string, c *walkCache) (became string, errs []error) {
-	w.armMu.Lock()
-	defer w.armMu.Unlock()
 	w.mu.Lock()
 	var before armed
 	if a := w.armed[path]; a != nil {
@@ -541,8 +505,9 @@ func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool
 }
 
 // subscribe sets the watches of the entry at path as resolve found it, and
-// drops those it no longer needs. The caller holds armMu.
+// drops those it no longer needs. Only one arm of an entry runs at a time.
 func (w *watcher) subscribe(path string, lookups []lookup, real string, exists bool, st unix.Stat_t, c *walkCache) (errs []error) {
+	w.beginAdd()
 	w.mu.Lock()
 	old := w.armed[path]
 	if old == nil {
@@ -598,6 +563,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer w.endAdd()
 	subs := make([]wsub, 0, len(wants)+1)
 	if kept != nil && w.byWd[int(kept.wd)] != nil {
 		subs = append(subs, *kept)
@@ -646,15 +612,17 @@ func watchError(path string, err error) error {
 // other kinds (a directory, a FIFO) have none. It returns the error of a
 // watch that could not be added.
 func (w *watcher) alias(dir, name string) error {
-	w.armMu.Lock()
-	defer w.armMu.Unlock()
 	p := filepath.Join(dir, name)
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		w.unaliasLocked(dir, name)
+		w.unalias(dir, name)
 		return nil
 	}
+	w.beginAdd()
 	wd, err := w.addWatch(w.fd, p, aliasMask)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.endAdd()
 	if err != nil {
 		w.unaliasLocked(dir, name)
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
@@ -662,13 +630,12 @@ func (w *watcher) alias(dir, name string) error {
 		}
 		return watchError(p, err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	a := w.armed[dir]
 	if a == nil || !a.dir {
 		// The directory went meanwhile.
 		if w.byWd[wd] == nil {
-			unix.InotifyRmWatch(w.fd, uint32(wd))
+			w.doomed = append(w.doomed, wd)
+			w.byWd[wd] = &watch{wd: wd, path: p}
 		}
 		return nil
 	}
@@ -708,14 +675,13 @@ func (w *watcher) aliased(dir, name string) bool {
 // unalias stops watching the entry name of the directory entry dir
 // through its inode.
 func (w *watcher) unalias(dir, name string) {
-	w.armMu.Lock()
-	defer w.armMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.unaliasLocked(dir, name)
 }
 
+// unaliasLocked is unalias; the caller holds mu.
 func (w *watcher) unaliasLocked(dir, name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	a := w.armed[dir]
 	if a == nil {
 		return
@@ -748,8 +714,6 @@ func (w *watcher) kind(path string) (exists, dir bool) {
 
 // disarm drops every watch of the entry at path.
 func (w *watcher) disarm(path string) {
-	w.armMu.Lock()
-	defer w.armMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a := w.armed[path]; a != nil {
@@ -771,7 +735,11 @@ func (w *watcher) release(path string, old, keep []wsub) {
 			continue
 		}
 		wt.remove(ws.sub(path))
-		if wt.empty() {
+		switch {
+		case !wt.empty():
+		case w.adding > 0:
+			w.doomed = append(w.doomed, int(ws.wd)) // an add may have been given it
+		default:
 			// Events still queued for wd find no watch and are dropped:
 			// they concern an inode the path no longer names.
 			unix.InotifyRmWatch(w.fd, uint32(ws.wd))

@@ -1,0 +1,387 @@
+package main
+
+// From events to reports: each event is routed to the entries that watch
+// it and becomes an observation of a path; observations of one path fold
+// into a burst until it settles; then the path is recorded, by a job, and
+// reported with what differs from its record.
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A burst is the events seen on one path until it settles.
+type burst struct {
+	path     string
+	told     bool     // an event said the path changed; else it is compared, and reported only if it differs
+	events   []string // FAM event names, each once, in the order seen
+	entries  []string // the configuration entries whose actions run
+	found    string   // how a difference was found when not from an event
+	first    time.Time
+	deadline time.Time // zero while it waits for a job on its path
+}
+
+// An observation is one event on one path, on behalf of an entry. A weak
+// one (a file opened for writing was closed, an inode's metadata changed)
+// may change nothing the path's record holds: its path is compared, and
+// reported only when it differs.
+type observation struct {
+	path  string
+	event string
+	entry string
+	weak  bool
+}
+
+// handle turns one batch of events into observations. The same observation
+// twice in a batch (a write seen through a file and through its directory)
+// counts once. After a queue overflow, every path is compared with its
+// record: the events that would have told are lost.
+func (d *daemon) handle(evs []event) {
+	var obs []observation
+	overflowed := false
+	hits := d.hits[:0]
+	for _, ev := range evs {
+		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
+			overflowed = true
+			continue
+		}
+		hits = d.w.route(ev, hits[:0])
+		for _, h := range hits {
+			if e := d.cfg.lookup(h.path); e != nil {
+				obs = append(obs, d.interpret(e, h)...)
+			}
+		}
+	}
+	d.hits = hits
+	var seen map[observation]bool
+	if len(obs) > 1 {
+		seen = make(map[observation]bool, len(obs))
+	}
+	for _, o := range obs {
+		if !seen[o] && !d.state.owns(o.path) {
+			if seen != nil {
+				seen[o] = true
+			}
+			d.observe(o)
+		}
+	}
+	if overflowed {
+		d.overflow()
+	}
+}
+
+// Masks that tell how a directory entry changed.
+const (
+	nsMask   = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
+	goneMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
+)
+
+// interpret maps an event, routed to entry e, to what it says happened to
+// which path, and arms e again when a name on its way changed.
+func (d *daemon) interpret(e *entry, h hit) []observation {
+	named := h.name != ""
+	switch h.role {
+	case roleLeaf:
+		if named && h.mask&nsMask != 0 {
+			d.arm(e)
+			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.Path}}
+		}
+		if h.mask&goneMask != 0 {
+			d.arm(e)
+		}
+	case roleLookup:
+		if (named && h.mask&nsMask != 0) || h.mask&goneMask != 0 {
+			d.arm(e)
+		}
+	case roleSelf:
+		switch {
+		case h.mask&unix.IN_MODIFY != 0:
+			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+		case h.mask&(unix.IN_ATTRIB|unix.IN_CLOSE_WRITE) != 0:
+			// Unlinking or renaming over a file changes its link count
+			// before the directory says the name went: the path is
+			// compared, not reported on the word of this event.
+			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
+		case h.mask&goneMask != 0:
+			d.arm(e)
+		}
+	case roleAlias:
+		if h.name == "" && e.matches(h.sub.name) && h.mask&contentMask != 0 {
+			p := filepath.Join(e.Path, h.sub.name)
+			return []observation{{path: p, event: "change", entry: e.Path, weak: h.mask&unix.IN_MODIFY == 0}}
+		}
+	case roleEntries:
+		switch {
+		case named:
+			if !e.matches(h.name) {
+				return nil
+			}
+			if h.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+				d.w.unalias(e.Path, h.name) // the file may live on under another name
+			}
+			p := filepath.Join(e.Path, h.name)
+			return []observation{{path: p, event: famEvent(h.mask), entry: e.Path, weak: h.mask&contentMask == unix.IN_CLOSE_WRITE}}
+		case h.mask&unix.IN_ATTRIB != 0:
+			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+		case h.mask&unix.IN_CLOSE_WRITE != 0:
+			return nil // a directory is never written
+		case h.mask&goneMask != 0:
+			d.arm(e)
+		}
+	}
+	return nil
+}
+
+// famEvent names an inotify event as FAM did.
+func famEvent(mask uint32) string {
+	switch {
+	case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+		return "create"
+	case mask&unix.IN_DELETE != 0:
+		return "delete"
+	case mask&unix.IN_MOVED_FROM != 0:
+		return "move"
+	}
+	return "change"
+}
+
+// maxBurst bounds how long a path that never goes quiet waits for its
+// report, in units of -settle.
+const maxBurst = 20
+
+// weakSettle is the least a burst of weak events waits before its path is
+// compared: the close of a file seldom comes alone, and the write before
+// it has been reported already.
+const weakSettle = 100 * time.Millisecond
+
+// observe adds an observation to its path's burst; while events are held,
+// it only counts it.
+func (d *daemon) observe(o observation) {
+	if d.holding {
+		if !o.weak {
+			d.held++
+		}
+		return
+	}
+	now := time.Now()
+	b := d.pending[o.path]
+	if b == nil {
+		b = &burst{path: o.path, first: now}
+		d.pending[o.path] = b
+	}
+	if !o.weak {
+		b.told = true
+		b.events = appendNew(b.events, o.event)
+	}
+	b.entries = appendNew(b.entries, o.entry)
+	if !b.deadline.IsZero() || !d.busy[o.path] {
+		wait := *settle
+		if !b.told {
+			wait = max(wait, weakSettle)
+		}
+		b.deadline = now.Add(wait)
+		if limit := b.first.Add(maxBurst * wait); b.deadline.After(limit) {
+			b.deadline = limit
+		}
+	}
+	if o.event == "create" && o.path == o.entry {
+		d.listCreated(o.path)
+	}
+}
+
+// listCreated observes the important entries of a watched directory that
+// has just appeared: they may have been made before its watch was set.
+func (d *daemon) listCreated(path string) {
+	e := d.cfg.lookup(path)
+	if e == nil {
+		return
+	}
+	var names []string
+	d.hand(&job{path: path,
+		work: func(context.Context, *job) { names, _ = readDirNames(path) },
+		done: func() {
+			for _, n := range names {
+				p := filepath.Join(path, n)
+				if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil && d.cfg.lookup(path) == e {
+					d.observe(observation{path: p, event: "create", entry: path})
+				}
+			}
+		}})
+}
+
+// nextDeadline returns the earliest burst deadline, or the zero time.
+func (d *daemon) nextDeadline() time.Time {
+	var next time.Time
+	for _, b := range d.pending {
+		next = earliest(next, b.deadline)
+	}
+	return next
+}
+
+// flush hands out the record of every burst whose deadline has passed by
+// now; a zero now, every burst. A burst whose path a job is recording
+// already waits for it: records of one path are taken one at a time, in
+// order.
+func (d *daemon) flush(now time.Time) {
+	var due []*burst
+	for p, b := range d.pending {
+		if d.busy[p] {
+			b.deadline = time.Time{} // recordedBy makes it due again
+			continue
+		}
+		if now.IsZero() || !b.deadline.IsZero() && !b.deadline.After(now) {
+			due = append(due, b)
+			delete(d.pending, p)
+		}
+	}
+	if len(due) > 1 {
+		sortBursts(due)
+	}
+	for _, b := range due {
+		d.recordBurst(b)
+	}
+}
+
+// recordBurst hands out the job that records b's path, and, for an entry
+// of a watched directory, watches it through its inode first, so that any
+// change after the record sends an event.
+func (d *daemon) recordBurst(b *burst) {
+	d.busy[b.path] = true
+	dir := d.aliasDir(b.path)
+	var after attrs
+	var aliasErr error
+	d.hand(&job{path: b.path,
+		work: func(ctx context.Context, j *job) {
+			if dir != "" {
+				aliasErr = d.w.alias(dir, filepath.Base(b.path))
+			}
+			after = d.rec.recordJob(ctx, j, b.path, nil)
+		},
+		done: func() {
+			d.recordedBy(b.path, dir, aliasErr)
+			d.recorded(b, after)
+		}})
+}
+
+// recordedBy ends a job on path: another may be handed out for it.
+func (d *daemon) recordedBy(path, dir string, aliasErr error) {
+	delete(d.busy, path)
+	if aliasErr != nil {
+		d.watchFailed(dir, aliasErr)
+	}
+	if b := d.pending[path]; b != nil && b.deadline.IsZero() {
+		b.deadline = time.Now() // it waited for this job
+	}
+}
+
+// recorded reports b once its path is recorded: always when an event said
+// the path changed, else only when it differs from its record.
+func (d *daemon) recorded(b *burst, after attrs) {
+	now := time.Now()
+	if after.cut {
+		return // famids is stopping: the path keeps its record, and is compared at the next start
+	}
+	if after.busy && !d.stopping && now.Before(b.first.Add(d.leaseWait)) {
+		// Another process holds a lease on the file, which the kernel
+		// breaks within lease-break-time: read it again then, rather
+		// than report its content as unknown.
+		if next := d.pending[b.path]; next != nil {
+			b.merge(next)
+		}
+		b.deadline = now.Add(leaseRetry)
+		d.pending[b.path] = b
+		return
+	}
+	if !b.told {
+		if len(eventDiffers(d.record[b.path], after)) == 0 {
+			d.remember(b.path, after)
+			return
+		}
+		b.events = []string{"change"}
+	}
+	d.report(b, after)
+}
+
+// merge adds the events of o, a later burst on the same path, to b.
+func (b *burst) merge(o *burst) {
+	b.told = b.told || o.told
+	b.events = appendNew(b.events, o.events...)
+	b.entries = appendNew(b.entries, o.entries...)
+}
+
+// leaseRetry is how often famids tries again to read a file another
+// process holds a lease on.
+const leaseRetry = time.Second
+
+// aliasDir returns the watched directory entry whose entry path is, when
+// famids reports on it, or "".
+func (d *daemon) aliasDir(path string) string {
+	dir := filepath.Dir(path)
+	e := d.cfg.lookup(dir)
+	if e == nil || dir == path || !e.matches(filepath.Base(path)) {
+		return ""
+	}
+	if _, isDir := d.w.kind(dir); !isDir {
+		return ""
+	}
+	return dir
+}
+
+// report mails the report of a burst, records the path's attributes now,
+// after, and starts the actions of the entries concerned.
+func (d *daemon) report(b *burst, after attrs) {
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
+	d.mail.send(subjectReport, r.body())
+	if *useSyslog {
+		d.syslog("report: " + r.summary())
+	}
+	d.remember(b.path, after)
+	if !d.actionsOK {
+		return
+	}
+	var started []string
+	for _, p := range b.entries {
+		e := d.cfg.lookup(p)
+		if e == nil || e.Action == "" || slices.Contains(started, e.Action) {
+			continue
+		}
+		started = append(started, e.Action)
+		d.acts.run(trigger{action: e.Action, path: b.path, events: b.events})
+	}
+}
+
+// remember records what path is now.
+func (d *daemon) remember(path string, a attrs) {
+	if old, ok := d.record[path]; ok == a.Exists && old.same(a) {
+		return
+	}
+	if a.Exists {
+		d.record[path] = a
+	} else {
+		delete(d.record, path)
+	}
+	d.state.dirty = d.state.file != ""
+}
+
+// drain handles the events already queued, so that a change made just
+// before famids was told to stop is still reported.
+func (d *daemon) drain() {
+	evs, err := d.w.queued()
+	d.handle(evs)
+	if err != nil {
+		d.warnOnce(err.Error()) // the loop, if it goes on, meets it again
+	}
+}
+
+// catchUp takes in every event queued until now without reporting it, so
+// that a comparison that follows finds what they would tell, once.
+func (d *daemon) catchUp() {
+	held := d.holding
+	d.holding = true
+	defer func() { d.holding = held }()
+	d.drain()
+}

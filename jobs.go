@@ -1,0 +1,196 @@
+package main
+
+// Every look at the file system that may not return at once (a stat, an
+// open, a read, a hash, a watch added on a path, a directory listed) runs
+// beside the event loop, in a pool of workers: a 15 TiB sparse file, a
+// FUSE mount that never answers or an NFS server that is gone must not
+// keep famids from reading events and signals. The loop hands out jobs
+// and takes their results when they are done.
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A job is one piece of work for the pool: work runs on a worker, done on
+// the event loop once work has returned.
+type job struct {
+	path string // what it looks at, for a notice should it not return
+	work func(ctx context.Context, j *job)
+	done func()
+
+	started  atomic.Int64 // when a worker took it, in Unix nanoseconds; 0 before
+	progress atomic.Int64 // grows while it makes progress (bytes hashed)
+	told     bool         // the loop noticed it does not return
+}
+
+// advance records progress: a job that advances is slow, not stuck.
+func (j *job) advance(n int64) { j.progress.Add(n) }
+
+// Limits of the pool. A job that has run for longer than slowAfter gets
+// a new worker beside it, so that one huge file or one file system that
+// does not answer never holds up the rest; there are never more than
+// maxWorkers. A job that has made no progress for stuckAfter is told in a
+// notice.
+const (
+	slowAfter  = time.Second
+	stuckAfter = 10 * time.Second
+	maxWorkers = 64
+)
+
+// A pool runs jobs on workers. submit and finished are for the loop;
+// nothing it does waits for a job.
+type pool struct {
+	ctx    context.Context // cancelled when famids stops: hashes end early
+	cancel context.CancelFunc
+	poke   func() // wakes the loop when a job is done
+
+	mu       sync.Mutex
+	queue    []*job
+	running  map[*job]bool
+	finished []*job
+	workers  int // started, each waiting or running a job
+	waiting  int // workers waiting for a job
+	wake     *sync.Cond
+	ready    chan struct{} // has a value while finished is not empty
+	awaiting atomic.Bool   // the loop waits on ready: no need to poke it
+	timer    *time.Timer   // await's, kept: it runs for every report
+}
+
+func newPool(poke func()) *pool {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pool{ctx: ctx, cancel: cancel, poke: poke, running: make(map[*job]bool), ready: make(chan struct{}, 1)}
+	p.wake = sync.NewCond(&p.mu)
+	return p
+}
+
+// baseWorkers is how many workers the pool keeps: one per CPU, for a
+// baseline hashes thousands of files.
+func baseWorkers() int { return max(2, runtime.NumCPU()) }
+
+// submit queues j; a worker takes it at once unless all are busy.
+func (p *pool) submit(j *job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append(p.queue, j)
+	if p.waiting > 0 {
+		p.wake.Signal()
+	} else if p.workers < baseWorkers() {
+		p.startWorker()
+	}
+}
+
+// startWorker starts one more worker. The caller holds mu.
+func (p *pool) startWorker() {
+	p.workers++
+	go p.worker()
+}
+
+func (p *pool) worker() {
+	p.mu.Lock()
+	for {
+		for len(p.queue) == 0 {
+			if p.workers > baseWorkers() {
+				// One started for a slow job: the rush is over.
+				p.workers--
+				p.mu.Unlock()
+				return
+			}
+			p.waiting++
+			p.wake.Wait()
+			p.waiting--
+		}
+		j := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		p.running[j] = true
+		p.mu.Unlock()
+
+		j.started.Store(time.Now().UnixNano())
+		j.work(p.ctx, j)
+
+		p.mu.Lock()
+		delete(p.running, j)
+		p.finished = append(p.finished, j)
+		select {
+		case p.ready <- struct{}{}:
+		default:
+		}
+		if !p.awaiting.Load() {
+			p.poke()
+		}
+	}
+}
+
+// take returns the jobs done since it was last called, for the loop to
+// run their done.
+func (p *pool) take() []*job {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	done := p.finished
+	p.finished = nil
+	select {
+	case <-p.ready: // taken: await waits for the next
+	default:
+	}
+	return done
+}
+
+// await waits until a job is done or d has passed. The loop waits so for
+// the jobs it has just handed out, a few milliseconds at most: a report
+// of a plain file then goes out as fast as if the loop had done the work
+// itself, and one that takes longer does not hold the loop.
+func (p *pool) await(d time.Duration) {
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	p.awaiting.Store(true)
+	select {
+	case <-p.ready:
+		p.timer.Stop()
+	case <-p.timer.C:
+	}
+	p.awaiting.Store(false)
+}
+
+// watch looks at the running jobs: for each that has run for slowAfter,
+// a new worker is started while others wait (up to maxWorkers); each
+// that has made no progress for stuckAfter is returned, once.
+func (p *pool) watch(now time.Time) (stuck []*job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	slow := 0
+	for j := range p.running {
+		began := time.Unix(0, j.started.Load())
+		if now.Sub(began) < slowAfter {
+			continue
+		}
+		slow++
+		if !j.told && now.Sub(began) >= stuckAfter && j.progress.Load() == 0 {
+			j.told = true
+			stuck = append(stuck, j)
+		}
+	}
+	for p.waiting == 0 && len(p.queue) > 0 && p.workers < min(maxWorkers, baseWorkers()+slow) {
+		p.startWorker()
+	}
+	return stuck
+}
+
+// busy reports whether a job is queued or running; while one runs,
+// nextCheck says when watch should look again.
+func (p *pool) busy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) > 0 || len(p.running) > 0
+}
+
+// stop cancels the jobs: a hash in progress ends at its next read. Jobs
+// blocked in a system call that does not return are left behind: famids
+// stops without them.
+func (p *pool) stop() { p.cancel() }

@@ -1,0 +1,169 @@
+package main
+
+// famids's own news: notices, syslog, and what could not be watched or
+// looked at. Each kind of trouble is told once per moment, in one notice,
+// however many paths it concerns.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// notice sends famids's own news.
+func (d *daemon) notice(summary string, details ...string) {
+	d.mail.send(subjectNotice, noticeBody(summary, details...))
+	d.syslog("notice: " + summary)
+}
+
+// syslog logs one line with -syslog. A logger that is not there yet (at
+// boot) is tried again with each line.
+func (d *daemon) syslog(line string) {
+	if !*useSyslog {
+		return
+	}
+	var err error
+	if d.log == nil {
+		d.log, err = dialSyslog()
+	}
+	if err == nil {
+		err = d.log.Warning(line)
+	}
+	if err != nil {
+		d.warnOnce(fmt.Sprintf("-syslog: %s; reports are still mailed", quoteIfNeeded(err.Error())))
+	}
+}
+
+// warnOnce writes msg on standard error unless it already did.
+func (d *daemon) warnOnce(msg string) {
+	if !d.warned[msg] {
+		d.warned[msg] = true
+		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+	}
+}
+
+// watchFailed notes the watches of entry that could not be set, or, with
+// no errors, that they all are: those that failed are tried again at each
+// verification and each reload, and told in one notice (see
+// noticeWatchErrors), each once.
+func (d *daemon) watchFailed(entry string, errs ...error) {
+	if len(errs) == 0 {
+		for _, msg := range d.unwatched[entry] {
+			delete(d.warned, msg) // told again should it fail again
+		}
+		delete(d.unwatched, entry)
+		return
+	}
+	for _, err := range errs {
+		msg := err.Error()
+		if !contains(d.unwatched[entry], msg) {
+			d.unwatched[entry] = append(d.unwatched[entry], msg)
+		}
+		if !d.warned[msg] {
+			d.warned[msg] = true
+			d.watchErrs = append(d.watchErrs, msg)
+		}
+	}
+}
+
+// shownOnStderr is how many lines of one notice's list famids also writes
+// on standard error; the notice lists them all.
+const shownOnStderr = 20
+
+// noticeWatchErrors tells, in one notice, of every watch that could not
+// be set since it was last called: a hundred failures are one mail.
+func (d *daemon) noticeWatchErrors() {
+	errs := d.watchErrs
+	if len(errs) == 0 {
+		return
+	}
+	d.watchErrs = nil
+	summary := "a watch could not be set: " + quoteIfNeeded(errs[0])
+	if len(errs) > 1 {
+		summary = fmt.Sprintf("%d watches could not be set", len(errs))
+	}
+	details := []string{"What these paths lead to is not fully watched; the rest is. famids tries again at each verification (-verify) and each reload (SIGHUP)."}
+	for _, msg := range errs {
+		if strings.Contains(msg, errNoWatches.Error()) {
+			details = append(details, noWatchesAdvice)
+			break
+		}
+	}
+	d.noticeList(summary, details, errs)
+}
+
+const noWatchesAdvice = "Raise /proc/sys/fs/inotify/max_user_watches (sysctl fs.inotify.max_user_watches), then send famids SIGHUP."
+
+// noticeStuck tells, in one notice, of every path whose job has not
+// returned (a stat, an open or a read that hangs: a FUSE or NFS file
+// system that does not answer).
+func (d *daemon) noticeStuck() {
+	paths := d.stuck
+	if len(paths) == 0 {
+		return
+	}
+	d.stuck = nil
+	summary := "a file system does not answer: " + quoteIfNeeded(paths[0])
+	if len(paths) > 1 {
+		summary = fmt.Sprintf("a file system does not answer: %d paths", len(paths))
+	}
+	details := []string{fmt.Sprintf("Looking at these paths (a stat, an open or a read) has not returned for %v. They are reported once it does; the rest is watched and reported as ever.", stuckAfter)}
+	d.noticeList(summary, details, paths)
+}
+
+// noticeList sends a notice whose details end with a list, and writes
+// the summary and the start of the list on standard error.
+func (d *daemon) noticeList(summary string, details, list []string) {
+	fmt.Fprintf(os.Stderr, "famids: %s\n", summary)
+	for i, item := range list {
+		if i == shownOnStderr {
+			fmt.Fprintf(os.Stderr, "famids: ... and %d more (the notice lists them)\n", len(list)-shownOnStderr)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "famids: - %s\n", quoteIfNeeded(item))
+	}
+	for _, item := range list {
+		details = append(details, "- "+quoteIfNeeded(item))
+	}
+	d.notice(summary, details...)
+}
+
+// retryWatches arms again every entry with a watch that could not be set,
+// and, in a watched directory whose entries could not all be watched
+// through their inodes, sets those that are missing.
+func (d *daemon) retryWatches() {
+	for p := range d.unwatched {
+		e := d.cfg.lookup(p)
+		if e == nil {
+			d.watchFailed(p) // no longer an entry
+			continue
+		}
+		d.armThen(e, false, func() {
+			if _, dir := d.w.kind(e.Path); dir {
+				d.realias(e)
+			}
+		})
+	}
+}
+
+// realias sets the aliases missing in the directory entry e.
+func (d *daemon) realias(e *entry) {
+	var errs []error
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) {
+			names, _ := readDirNames(e.Path)
+			for _, n := range names {
+				if e.matches(n) && !d.w.aliased(e.Path, n) {
+					if err := d.w.alias(e.Path, n); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+		},
+		done: func() {
+			if d.cfg.lookup(e.Path) == e {
+				d.watchFailed(e.Path, errs...)
+			}
+		}})
+}

@@ -1,0 +1,585 @@
+package main
+
+// When famids cannot trust its events to have told it everything (at
+// start-up, after the kernel's queue overflowed, after a mount change, at
+// verification, at the end of a suspension) it compares every watched
+// path with its record instead: a scan. A scan is jobs in the pool, like
+// every look at the file system: the loop goes on meanwhile. A reload
+// changes what is watched without a moment in which an unchanged path is
+// not.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// How differences found by comparing are introduced in their reports.
+const (
+	foundAtStart    = "at start-up (differs from the record of the previous run)"
+	foundAfterFlood = "after queue overflow"
+	foundAfterMount = "after a mount change"
+	foundAtVerify   = "at verification"
+)
+
+// owners returns the entries that report on path: the entry of that path,
+// and the watched directory holding it when the name is important.
+func (c *config) owners(path string) []*entry {
+	var es []*entry
+	if e := c.lookup(path); e != nil {
+		es = append(es, e)
+	}
+	if dir := filepath.Dir(path); dir != path {
+		if e := c.lookup(dir); e != nil && e.matches(filepath.Base(path)) {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// entryPaths returns the paths of entries.
+func entryPaths(entries []*entry) []string {
+	paths := make([]string, len(entries))
+	for i, e := range entries {
+		paths[i] = e.Path
+	}
+	return paths
+}
+
+// An arming is an entry being armed by a job.
+type arming struct {
+	tell  bool     // an event asked for it: what the path became is observed
+	warn  bool     // the entry is new: warn of what is odd about it
+	again bool     // arm once more when it is done: a name on the way changed meanwhile
+	then  []func() // run once it is armed
+}
+
+// arm hands out the job that arms e because an event said a name on its
+// way changed: it sets e's watches as its path now resolves, and what the
+// path became (created, deleted) is observed, unless events are held:
+// then the comparison that ends the holding tells. One arm of an entry
+// runs at a time; one asked for meanwhile follows it.
+func (d *daemon) arm(e *entry) {
+	d.armWith(e, arming{tell: !d.holding})
+}
+
+// armThen arms e and then runs then. What the path became is left to a
+// comparison; with warn, what is odd about an entry new to famids is
+// said, as its arm found the file system.
+func (d *daemon) armThen(e *entry, warn bool, then func()) {
+	a := arming{warn: warn}
+	if then != nil {
+		a.then = []func(){then}
+	}
+	d.armWith(e, a)
+}
+
+func (d *daemon) armWith(e *entry, ask arming) {
+	if a := d.arming[e.Path]; a != nil {
+		a.again = true
+		a.tell = a.tell || ask.tell
+		a.warn = a.warn || ask.warn
+		a.then = append(a.then, ask.then...)
+		return
+	}
+	a := ask
+	d.armBatch([]*entry{e}, []*arming{&a})
+}
+
+// armBatch hands out one job that arms entries, each with its arming:
+// entries armed together look at each directory they share once.
+func (d *daemon) armBatch(entries []*entry, as []*arming) {
+	for i, e := range entries {
+		d.arming[e.Path] = as[i]
+	}
+	became := make([]string, len(entries))
+	errs := make([][]error, len(entries))
+	d.hand(&job{path: entries[0].Path,
+		work: func(context.Context, *job) {
+			c := newWalkCache()
+			if len(entries) == 1 {
+				c = nil // one entry: nothing to share
+			}
+			for i, e := range entries {
+				became[i], errs[i] = d.w.armWith(e.Path, c)
+			}
+		},
+		done: func() {
+			for i, e := range entries {
+				d.armed(e, as[i], became[i], errs[i])
+			}
+		}})
+}
+
+// armed is the end of an arm of e.
+func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
+	delete(d.arming, e.Path)
+	if d.cfg.lookup(e.Path) != e {
+		d.w.disarm(e.Path) // removed by a reload meanwhile
+	} else {
+		d.watchFailed(e.Path, errs...)
+		if a.warn {
+			exists, dir := d.w.kind(e.Path)
+			for _, w := range entryWarnings(d.cfg, e, exists, dir) {
+				fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+			}
+		}
+		if became != "" && a.tell {
+			d.observe(observation{path: e.Path, event: became, entry: e.Path})
+		}
+	}
+	if a.again {
+		// Once more, with what is still to be done.
+		d.armWith(e, arming{tell: a.tell && became == "", then: a.then})
+		return
+	}
+	for _, f := range a.then {
+		f()
+	}
+}
+
+// armBatchSize is how many entries one job arms at most.
+const armBatchSize = 128
+
+// armEntries arms entries, then runs then.
+func (d *daemon) armEntries(entries []*entry, warn bool, then func()) {
+	left := len(entries)
+	if left == 0 {
+		then()
+		return
+	}
+	one := func() {
+		if left--; left == 0 {
+			if len(d.arming) == 0 {
+				d.arming = make(map[string]*arming) // a map keeps the room it grew to
+			}
+			then()
+		}
+	}
+	var batch []*entry
+	var as []*arming
+	for _, e := range entries {
+		if d.arming[e.Path] != nil {
+			d.armThen(e, warn, one) // joins the arm out
+			continue
+		}
+		batch = append(batch, e)
+		as = append(as, &arming{warn: warn, then: []func(){one}})
+		if len(batch) == armBatchSize {
+			d.armBatch(batch, as)
+			batch, as = nil, nil
+		}
+	}
+	if len(batch) > 0 {
+		d.armBatch(batch, as)
+	}
+}
+
+// A scan compares every watched path with its record.
+type scan struct {
+	kind  string            // start, overflow, mount, verify, resume, reload: one of each runs at a time
+	found string            // the Found line of its reports; "" for a scan that reports nothing (resume, reload)
+	trust bool              // a file whose stat is unchanged since its record is not read again
+	fresh func(string) bool // paths recorded without a report, when they have no record
+	only  func(string) bool // when set, the paths it looks at
+	then  func(*scan)       // runs once every job is done
+
+	diffs []difference // for a scan that reports nothing, what differs
+	seen  map[string]bool
+	batch []string // paths to record, not handed out yet
+	left  int      // jobs still out
+	again bool     // asked for again while it ran
+	ended bool
+}
+
+// A difference is a watched path that is not as famids recorded it.
+type difference struct {
+	path          string
+	event         string // create, delete or change
+	before, after attrs
+}
+
+// startScan hands out the jobs of s: the entries' paths, every path there
+// is a record of, and the important names found in each watched
+// directory, each recorded by a job of its own. A scan of a kind already
+// running runs once more after it.
+func (d *daemon) startScan(s *scan) {
+	if running := d.scans[s.kind]; running != nil {
+		running.again = true
+		return
+	}
+	d.scans[s.kind] = s
+	s.seen = make(map[string]bool)
+	s.left++ // until every job is handed out
+	for _, p := range slices.Sorted(maps.Keys(d.record)) {
+		d.scanPath(s, p)
+	}
+	for _, e := range d.cfg.Entries {
+		d.scanPath(s, e.Path)
+		if _, dir := d.w.kind(e.Path); dir {
+			d.listForScan(s, e)
+		}
+	}
+	d.handBatch(s)
+	s.left--
+	d.scanStep(s)
+}
+
+// listForScan hands out the job that lists the directory entry e, whose
+// important names s then looks at.
+func (d *daemon) listForScan(s *scan, e *entry) {
+	s.left++
+	var names []string
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
+		done: func() {
+			s.left--
+			if d.cfg.lookup(e.Path) == e {
+				slices.Sort(names)
+				for _, n := range names {
+					if e.matches(n) {
+						d.scanPath(s, filepath.Join(e.Path, n))
+					}
+				}
+				d.handBatch(s)
+			}
+			d.scanStep(s)
+		}})
+}
+
+// scanBatchSize is how many paths one job of a scan records at most: a
+// job costs more than a small file does.
+const scanBatchSize = 32
+
+// scanPath has s record path, unless an event is in the course of being
+// reported for it: that report tells what differs.
+func (d *daemon) scanPath(s *scan, path string) {
+	if s.seen[path] || d.state.owns(path) || s.only != nil && !s.only(path) {
+		return
+	}
+	s.seen[path] = true
+	if d.pending[path] != nil || d.busy[path] {
+		return
+	}
+	d.busy[path] = true
+	s.batch = append(s.batch, path)
+	if len(s.batch) == scanBatchSize {
+		d.handBatch(s)
+	}
+}
+
+// handBatch hands out the job that records the paths of s's batch, each
+// watched through its inode first when it is an entry of a watched
+// directory.
+func (d *daemon) handBatch(s *scan) {
+	paths := s.batch
+	if len(paths) == 0 {
+		return
+	}
+	s.batch = nil
+	s.left++
+	type look struct {
+		prev     *attrs
+		dir      string
+		after    attrs
+		aliasErr error
+	}
+	looks := make([]look, len(paths))
+	for i, p := range paths {
+		if a, ok := d.record[p]; ok && s.trust {
+			looks[i].prev = &a
+		}
+		looks[i].dir = d.aliasDir(p)
+	}
+	d.hand(&job{path: paths[0],
+		work: func(ctx context.Context, j *job) {
+			for i, p := range paths {
+				l := &looks[i]
+				if l.dir != "" {
+					l.aliasErr = d.w.alias(l.dir, filepath.Base(p))
+				}
+				l.after = d.rec.recordJob(ctx, j, p, l.prev)
+			}
+		},
+		done: func() {
+			s.left--
+			for i, p := range paths {
+				d.recordedBy(p, looks[i].dir, looks[i].aliasErr)
+				d.scanned(s, p, looks[i].after)
+			}
+			d.scanStep(s)
+		}})
+}
+
+// scanned takes in what a scan found of path.
+func (d *daemon) scanned(s *scan, path string, after attrs) {
+	if after.cut {
+		return // famids is stopping
+	}
+	before, known := d.record[path]
+	fresh := !known && s.fresh != nil && s.fresh(path)
+	if b := d.pending[path]; b != nil {
+		// An event came meanwhile: its report tells what differs. A
+		// path without a record takes this one, and the event is
+		// compared with it, as it may be in it already.
+		if fresh {
+			d.remember(path, after)
+			b.told, b.events = false, nil
+		}
+		return
+	}
+	if after.busy && known {
+		d.observe(observation{path: path, event: "change", weak: true}) // read again once the lease is broken
+		return
+	}
+	diff := differs(before, after)
+	switch {
+	case fresh, len(diff) == 0:
+		d.remember(path, after)
+	case s.found == "":
+		s.diffs = append(s.diffs, difference{path, changeEvent(before, after), before, after})
+		d.remember(path, after)
+	default:
+		b := &burst{path: path, told: true, events: []string{changeEvent(before, after)},
+			entries: entryPaths(d.cfg.owners(path)), found: s.found, first: time.Now()}
+		d.report(b, after)
+	}
+}
+
+// changeEvent names the event a difference stands for.
+func changeEvent(before, after attrs) string {
+	switch {
+	case !before.Exists:
+		return "create"
+	case !after.Exists:
+		return "delete"
+	}
+	return "change"
+}
+
+// scanStep ends s once every job is done, and starts it again when it was
+// asked for meanwhile.
+func (d *daemon) scanStep(s *scan) {
+	if s.left > 0 || s.ended {
+		return
+	}
+	s.ended = true
+	delete(d.scans, s.kind)
+	if len(d.busy) == 0 {
+		d.busy = make(map[string]bool) // a map keeps the room it grew to
+	}
+	if s.then != nil {
+		s.then(s)
+	}
+	if s.again {
+		d.startScan(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, then: s.then})
+	}
+}
+
+// adopt takes the previous run's record as this run's, less what is no
+// longer watched: a large record is not held twice.
+func (d *daemon) adopt(prev *state) {
+	maps.DeleteFunc(prev.Records, func(p string, _ attrs) bool { return !prev.watched(p) || len(d.cfg.owners(p)) == 0 })
+	d.record, prev.Records = prev.Records, nil
+}
+
+// fullHashEvery is how often a verification hashes every file, whatever
+// its stat says: a root intruder can set the clock back to a file's ctime
+// before changing it, and put its mtime back.
+const fullHashEvery = 24 * time.Hour
+
+// verify is -verify: it tries again the watches that could not be set,
+// and compares every watched path with its record, to find what sends no
+// event (chattr, a write through a memory mapping made after the file was
+// closed, a write to the disk underneath the file system). A file is
+// hashed again when its stat changed, and every file once a day.
+func (d *daemon) verify() {
+	d.retryWatches()
+	if d.holding || !d.ready {
+		return // the resume, or the start, compares
+	}
+	full := time.Since(d.hashedAll) >= fullHashEvery
+	if full {
+		d.hashedAll = time.Now()
+	}
+	d.startScan(&scan{kind: "verify", found: foundAtVerify, trust: !full})
+}
+
+// remount acts on a change of the mount table: a mount on or above a
+// watched path changes what it names without an event on it. Every entry
+// is armed again, then every path compared with its record.
+func (d *daemon) remount() {
+	d.armEntries(d.cfg.Entries, false, func() {
+		if !d.holding && d.ready {
+			d.startScan(&scan{kind: "mount", found: foundAfterMount, trust: true})
+		}
+	})
+}
+
+// overflow is the kernel's queue overflowing: events were lost, so every
+// entry is armed again and every path compared with its record.
+func (d *daemon) overflow() {
+	if d.holding {
+		d.overflows++ // a comparison follows anyway
+		return
+	}
+	fmt.Fprintln(os.Stderr, "famids: the inotify event queue overflowed; comparing every watched path with its record")
+	d.notice("the kernel's inotify event queue overflowed: events were lost",
+		"famids compares every watched path with its record and reports each difference, with \"Found: "+foundAfterFlood+"\".",
+		"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
+	d.catchUp()
+	d.armEntries(d.cfg.Entries, false, func() {
+		d.startScan(&scan{kind: "overflow", found: foundAfterFlood, trust: true})
+	})
+}
+
+// reload is SIGHUP: it reads the configuration again and watches what it
+// now lists. New watches are set before old ones go, and the entries in
+// both are not touched, so nothing that stays watched is ever unwatched. A
+// configuration that cannot be read, or has an invalid line, is not used.
+func (d *daemon) reload() {
+	file := d.cfg.File
+	cfg, problems, err := readConfig(file)
+	var invalid []string
+	for _, p := range problems {
+		if !p.Warning {
+			invalid = append(invalid, p.String())
+		}
+	}
+	if err == nil && len(invalid) > 0 {
+		err = fmt.Errorf("%d invalid line(s)", len(invalid))
+	}
+	if err != nil {
+		msg := quoteIfNeeded(err.Error())
+		fmt.Fprintf(os.Stderr, "famids: SIGHUP: not reloading %s, keeping the configuration in use: %s\n", quoteIfNeeded(file), msg)
+		for _, p := range invalid {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", p)
+		}
+		d.notice(fmt.Sprintf("configuration %s not reloaded: %s; the one in use is kept", quoteIfNeeded(file), msg), invalid...)
+		return
+	}
+	for _, p := range problems {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p) // warnings: the lines are used
+	}
+	old := d.cfg
+	d.cfg = cfg
+	var added []*entry
+	var removed []string
+	for _, e := range cfg.Entries {
+		if old.lookup(e.Path) == nil {
+			added = append(added, e)
+		}
+	}
+	for _, e := range old.Entries {
+		if cfg.lookup(e.Path) == nil {
+			removed = append(removed, e.Path)
+			d.w.disarm(e.Path)
+		}
+	}
+	// Forget what no entry reports on any more; record what is newly
+	// reported on, as it is now, once its entry is armed.
+	for p := range d.record {
+		if len(cfg.owners(p)) == 0 {
+			d.remember(p, attrs{})
+		}
+	}
+	for p := range d.pending {
+		if len(cfg.owners(p)) == 0 {
+			delete(d.pending, p)
+		}
+	}
+	for p := range d.unwatched {
+		if cfg.lookup(p) == nil {
+			d.watchFailed(p) // no longer watched
+		}
+	}
+	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
+	d.armEntries(added, true, func() {
+		d.startScan(&scan{kind: "reload", fresh: isNew, only: isNew})
+	})
+	d.retryWatches()
+
+	details := []string{fmt.Sprintf("%d entries are watched.", len(cfg.Entries))}
+	for _, e := range added {
+		details = append(details, "Added: "+quoteIfNeeded(e.Path))
+	}
+	for _, p := range removed {
+		details = append(details, "Removed: "+quoteIfNeeded(p))
+	}
+	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed\n", quoteIfNeeded(file), len(added), len(removed))
+	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed", quoteIfNeeded(file), len(added), len(removed)), details...)
+	d.checkConfigSecurity()
+	d.state.dirty = d.state.file != "" // the entries changed
+	fitMemoryLimit()
+}
+
+// suspend is SIGUSR1: reports stop, for a prelink run or a package update,
+// until SIGUSR2 or -max-suspend. What is pending is reported first. A
+// second SIGUSR1 does not make the suspension longer.
+func (d *daemon) suspend() {
+	if !d.suspended.IsZero() {
+		fmt.Fprintln(os.Stderr, "famids: SIGUSR1: reporting is suspended already")
+		d.notice(fmt.Sprintf("still suspended (SIGUSR1 again); the suspension ends by itself at %s as before",
+			d.suspended.Add(*maxSuspend).UTC().Format(time.RFC3339)),
+			fmt.Sprintf("Suspended since %s; %d event(s) seen so far.", d.suspended.UTC().Format(time.RFC3339), d.held))
+		return
+	}
+	d.flush(time.Time{})
+	d.suspended = time.Now()
+	d.holding = true
+	d.held, d.overflows = 0, 0
+	fmt.Fprintf(os.Stderr, "famids: SIGUSR1: reporting suspended until SIGUSR2, for %v at most\n", *maxSuspend)
+	d.notice(fmt.Sprintf("reporting suspended (SIGUSR1) until SIGUSR2, for %v at most", *maxSuspend),
+		"Events are counted, not reported. On resume, famids sends one notice listing every watched path that differs from what it recorded before.")
+}
+
+// resume ends a suspension: the events queued are taken in, every entry
+// is armed again (package managers replace files by rename), and one
+// notice lists every watched path that differs from its record, which
+// then records it as it is. No action runs. Events after the resume are
+// reported as ever.
+func (d *daemon) resume(how string) {
+	if d.suspended.IsZero() {
+		fmt.Fprintf(os.Stderr, "famids: resume %s: reporting was not suspended\n", how)
+		d.notice(fmt.Sprintf("resume %s, but reporting was not suspended", how))
+		return
+	}
+	d.catchUp()
+	since, held, overflows := d.suspended, d.held, d.overflows
+	d.suspended = time.Time{}
+	d.holding = false
+	d.armEntries(d.cfg.Entries, false, func() {
+		d.startScan(&scan{kind: "resume", trust: true, then: func(s *scan) { d.resumed(how, since, held, overflows, s.diffs) }})
+	})
+}
+
+// resumed sends the notice of a resume with what its scan found.
+func (d *daemon) resumed(how string, since time.Time, held, overflows int, diffs []difference) {
+	details := []string{
+		fmt.Sprintf("Suspended: %s, for %v.", since.UTC().Format(time.RFC3339), time.Since(since).Round(time.Second)),
+		fmt.Sprintf("Events seen meanwhile: %d.", held),
+	}
+	if overflows > 0 {
+		details = append(details, fmt.Sprintf("Queue overflows meanwhile: %d.", overflows))
+	}
+	if len(diffs) > 0 {
+		details = append(details, "Changed while suspended:")
+	}
+	slices.SortFunc(diffs, func(a, b difference) int { return strings.Compare(a.path, b.path) })
+	var changed []string
+	for _, df := range diffs {
+		line := (&report{Path: df.path, Events: []string{df.event}, Before: df.before, After: df.after}).summary()
+		details = append(details, line)
+		changed = append(changed, line)
+	}
+	fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(diffs))
+	d.notice(fmt.Sprintf("reporting resumed %s: %d watched path(s) changed while suspended", how, len(diffs)), details...)
+	for _, line := range changed {
+		d.syslog("changed while suspended: " + line)
+	}
+}
