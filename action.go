@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,40 +119,250 @@ func (a *actions) execute(t trigger) string {
 	defer cancel()
 	cmd := actionCommand(ctx, t.action)
 	cmd.Env = append(os.Environ(), "FAMIDS_PATH="+t.path, "FAMIDS_EVENT="+strings.Join(t.events, ", "))
-	stdout, stderr := &cappedBuffer{max: maxOutput}, &cappedBuffer{max: maxOutput}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// The action and whatever it starts form one process group, killed
-	// together on time-out, so that no grandchild outlives it holding the
-	// output pipes.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	start := time.Now()
-	err := cmd.Run()
-
-	writeText(&b, stdout.String())
-	if stderr.Len() == 0 && err == nil {
+	r, err := runGroup(ctx, cmd)
+	if err != nil {
+		fmt.Fprintf(&b, "Standard error:\nfamids: cannot run the action: %v\nExit status: 127\n", err)
 		return b.String()
 	}
-	var exit *exec.ExitError
+	writeText(&b, r.stdout.String())
+	if r.stderr.Len() == 0 && r.clean() {
+		return b.String()
+	}
+	if r.stderr.Len() > 0 {
+		b.WriteString("Standard error:\n")
+		writeText(&b, r.stderr.String())
+	}
 	switch {
-	case errors.As(err, &exit) || err == nil:
-		if stderr.Len() > 0 {
-			b.WriteString("Standard error:\n")
-			writeText(&b, stderr.String())
-		}
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			fmt.Fprintf(&b, "Timed out after %v\n", a.timeout)
-		case a.ctx.Err() != nil:
-			fmt.Fprintf(&b, "Stopped after %v: famids was stopping\n", time.Since(start).Round(time.Millisecond))
-		default:
-			fmt.Fprintf(&b, "Exit status: %d\n", exitStatus(cmd.ProcessState))
-		}
-	default: // it could not be started
-		fmt.Fprintf(&b, "Standard error:\nfamids: cannot run the action: %v\nExit status: 127\n", err)
+	case errors.Is(r.ctxErr, context.DeadlineExceeded):
+		fmt.Fprintf(&b, "Timed out after %v\n", a.timeout)
+	case r.ctxErr != nil:
+		fmt.Fprintf(&b, "Stopped after %v: famids was stopping\n", r.took.Round(time.Millisecond))
+	case r.state == nil:
+		fmt.Fprintf(&b, "Exit status: unknown: %v\n", r.waitErr)
+	default:
+		fmt.Fprintf(&b, "Exit status: %d%s\n", exitStatus(r.state), r.leftovers())
 	}
 	return b.String()
+}
+
+// actionGrace is how long famids waits, once an action's main process has
+// exited or been killed, for the rest of it to die and its output to end.
+const actionGrace = 2 * time.Second
+
+// An outcome is what one run of an action did.
+type outcome struct {
+	stdout, stderr *cappedBuffer
+	took           time.Duration    // until the main process ended
+	ctxErr         error            // why it was killed, if it was: time-out or famids stopping
+	state          *os.ProcessState // nil when the main process was not reaped
+	waitErr        error            // why state is nil
+	left           bool             // it left processes running in its group, which were killed
+	held           bool             // something outside its group still held its output, not killed
+}
+
+// clean reports whether the action exited with status 0 and left nothing
+// behind.
+func (r *outcome) clean() bool {
+	return r.ctxErr == nil && r.state != nil && r.state.Success() && !r.left && !r.held
+}
+
+// leftovers says what the action left running, for its exit status line.
+func (r *outcome) leftovers() string {
+	switch {
+	case r.left && r.held:
+		return "; left processes running, killed; others outside its process group hold its output, not killed"
+	case r.left:
+		return "; left processes running, killed"
+	case r.held:
+		return "; left processes running outside its process group, not killed"
+	}
+	return ""
+}
+
+// runGroup runs cmd in a process group of its own and collects its output.
+// The whole group is killed when ctx is done, and whatever the main process
+// leaves running in it is killed once it exits: an action is over when its
+// report is sent. It returns an error only when cmd could not be started.
+//
+// The output goes through pipes famids makes itself rather than through
+// exec's copying, so that the main process is reaped the moment it exits,
+// without waiting for whoever else holds the pipes.
+func runGroup(ctx context.Context, cmd *exec.Cmd) (*outcome, error) {
+	r := &outcome{stdout: &cappedBuffer{max: maxOutput}, stderr: &cappedBuffer{max: maxOutput}}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("standard output pipe: %w", err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return nil, fmt.Errorf("standard error pipe: %w", err)
+	}
+	defer errR.Close()
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	start := time.Now()
+	err = cmd.Start()
+	// The action holds the write ends now; famids must not, or reading
+	// would never end.
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return nil, err
+	}
+	read := make(chan struct{}, 2)
+	go copyOutput(r.stdout, outR, read)
+	go copyOutput(r.stderr, errR, read)
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	r.waitErr = waitMain(ctx, waited)
+	r.took, r.ctxErr = time.Since(start), ctx.Err()
+	deadline := time.Now().Add(actionGrace)
+	if r.waitErr == errNotReaped {
+		deadline = time.Now() // it had its grace already
+	} else {
+		r.state = cmd.ProcessState // nil only when wait(2) failed
+	}
+	r.left = killLeftovers(cmd.Process.Pid, deadline)
+	r.held = !endOutput(read, deadline, outR, errR)
+	return r, nil
+}
+
+// errNotReaped says that an action's main process did not die when killed.
+var errNotReaped = errors.New("the action's main process did not die when killed")
+
+// waitMain waits for the main process's Wait to return, and returns its
+// error, or errNotReaped when ctx is done and the process is still not
+// reaped after actionGrace (a process stuck in the kernel, say): famids
+// stops within seconds whatever an action does.
+func waitMain(ctx context.Context, waited <-chan error) error {
+	select {
+	case err := <-waited:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-waited:
+		return err
+	case <-time.After(actionGrace):
+		return errNotReaped
+	}
+}
+
+// killGroup kills the process group pgid.
+func killGroup(pgid int) error {
+	err := syscall.Kill(-pgid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// killLeftovers kills what is left running in the process group pgid once
+// its leader has exited, and waits, until deadline, for it to be gone. It
+// reports whether anything was left.
+func killLeftovers(pgid int, deadline time.Time) bool {
+	if !groupAlive(pgid) {
+		return false
+	}
+	killGroup(pgid)
+	for groupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// groupAlive reports whether a process of the group pgid is alive. A
+// zombie is dead: it waits to be reaped by an init that may never do it.
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	live, seen := scanGroup(pgid)
+	if !seen {
+		// /proc shows none of the group that kill(2) found: either it
+		// just went, or /proc cannot tell (hidepid, another namespace).
+		return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+	}
+	return live
+}
+
+// scanGroup looks through /proc for the processes of group pgid: whether
+// one is alive, and whether any was seen at all.
+func scanGroup(pgid int) (live, seen bool) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return false, false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		if name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		state, pgrp, ok := procStat(name)
+		if !ok || pgrp != pgid {
+			continue
+		}
+		seen = true
+		if state != 'Z' && state != 'X' {
+			return true, true
+		}
+	}
+	return false, seen
+}
+
+// procStat returns the state and the process group of process pid from
+// /proc/PID/stat, or ok false when it is gone.
+func procStat(pid string) (state byte, pgrp int, ok bool) {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pgrp, err = strconv.Atoi(f[2])
+	return f[0][0], pgrp, err == nil
+}
+
+// copyOutput copies from r to w until r ends, then says so on done.
+func copyOutput(w io.Writer, r io.Reader, done chan<- struct{}) {
+	io.Copy(w, r)
+	done <- struct{}{}
+}
+
+// endOutput waits until deadline for both copyOutputs to end, then stops
+// them: a process that escaped the action's group (setsid) may hold its
+// pipes for ever. It reports whether they ended by themselves.
+func endOutput(done <-chan struct{}, deadline time.Time, pipes ...*os.File) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	ended := 0
+	for ended < len(pipes) {
+		select {
+		case <-done:
+			ended++
+		case <-timer.C:
+			for _, p := range pipes {
+				p.SetReadDeadline(time.Now())
+			}
+			for ; ended < len(pipes); ended++ {
+				<-done
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // exitStatus returns the status as a shell would: 128+N for signal N.

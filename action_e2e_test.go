@@ -333,3 +333,24 @@ func TestForgedFileName(t *testing.T) {
 		t.Errorf("Pathname: %s, want the Go-quoted %s", got, strconv.Quote(p))
 	}
 }
+
+func TestActionLeftoverKilled(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	const action = "sleep 300 &"
+	r := startFamids(t, fmt.Sprintf("%s, %s\n", f, action))
+	appendFile(t, f, "!")
+	r.waitReport(f, "change")
+	m := r.waitAction(f)
+	if want := actionHead(f, action) + "Exit status: 0; left processes running, killed\n"; m.Body != want {
+		t.Errorf("action report of an action that leaves a process running:\n%s\nwant:\n%s", m.Body, want)
+	}
+	start := time.Now()
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0; stderr:\n%s", code, r.stderr.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("famids took %v to stop after SIGTERM, want at most 10s", took)
+	}
+}

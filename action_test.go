@@ -415,3 +415,114 @@ func TestActionsStopReportsQueued(t *testing.T) {
 		t.Errorf("report of the queued action:\n%s", msgs[1].Body)
 	}
 }
+
+// waitPid waits until file holds a process id, as an action writes $!
+// there, and returns it.
+func waitPid(t *testing.T, file string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(file)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && pid > 1 {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process id in %s within 10s (%v, %q)", file, err, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killAtCleanup kills pid when the test ends, should the code under test
+// have let it live.
+func killAtCleanup(t *testing.T, pid int) {
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+}
+
+func TestExecuteLeftoverKilled(t *testing.T) {
+	tests := []struct {
+		name, action, want string
+	}{
+		{"holding the output", "sleep 300 & echo $! > %s", "Exit status: 0; left processes running, killed\n"},
+		{"not holding the output", "sleep 300 >/dev/null 2>&1 & echo $! > %s", "Exit status: 0; left processes running, killed\n"},
+		{"after a failure", "sleep 300 & echo $! > %s; echo oops >&2; exit 3", "Standard error:\noops\nExit status: 3; left processes running, killed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			action := fmt.Sprintf(tt.action, pidfile)
+			start := time.Now()
+			got := runAction(t, time.Minute, action)
+			took := time.Since(start)
+			pid := waitPid(t, pidfile)
+			killAtCleanup(t, pid)
+			if want := "Taking action in response to event for /etc/passwd\nAction: " + action + "\n" + tt.want; got != want {
+				t.Errorf("report:\n%s\nwant:\n%s", got, want)
+			}
+			// Killed before the report is made: the report never
+			// describes a process that outlives it.
+			if !processGone(pid, 0) {
+				t.Errorf("the action's background sleep (pid %d) outlived its report", pid)
+			}
+			// Leftovers are found when the main process exits, not by
+			// waiting for the output to end.
+			if took >= actionGrace {
+				t.Errorf("execute took %v, want less than the %v grace", took, actionGrace)
+			}
+		})
+	}
+}
+
+func TestExecuteLeftoverOutsideGroup(t *testing.T) {
+	// setsid takes the sleep out of the action's process group, out of
+	// famids's reach, still holding the output pipes. The action ends
+	// only once it is out.
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	action := fmt.Sprintf("setsid sh -c 'echo $$ > %s; exec sleep 300' & while [ ! -s %s ]; do sleep 0.01; done; echo done", pidfile, pidfile)
+	start := time.Now()
+	got := runAction(t, time.Minute, action)
+	took := time.Since(start)
+	pid := waitPid(t, pidfile)
+	killAtCleanup(t, pid)
+	want := "Taking action in response to event for /etc/passwd\nAction: " + action + "\ndone\nExit status: 0; left processes running outside its process group, not killed\n"
+	if got != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+	if took > actionGrace+2*time.Second {
+		t.Errorf("execute took %v: a process holding the output held it up beyond the %v grace", took, actionGrace)
+	}
+}
+
+func TestActionsStopKillsStubbornAction(t *testing.T) {
+	// The action ignores SIGTERM, leaves a child that ignores it too, and
+	// never ends by itself; a second trigger waits behind it.
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "pid")
+	action := fmt.Sprintf("trap '' TERM; sleep 300 & echo $! > %s; echo started; while :; do sleep 1; done", pidfile)
+	rec := newActionRecorder()
+	a := newActions(time.Minute, rec.send)
+	a.run(trigger{action: action, path: "/etc/one", events: []string{"change"}})
+	a.run(trigger{action: action, path: "/etc/two", events: []string{"change"}})
+	pid := waitPid(t, pidfile)
+	killAtCleanup(t, pid)
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { a.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop did not return within 5s")
+	}
+	t.Logf("stop took %v", time.Since(start))
+	msgs := rec.wait(t, 2)
+	head := "Taking action in response to event for /etc/one\nAction: " + action + "\nstarted\nStopped after "
+	if !strings.HasPrefix(msgs[0].Body, head) || !strings.HasSuffix(msgs[0].Body, ": famids was stopping\n") {
+		t.Errorf("report of the stopped action:\n%s\nwant it to start with:\n%s", msgs[0].Body, head)
+	}
+	if want := "Taking action in response to event for /etc/two\nAction: " + action + "\nNot run: famids was stopping\n"; msgs[1].Body != want {
+		t.Errorf("report of the waiting action:\n%s\nwant:\n%s", msgs[1].Body, want)
+	}
+	if !processGone(pid, 0) {
+		t.Errorf("the stopped action's child (pid %d) outlived stop", pid)
+	}
+}
