@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // shellChars are the characters for which Perl's backticks hand a command
@@ -47,6 +49,10 @@ type trigger struct {
 type actions struct {
 	timeout time.Duration
 	send    func(subject, body string)
+	// indent, set with -stdout before the first run, indents each line of
+	// an action's output by two spaces, so that none can start a
+	// "Subject:" line of its own.
+	indent bool
 
 	ctx    context.Context // cancelled when famids stops
 	cancel context.CancelFunc
@@ -124,13 +130,13 @@ func (a *actions) execute(t trigger) string {
 		fmt.Fprintf(&b, "Standard error:\nfamids: cannot run the action: %v\nExit status: 127\n", err)
 		return b.String()
 	}
-	writeText(&b, r.stdout.String())
+	writeOutput(&b, r.stdout, a.indent)
 	if r.stderr.Len() == 0 && r.clean() {
 		return b.String()
 	}
 	if r.stderr.Len() > 0 {
 		b.WriteString("Standard error:\n")
-		writeText(&b, r.stderr.String())
+		writeOutput(&b, r.stderr, a.indent)
 	}
 	switch {
 	case errors.Is(r.ctxErr, context.DeadlineExceeded):
@@ -373,12 +379,73 @@ func exitStatus(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-// writeText writes s, ending it with a newline if it lacks one.
-func writeText(b *strings.Builder, s string) {
-	b.WriteString(s)
+// writeOutput writes what an action wrote on one stream, escaped, each
+// line indented when indent is set, ending it with a newline if it lacks
+// one, then how much was left out.
+func writeOutput(b *strings.Builder, c *cappedBuffer, indent bool) {
+	s := escapeOutput(c.buf.String())
 	if s != "" && !strings.HasSuffix(s, "\n") {
-		b.WriteByte('\n')
+		s += "\n"
 	}
+	if !indent {
+		b.WriteString(s)
+	} else {
+		// Empty lines too: with -stdout an empty line ends a message.
+		for line := range strings.Lines(s) {
+			b.WriteString("  ")
+			b.WriteString(line)
+		}
+	}
+	if c.dropped > 0 {
+		fmt.Fprintf(b, "[famids: %d more bytes left out]\n", c.dropped)
+	}
+}
+
+// escapeOutput escapes, as Go quotes them, the control characters of s but
+// newline and tab, the Unicode line and paragraph separators, and every
+// byte that is not UTF-8: so an action's output can neither forge a line
+// of its report nor send escape sequences to the terminal of whoever reads
+// it.
+func escapeOutput(s string) string {
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !mustEscape(r, n) {
+			i += n
+			continue
+		}
+		if done == 0 {
+			b.Grow(len(s) + 16)
+		}
+		b.WriteString(s[done:i])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		} else {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+		done = i
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+// mustEscape reports whether escapeOutput escapes rune r, of n bytes.
+func mustEscape(r rune, n int) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return false
+	case r == utf8.RuneError && n == 1: // not UTF-8; U+FFFD itself takes 3 bytes
+		return true
+	case r < utf8.RuneSelf:
+		return r < ' ' || r == 0x7f
+	}
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // A cappedBuffer keeps the first max bytes written to it and counts the
@@ -400,10 +467,3 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (c *cappedBuffer) Len() int { return c.buf.Len() + c.dropped }
-
-func (c *cappedBuffer) String() string {
-	if c.dropped > 0 {
-		return fmt.Sprintf("%s\n[famids: %d more bytes left out]\n", c.buf.String(), c.dropped)
-	}
-	return c.buf.String()
-}

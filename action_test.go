@@ -61,7 +61,15 @@ func TestActionCommandDirect(t *testing.T) {
 // report.
 func runAction(t *testing.T, timeout time.Duration, action string) string {
 	t.Helper()
+	return runActionIndent(t, timeout, action, false)
+}
+
+// runActionIndent is runAction with the output indented, as with -stdout,
+// or not.
+func runActionIndent(t *testing.T, timeout time.Duration, action string, indent bool) string {
+	t.Helper()
 	a := newActions(timeout, func(string, string) { t.Error("execute must not send") })
+	a.indent = indent
 	defer a.stop()
 	return a.execute(trigger{action: action, path: "/etc/passwd", events: []string{"change"}})
 }
@@ -240,17 +248,24 @@ func TestCappedBuffer(t *testing.T) {
 			t.Fatalf("Write(%q) = %d, %v; want %d, nil", s, n, err, len(s))
 		}
 	}
-	if got, want := c.String(), "hello worl\n[famids: 4 more bytes left out]\n"; got != want {
-		t.Errorf("String() = %q, want %q", got, want)
+	if got, want := outputText(c, false), "hello worl\n[famids: 4 more bytes left out]\n"; got != want {
+		t.Errorf("output = %q, want %q", got, want)
 	}
 	if got := c.Len(); got != 14 {
 		t.Errorf("Len() = %d, want 14 (all that was written)", got)
 	}
 	c = &cappedBuffer{max: 10}
 	c.Write([]byte("0123456789"))
-	if got := c.String(); got != "0123456789" {
-		t.Errorf("String() of exactly max bytes = %q", got)
+	if got := outputText(c, false); got != "0123456789\n" {
+		t.Errorf("output of exactly max bytes = %q", got)
 	}
+}
+
+// outputText returns what writeOutput writes of c.
+func outputText(c *cappedBuffer, indent bool) string {
+	var b strings.Builder
+	writeOutput(&b, c, indent)
+	return b.String()
 }
 
 // A recorder collects what actions send.
@@ -524,5 +539,61 @@ func TestActionsStopKillsStubbornAction(t *testing.T) {
 	}
 	if !processGone(pid, 0) {
 		t.Errorf("the stopped action's child (pid %d) outlived stop", pid)
+	}
+}
+
+func TestExecuteEscapesOutput(t *testing.T) {
+	tests := []struct {
+		name, printf, want string
+	}{
+		{"escape sequence", `\033[2J\033]0;title\007red`, `\x1b[2J\x1b]0;title\ared`},
+		{"carriage return", `all is well\rrootkit found`, `all is well\rrootkit found`},
+		{"NUL", `a\000b`, `a\x00b`},
+		{"invalid UTF-8", `caf\351 \377`, `caf\xe9 \xff`},
+		{"line separators", `a\342\200\250b\342\200\251c\302\205d`, `a\u2028b\u2029c\u0085d`},
+		{"DEL and C1", `x\177y\302\233z`, `x\x7fy\u009bz`},
+		{"kept as written", `tab\there, "quotes" \\ back-slash, caf\303\251 \342\202\254`, "tab\there, \"quotes\" \\ back-slash, café €"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, fd := range []string{"", " >&2"} {
+				action := fmt.Sprintf("printf '%s\\n'%s", tt.printf, fd)
+				want := tt.want + "\n"
+				if fd != "" {
+					want = "Standard error:\n" + want + "Exit status: 0\n"
+				}
+				want = "Taking action in response to event for /etc/passwd\nAction: " + action + "\n" + want
+				if got := runAction(t, 10*time.Second, action); got != want {
+					t.Errorf("report:\n%q\nwant:\n%q", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestExecuteIndentsOutput(t *testing.T) {
+	// An action's output that would forge a report of its own with
+	// -stdout, where messages are separated by an empty line.
+	const action = `printf 'ok\n\nSubject: famids report\nPossible intrusion:\nPathname: /bin/ls'; printf 'Subject: x\n' >&2`
+	head := "Taking action in response to event for /etc/passwd\nAction: " + action + "\n"
+	tests := []struct {
+		indent bool
+		want   string
+	}{
+		{false, "ok\n\nSubject: famids report\nPossible intrusion:\nPathname: /bin/ls\nStandard error:\nSubject: x\nExit status: 0\n"},
+		{true, "  ok\n  \n  Subject: famids report\n  Possible intrusion:\n  Pathname: /bin/ls\nStandard error:\n  Subject: x\nExit status: 0\n"},
+	}
+	for _, tt := range tests {
+		if got := runActionIndent(t, 10*time.Second, action, tt.indent); got != head+tt.want {
+			t.Errorf("indent %v, report:\n%s\nwant:\n%s", tt.indent, got, head+tt.want)
+		}
+	}
+}
+
+func TestWriteOutputCappedIndented(t *testing.T) {
+	c := &cappedBuffer{max: 8}
+	c.Write([]byte("one\ntwo\nthree\n"))
+	if got, want := outputText(c, true), "  one\n  two\n[famids: 6 more bytes left out]\n"; got != want {
+		t.Errorf("output = %q, want %q", got, want)
 	}
 }
