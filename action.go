@@ -36,16 +36,42 @@ func actionCommand(ctx context.Context, action string) *exec.Cmd {
 	return exec.CommandContext(ctx, f[0], f[1:]...)
 }
 
-// A trigger asks for an action to run for a report on a path.
+// A trigger asks for an action to run for the report on a path, or for
+// the reports on several paths (a digest).
 type trigger struct {
 	action string
-	path   string
+	paths  []string // the first is the one the report names first
 	events []string
 }
 
+// A joined run is a trigger that others may join.
+type joined struct {
+	trigger
+	seen map[string]bool // paths, so that joining stays cheap in a flood
+}
+
+func newJoined(t trigger) *joined {
+	j := &joined{trigger: trigger{action: t.action}, seen: make(map[string]bool)}
+	j.join(t)
+	return j
+}
+
+// join adds the paths and events of t that j lacks, after its own.
+func (j *joined) join(t trigger) {
+	for _, p := range t.paths {
+		if !j.seen[p] {
+			j.seen[p] = true
+			j.paths = append(j.paths, p)
+		}
+	}
+	j.events = appendNew(j.events, t.events...)
+}
+
 // actions runs entries' actions, each in its own goroutine so that none
-// holds up the watching, and never two runs of the same action at once: a
-// trigger that comes while its action runs waits for its turn.
+// holds up the watching, and never two runs of the same action at once.
+// At most one run waits behind the one in progress: every trigger that
+// comes meanwhile joins it, so that a flood of 20,000 reports makes two
+// runs, not 20,000.
 type actions struct {
 	timeout time.Duration
 	send    func(subject, body string)
@@ -59,49 +85,50 @@ type actions struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	waiting map[string][]trigger // by action; present while the action runs
+	waiting map[string]*joined // by action; present while the action runs, nil while no run waits
 }
 
 func newActions(timeout time.Duration, send func(subject, body string)) *actions {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &actions{timeout: timeout, send: send, ctx: ctx, cancel: cancel, waiting: make(map[string][]trigger)}
+	return &actions{timeout: timeout, send: send, ctx: ctx, cancel: cancel, waiting: make(map[string]*joined)}
 }
 
-// run starts t's action, or queues it behind the run in progress. A path
-// already waiting for the same action is not queued twice: its events are
-// added to the waiting trigger.
+// run starts t's action, or has t join the run waiting behind the one in
+// progress. It never waits for an action.
 func (a *actions) run(t trigger) {
+	if len(t.paths) == 0 {
+		return // nothing to act on
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if q, busy := a.waiting[t.action]; busy {
-		for i := range q {
-			if q[i].path == t.path {
-				q[i].events = appendNew(q[i].events, t.events...)
-				return
-			}
-		}
-		a.waiting[t.action] = append(q, t)
-		return
+	next, busy := a.waiting[t.action]
+	switch {
+	case !busy:
+		a.waiting[t.action] = nil
+		a.wg.Add(1)
+		go a.loop(newJoined(t))
+	case next == nil:
+		a.waiting[t.action] = newJoined(t)
+	default:
+		next.join(t)
 	}
-	a.waiting[t.action] = nil
-	a.wg.Add(1)
-	go a.loop(t)
 }
 
-// loop runs t, then each trigger that queued behind it.
-func (a *actions) loop(t trigger) {
+// loop runs j, then the run that waited behind it, if any, and so on.
+func (a *actions) loop(j *joined) {
 	defer a.wg.Done()
 	for {
-		a.send(subjectAction, a.execute(t))
+		a.send(subjectAction, a.execute(j.trigger))
 		a.mu.Lock()
-		q := a.waiting[t.action]
-		if len(q) == 0 {
-			delete(a.waiting, t.action)
+		next := a.waiting[j.action]
+		if next == nil {
+			delete(a.waiting, j.action)
 			a.mu.Unlock()
 			return
 		}
-		t, a.waiting[t.action] = q[0], q[1:]
+		a.waiting[j.action] = nil // next runs: a new one may wait behind it
 		a.mu.Unlock()
+		j = next
 	}
 }
 
@@ -115,8 +142,7 @@ func (a *actions) stop() {
 // execute runs t's action and returns the action report.
 func (a *actions) execute(t trigger) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Taking action in response to event for %s\n", quoteIfNeeded(t.path))
-	fmt.Fprintf(&b, "Action: %s\n", t.action)
+	writeHead(&b, t)
 	if a.ctx.Err() != nil {
 		b.WriteString("Not run: famids was stopping\n")
 		return b.String()
@@ -124,7 +150,7 @@ func (a *actions) execute(t trigger) string {
 	ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 	defer cancel()
 	cmd := actionCommand(ctx, t.action)
-	cmd.Env = append(os.Environ(), "FAMIDS_PATH="+t.path, "FAMIDS_EVENT="+strings.Join(t.events, ", "))
+	cmd.Env = actionEnv(t)
 	r, err := runGroup(ctx, cmd)
 	if err != nil {
 		fmt.Fprintf(&b, "Standard error:\nfamids: cannot run the action: %v\nExit status: 127\n", err)
@@ -149,6 +175,50 @@ func (a *actions) execute(t trigger) string {
 		fmt.Fprintf(&b, "Exit status: %d%s\n", exitStatus(r.state), r.leftovers())
 	}
 	return b.String()
+}
+
+// maxAlsoFor caps the paths listed on the "Also for:" line of a report.
+const maxAlsoFor = 20
+
+// writeHead writes the first lines of the report on t: the first path,
+// the others, and the action.
+func writeHead(b *strings.Builder, t trigger) {
+	fmt.Fprintf(b, "Taking action in response to event for %s\n", quoteIfNeeded(t.paths[0]))
+	if more := t.paths[1:]; len(more) > 0 {
+		b.WriteString("Also for: ")
+		for i, p := range more[:min(len(more), maxAlsoFor)] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quoteIfNeeded(p))
+		}
+		if len(more) > maxAlsoFor {
+			fmt.Fprintf(b, " and %d more", len(more)-maxAlsoFor)
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(b, "Action: %s\n", t.action)
+}
+
+// maxPathsEnv caps FAMIDS_PATHS: Linux refuses to start a program with an
+// environment string over 128 KiB (MAX_ARG_STRLEN), and the action would
+// not run at all.
+const maxPathsEnv = 64 << 10
+
+// actionEnv returns the environment of t's action: famids's own, and
+// FAMIDS_PATH (the first path), FAMIDS_PATHS (all, one a line, as many as
+// fit in maxPathsEnv), FAMIDS_PATHS_LEFT_OUT (how many did not, when any
+// did not) and FAMIDS_EVENT.
+func actionEnv(t trigger) []string {
+	n, size := 0, 0
+	for ; n < len(t.paths) && size+len(t.paths[n]) <= maxPathsEnv; n++ {
+		size += len(t.paths[n]) + 1
+	}
+	env := append(os.Environ(), "FAMIDS_PATH="+t.paths[0], "FAMIDS_PATHS="+strings.Join(t.paths[:n], "\n"), "FAMIDS_EVENT="+strings.Join(t.events, ", "))
+	if n < len(t.paths) {
+		env = append(env, "FAMIDS_PATHS_LEFT_OUT="+strconv.Itoa(len(t.paths)-n))
+	}
+	return env
 }
 
 // actionGrace is how long famids waits, once an action's main process has

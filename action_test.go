@@ -71,7 +71,7 @@ func runActionIndent(t *testing.T, timeout time.Duration, action string, indent 
 	a := newActions(timeout, func(string, string) { t.Error("execute must not send") })
 	a.indent = indent
 	defer a.stop()
-	return a.execute(trigger{action: action, path: "/etc/passwd", events: []string{"change"}})
+	return a.execute(trigger{action: action, paths: []string{"/etc/passwd"}, events: []string{"change"}})
 }
 
 func TestExecuteReports(t *testing.T) {
@@ -117,7 +117,7 @@ func TestExecuteCannotStart(t *testing.T) {
 func TestExecuteEventsAndQuotedPath(t *testing.T) {
 	a := newActions(10*time.Second, func(string, string) {})
 	defer a.stop()
-	got := a.execute(trigger{action: "printenv FAMIDS_EVENT", path: "/tmp/evil\nname", events: []string{"delete", "create"}})
+	got := a.execute(trigger{action: "printenv FAMIDS_EVENT", paths: []string{"/tmp/evil\nname"}, events: []string{"delete", "create"}})
 	want := "Taking action in response to event for \"/tmp/evil\\nname\"\nAction: printenv FAMIDS_EVENT\ndelete, create\n"
 	if got != want {
 		t.Errorf("report:\n%q\nwant:\n%q", got, want)
@@ -198,7 +198,7 @@ func TestExecuteStoppedWhileRunning(t *testing.T) {
 	done := make(chan string, 1)
 	start := time.Now()
 	go func() {
-		done <- a.execute(trigger{action: "echo started; sleep 30", path: "/etc/passwd", events: []string{"change"}})
+		done <- a.execute(trigger{action: "echo started; sleep 30", paths: []string{"/etc/passwd"}, events: []string{"change"}})
 	}()
 	time.Sleep(300 * time.Millisecond)
 	a.stop()
@@ -218,7 +218,7 @@ func TestExecuteStoppedWhileRunning(t *testing.T) {
 	}
 	// Once stopped, nothing runs.
 	marker := filepath.Join(t.TempDir(), "ran")
-	got := a.execute(trigger{action: "touch " + marker, path: "/etc/passwd", events: []string{"change"}})
+	got := a.execute(trigger{action: "touch " + marker, paths: []string{"/etc/passwd"}, events: []string{"change"}})
 	if !strings.HasSuffix(got, "Not run: famids was stopping\n") {
 		t.Errorf("report after stop:\n%s", got)
 	}
@@ -312,49 +312,31 @@ func TestActionsNeverOverlap(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	paths := []string{"/etc/one", "/etc/two", "/etc/three"}
-	for _, p := range paths {
-		a.run(trigger{action: action, path: p, events: []string{"change"}})
+	// The first runs; the others come while it runs, and make one run.
+	for _, p := range []string{"/etc/one", "/etc/two", "/etc/three"} {
+		a.run(trigger{action: action, paths: []string{p}, events: []string{"change"}})
 	}
-	msgs := rec.wait(t, 3)
+	msgs := rec.wait(t, 2)
 	a.stop()
-	if len(rec.msgs) != 3 {
-		t.Errorf("got %d action reports, want 3", len(rec.msgs))
+	if len(rec.msgs) != 2 {
+		t.Errorf("got %d action reports, want 2", len(rec.msgs))
 	}
-	var reported []string
-	for _, m := range msgs {
-		if m.Subject != subjectAction {
-			t.Errorf("subject %q, want %q", m.Subject, subjectAction)
-		}
-		for _, p := range paths {
-			if strings.HasPrefix(m.Body, "Taking action in response to event for "+p+"\n") {
-				reported = append(reported, p)
-				if !strings.Contains(m.Body, "\nran for "+p+"\n") {
-					t.Errorf("report for %s:\n%s", p, m.Body)
-				}
-			}
-		}
+	want := []string{
+		"Taking action in response to event for /etc/one\nAction: " + action + "\nran for /etc/one\n",
+		"Taking action in response to event for /etc/two\nAlso for: /etc/three\nAction: " + action + "\nran for /etc/two\n",
 	}
-	if slices.Sort(reported); !slices.Equal(reported, []string{"/etc/one", "/etc/three", "/etc/two"}) {
-		t.Errorf("action reports for %q, want one for each of %q", reported, paths)
+	for i, m := range msgs {
+		if m.Subject != subjectAction || m.Body != want[i] {
+			t.Errorf("action report %d, subject %q:\n%s\nwant subject %q:\n%s", i, m.Subject, m.Body, subjectAction, want[i])
+		}
 	}
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("log has %d lines, want 6:\n%s", len(lines), data)
-	}
-	for i := 0; i < len(lines); i += 2 {
-		start, end := lines[i], lines[i+1]
-		if !strings.HasPrefix(start, "start ") || end != "end "+strings.TrimPrefix(start, "start ") {
-			t.Fatalf("runs of one action overlap:\n%s", data)
-		}
-	}
-	// The first trigger runs first; the queue keeps the order.
-	if want := []string{"start /etc/one", "end /etc/one", "start /etc/two", "end /etc/two", "start /etc/three", "end /etc/three"}; !slices.Equal(lines, want) {
-		t.Errorf("log:\n%s\nwant the triggers' order:\n%s", data, strings.Join(want, "\n"))
+	// The second run starts after the first ends.
+	if lines, want := strings.Split(strings.TrimSpace(string(data)), "\n"), []string{"start /etc/one", "end /etc/one", "start /etc/two", "end /etc/two"}; !slices.Equal(lines, want) {
+		t.Errorf("log:\n%s\nwant:\n%s", data, strings.Join(want, "\n"))
 	}
 }
 
@@ -367,8 +349,8 @@ func TestActionsDifferentActionsRunTogether(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	a.run(trigger{action: a1, path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: a2, path: "/etc/one", events: []string{"change"}})
+	a.run(trigger{action: a1, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: a2, paths: []string{"/etc/one"}, events: []string{"change"}})
 	for _, m := range rec.wait(t, 2) {
 		if strings.Contains(m.Body, "Exit status") {
 			t.Errorf("two different actions did not run at once:\n%s", m.Body)
@@ -376,41 +358,83 @@ func TestActionsDifferentActionsRunTogether(t *testing.T) {
 	}
 }
 
-func TestActionsQueuedTriggerMergesEvents(t *testing.T) {
+func TestActionsWaitingRunJoinsTriggers(t *testing.T) {
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate")
-	// The first run waits for the gate, so that the others queue behind it.
-	action := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATH: $FAMIDS_EVENT\"", gate)
+	// The first run waits for the gate, so that the others come while it
+	// runs.
+	action := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATH: $FAMIDS_EVENT\"; echo \"$FAMIDS_PATHS\"", gate)
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	a.run(trigger{action: action, path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: action, path: "/etc/two", events: []string{"delete"}})
-	a.run(trigger{action: action, path: "/etc/two", events: []string{"create", "delete"}})
+	a.run(trigger{action: action, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"delete"}})
+	a.run(trigger{action: action, paths: []string{"/etc/three", "/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"create", "delete"}})
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, 2)
-	// Had the second trigger for /etc/two run on its own, its report
-	// would come before this one's.
-	a.run(trigger{action: action, path: "/etc/three", events: []string{"change"}})
-	msgs := rec.wait(t, 3)
-	if !strings.Contains(msgs[2].Body, "\n/etc/three: change\n") {
-		t.Fatalf("third report, want the one on /etc/three (the second trigger for /etc/two joins the first):\n%v", msgs)
+	msgs := rec.wait(t, 2)
+	// A trigger after the waiting run started makes a run of its own.
+	a.run(trigger{action: action, paths: []string{"/etc/four"}, events: []string{"change"}})
+	msgs = rec.wait(t, 3)
+	head := "Taking action in response to event for "
+	want := []string{
+		head + "/etc/one\nAction: " + action + "\n/etc/one: change\n/etc/one\n",
+		head + "/etc/two\nAlso for: /etc/three, /etc/one\nAction: " + action + "\n/etc/two: delete, change, create\n/etc/two\n/etc/three\n/etc/one\n",
+		head + "/etc/four\nAction: " + action + "\n/etc/four: change\n/etc/four\n",
 	}
-	if !strings.Contains(msgs[0].Body, "\n/etc/one: change\n") {
-		t.Errorf("first report:\n%s", msgs[0].Body)
+	for i := range want {
+		if msgs[i].Body != want[i] {
+			t.Errorf("action report %d:\n%s\nwant:\n%s", i, msgs[i].Body, want[i])
+		}
 	}
-	if !strings.Contains(msgs[1].Body, "\n/etc/two: delete, create\n") {
-		t.Errorf("second report, want the events of both triggers:\n%s", msgs[1].Body)
+}
+
+func TestActionsFloodMakesTwoRuns(t *testing.T) {
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	logFile := filepath.Join(dir, "log")
+	action := fmt.Sprintf("echo run >> %s; while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATHS\" | wc -l; echo \"$FAMIDS_EVENT\"", logFile, gate)
+	rec := newActionRecorder()
+	a := newActions(time.Minute, rec.send)
+	defer a.stop()
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/etc/f%04d", i)
+	}
+	start := time.Now()
+	for i, p := range paths {
+		a.run(trigger{action: action, paths: []string{p}, events: []string{"change"}})
+		if i%3 == 1 { // the same path again, with another event
+			a.run(trigger{action: action, paths: []string{p}, events: []string{"delete"}})
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("1,333 triggers took %v: run must not wait", took)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msgs := rec.wait(t, 2)
+	a.stop()
+	if n := len(rec.msgs); n != 2 {
+		t.Errorf("%d action reports, want 2", n)
+	}
+	if data, err := os.ReadFile(logFile); err != nil || string(data) != "run\nrun\n" {
+		t.Errorf("the action ran %d times, want twice (%v)", strings.Count(string(data), "run"), err)
+	}
+	want := "Taking action in response to event for /etc/f0001\nAlso for: " + strings.Join(paths[2:22], ", ") + " and 978 more\nAction: " + action + "\n999\nchange, delete\n"
+	if msgs[1].Body != want {
+		t.Errorf("report of the joined run:\n%s\nwant:\n%s", msgs[1].Body, want)
 	}
 }
 
 func TestActionsStopReportsQueued(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
-	a.run(trigger{action: "sleep 30", path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: "sleep 30", path: "/etc/two", events: []string{"change"}})
+	a.run(trigger{action: "sleep 30", paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: "sleep 30", paths: []string{"/etc/two"}, events: []string{"change"}})
 	time.Sleep(200 * time.Millisecond)
 	stopped := make(chan struct{})
 	go func() { a.stop(); close(stopped) }()
@@ -516,8 +540,8 @@ func TestActionsStopKillsStubbornAction(t *testing.T) {
 	action := fmt.Sprintf("trap '' TERM; sleep 300 & echo $! > %s; echo started; while :; do sleep 1; done", pidfile)
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
-	a.run(trigger{action: action, path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: action, path: "/etc/two", events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"change"}})
 	pid := waitPid(t, pidfile)
 	killAtCleanup(t, pid)
 	start := time.Now()
@@ -595,5 +619,42 @@ func TestWriteOutputCappedIndented(t *testing.T) {
 	c.Write([]byte("one\ntwo\nthree\n"))
 	if got, want := outputText(c, true), "  one\n  two\n[famids: 6 more bytes left out]\n"; got != want {
 		t.Errorf("output = %q, want %q", got, want)
+	}
+}
+
+func TestExecuteSeveralPaths(t *testing.T) {
+	// One trigger for a digest: FAMIDS_PATH is the first path, FAMIDS_PATHS
+	// all of them; names are quoted in the report only.
+	a := newActions(10*time.Second, func(string, string) {})
+	defer a.stop()
+	const action = `echo "$FAMIDS_PATH"; echo "$FAMIDS_PATHS"; echo "${FAMIDS_PATHS_LEFT_OUT-none}"`
+	got := a.execute(trigger{action: action, paths: []string{"/etc/one", "/tmp/evil\nSubject: x", "/etc/two"}, events: []string{"change"}})
+	want := "Taking action in response to event for /etc/one\nAlso for: \"/tmp/evil\\nSubject: x\", /etc/two\nAction: " + action + "\n" +
+		"/etc/one\n/etc/one\n/tmp/evil\nSubject: x\n/etc/two\nnone\n"
+	if got != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestExecuteManyPaths(t *testing.T) {
+	// 20,000 paths of 50 bytes hold 1 MB, far more than one environment
+	// string may (128 KiB): the action runs with those that fit, and is
+	// told how many did not.
+	paths := make([]string, 20000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/var/lib/famids-test/a/rather/long/directory/%05d", i)
+	}
+	a := newActions(10*time.Second, func(string, string) {})
+	defer a.stop()
+	const action = `echo "$FAMIDS_PATHS" | wc -l; echo "$FAMIDS_PATHS_LEFT_OUT"; echo "$FAMIDS_PATHS" | tail -n 1`
+	got := a.execute(trigger{action: action, paths: paths, events: []string{"change"}})
+	lines := strings.Split(got, "\n")
+	if len(lines) != 7 || lines[1] != "Also for: "+strings.Join(paths[1:21], ", ")+" and 19979 more" {
+		t.Fatalf("report:\n%s", got)
+	}
+	kept, err1 := strconv.Atoi(lines[3])
+	left, err2 := strconv.Atoi(lines[4])
+	if err1 != nil || err2 != nil || kept+left != len(paths) || kept < 1000 || lines[5] != paths[kept-1] {
+		t.Errorf("FAMIDS_PATHS holds %q paths, FAMIDS_PATHS_LEFT_OUT says %q more, the last kept is %q; want %d in all, in order:\n%s", lines[3], lines[4], lines[5], len(paths), got)
 	}
 }
