@@ -132,8 +132,10 @@ func (a *actions) loop(j *joined) {
 	}
 }
 
-// stop kills the actions still running and waits until each has sent its
-// report; queued ones are reported as not run.
+// stop kills the actions still running, each with everything it started,
+// and waits until each has sent its report; a run waiting behind one is
+// reported as not run. It returns within seconds whatever the actions do:
+// runGroup gives up on a process that does not die when killed.
 func (a *actions) stop() {
 	a.cancel()
 	a.wg.Wait()
