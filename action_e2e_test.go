@@ -222,7 +222,7 @@ func TestSameActionNeverRunsTwiceAtOnce(t *testing.T) {
 	appendFile(t, a, "1")
 	r.waitReport(a, "change")
 	// While the first run sleeps, trigger the same action again for the
-	// same path and for another path that shares it.
+	// same path and for another path that shares it: both join one run.
 	appendFile(t, a, "2")
 	appendFile(t, b, "1")
 	r.waitReports(3)
@@ -230,17 +230,23 @@ func TestSameActionNeverRunsTwiceAtOnce(t *testing.T) {
 		t.Fatalf("the first run ended before the second trigger was reported; the test proves nothing:\n%s", data)
 	}
 	deadline := time.Now().Add(waitFor)
-	for len(r.actionReports()) < 3 {
+	for len(r.actionReports()) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d action reports within %v, want 3:\n%s", len(r.actionReports()), waitFor, r.dump())
+			t.Fatalf("%d action reports within %v, want 2:\n%s", len(r.actionReports()), waitFor, r.dump())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	if reports := r.actionReports(); len(reports) != 2 || !strings.HasPrefix(reports[1].Body, "Taking action in response to event for "+a+"\nAlso for: "+b+"\nAction: ") {
+		t.Errorf("want 2 action reports, the second for %s and %s:\n%s", a, b, r.dump())
 	}
 	data, err := os.ReadFile(log)
 	must(t, err)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("want 3 runs (6 lines) in the log, got:\n%s", data)
+	if len(lines) != 4 {
+		t.Fatalf("want 2 runs (4 lines) in the log, got:\n%s", data)
 	}
 	var last int64
 	runs := map[string]int{}
@@ -265,8 +271,8 @@ func TestSameActionNeverRunsTwiceAtOnce(t *testing.T) {
 		}
 		last = ts
 	}
-	if runs[a] != 2 || runs[b] != 1 {
-		t.Errorf("runs by path = %v, want 2 for %s and 1 for %s", runs, a, b)
+	if runs[a] != 2 {
+		t.Errorf("runs by FAMIDS_PATH = %v, want 2 for %s", runs, a)
 	}
 }
 
@@ -331,5 +337,26 @@ func TestForgedFileName(t *testing.T) {
 	}
 	if got := field(m.Body, "Pathname"); got != strconv.Quote(p) {
 		t.Errorf("Pathname: %s, want the Go-quoted %s", got, strconv.Quote(p))
+	}
+}
+
+func TestActionLeftoverKilled(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	const action = "sleep 300 &"
+	r := startFamids(t, fmt.Sprintf("%s, %s\n", f, action))
+	appendFile(t, f, "!")
+	r.waitReport(f, "change")
+	m := r.waitAction(f)
+	if want := actionHead(f, action) + "Exit status: 0; left processes running, killed\n"; m.Body != want {
+		t.Errorf("action report of an action that leaves a process running:\n%s\nwant:\n%s", m.Body, want)
+	}
+	start := time.Now()
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0; stderr:\n%s", code, r.stderr.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("famids took %v to stop after SIGTERM, want at most 10s", took)
 	}
 }

@@ -61,9 +61,17 @@ func TestActionCommandDirect(t *testing.T) {
 // report.
 func runAction(t *testing.T, timeout time.Duration, action string) string {
 	t.Helper()
+	return runActionIndent(t, timeout, action, false)
+}
+
+// runActionIndent is runAction with the output indented, as with -stdout,
+// or not.
+func runActionIndent(t *testing.T, timeout time.Duration, action string, indent bool) string {
+	t.Helper()
 	a := newActions(timeout, func(string, string) { t.Error("execute must not send") })
+	a.indent = indent
 	defer a.stop()
-	return a.execute(trigger{action: action, path: "/etc/passwd", events: []string{"change"}})
+	return a.execute(trigger{action: action, paths: []string{"/etc/passwd"}, events: []string{"change"}})
 }
 
 func TestExecuteReports(t *testing.T) {
@@ -109,7 +117,7 @@ func TestExecuteCannotStart(t *testing.T) {
 func TestExecuteEventsAndQuotedPath(t *testing.T) {
 	a := newActions(10*time.Second, func(string, string) {})
 	defer a.stop()
-	got := a.execute(trigger{action: "printenv FAMIDS_EVENT", path: "/tmp/evil\nname", events: []string{"delete", "create"}})
+	got := a.execute(trigger{action: "printenv FAMIDS_EVENT", paths: []string{"/tmp/evil\nname"}, events: []string{"delete", "create"}})
 	want := "Taking action in response to event for \"/tmp/evil\\nname\"\nAction: printenv FAMIDS_EVENT\ndelete, create\n"
 	if got != want {
 		t.Errorf("report:\n%q\nwant:\n%q", got, want)
@@ -190,7 +198,7 @@ func TestExecuteStoppedWhileRunning(t *testing.T) {
 	done := make(chan string, 1)
 	start := time.Now()
 	go func() {
-		done <- a.execute(trigger{action: "echo started; sleep 30", path: "/etc/passwd", events: []string{"change"}})
+		done <- a.execute(trigger{action: "echo started; sleep 30", paths: []string{"/etc/passwd"}, events: []string{"change"}})
 	}()
 	time.Sleep(300 * time.Millisecond)
 	a.stop()
@@ -210,7 +218,7 @@ func TestExecuteStoppedWhileRunning(t *testing.T) {
 	}
 	// Once stopped, nothing runs.
 	marker := filepath.Join(t.TempDir(), "ran")
-	got := a.execute(trigger{action: "touch " + marker, path: "/etc/passwd", events: []string{"change"}})
+	got := a.execute(trigger{action: "touch " + marker, paths: []string{"/etc/passwd"}, events: []string{"change"}})
 	if !strings.HasSuffix(got, "Not run: famids was stopping\n") {
 		t.Errorf("report after stop:\n%s", got)
 	}
@@ -240,17 +248,24 @@ func TestCappedBuffer(t *testing.T) {
 			t.Fatalf("Write(%q) = %d, %v; want %d, nil", s, n, err, len(s))
 		}
 	}
-	if got, want := c.String(), "hello worl\n[famids: 4 more bytes left out]\n"; got != want {
-		t.Errorf("String() = %q, want %q", got, want)
+	if got, want := outputText(c, false), "hello worl\n[famids: 4 more bytes left out]\n"; got != want {
+		t.Errorf("output = %q, want %q", got, want)
 	}
 	if got := c.Len(); got != 14 {
 		t.Errorf("Len() = %d, want 14 (all that was written)", got)
 	}
 	c = &cappedBuffer{max: 10}
 	c.Write([]byte("0123456789"))
-	if got := c.String(); got != "0123456789" {
-		t.Errorf("String() of exactly max bytes = %q", got)
+	if got := outputText(c, false); got != "0123456789\n" {
+		t.Errorf("output of exactly max bytes = %q", got)
 	}
+}
+
+// outputText returns what writeOutput writes of c.
+func outputText(c *cappedBuffer, indent bool) string {
+	var b strings.Builder
+	writeOutput(&b, c, indent)
+	return b.String()
 }
 
 // A recorder collects what actions send.
@@ -297,49 +312,31 @@ func TestActionsNeverOverlap(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	paths := []string{"/etc/one", "/etc/two", "/etc/three"}
-	for _, p := range paths {
-		a.run(trigger{action: action, path: p, events: []string{"change"}})
+	// The first runs; the others come while it runs, and make one run.
+	for _, p := range []string{"/etc/one", "/etc/two", "/etc/three"} {
+		a.run(trigger{action: action, paths: []string{p}, events: []string{"change"}})
 	}
-	msgs := rec.wait(t, 3)
+	msgs := rec.wait(t, 2)
 	a.stop()
-	if len(rec.msgs) != 3 {
-		t.Errorf("got %d action reports, want 3", len(rec.msgs))
+	if len(rec.msgs) != 2 {
+		t.Errorf("got %d action reports, want 2", len(rec.msgs))
 	}
-	var reported []string
-	for _, m := range msgs {
-		if m.Subject != subjectAction {
-			t.Errorf("subject %q, want %q", m.Subject, subjectAction)
-		}
-		for _, p := range paths {
-			if strings.HasPrefix(m.Body, "Taking action in response to event for "+p+"\n") {
-				reported = append(reported, p)
-				if !strings.Contains(m.Body, "\nran for "+p+"\n") {
-					t.Errorf("report for %s:\n%s", p, m.Body)
-				}
-			}
-		}
+	want := []string{
+		"Taking action in response to event for /etc/one\nAction: " + action + "\nran for /etc/one\n",
+		"Taking action in response to event for /etc/two\nAlso for: /etc/three\nAction: " + action + "\nran for /etc/two\n",
 	}
-	if slices.Sort(reported); !slices.Equal(reported, []string{"/etc/one", "/etc/three", "/etc/two"}) {
-		t.Errorf("action reports for %q, want one for each of %q", reported, paths)
+	for i, m := range msgs {
+		if m.Subject != subjectAction || m.Body != want[i] {
+			t.Errorf("action report %d, subject %q:\n%s\nwant subject %q:\n%s", i, m.Subject, m.Body, subjectAction, want[i])
+		}
 	}
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("log has %d lines, want 6:\n%s", len(lines), data)
-	}
-	for i := 0; i < len(lines); i += 2 {
-		start, end := lines[i], lines[i+1]
-		if !strings.HasPrefix(start, "start ") || end != "end "+strings.TrimPrefix(start, "start ") {
-			t.Fatalf("runs of one action overlap:\n%s", data)
-		}
-	}
-	// The first trigger runs first; the queue keeps the order.
-	if want := []string{"start /etc/one", "end /etc/one", "start /etc/two", "end /etc/two", "start /etc/three", "end /etc/three"}; !slices.Equal(lines, want) {
-		t.Errorf("log:\n%s\nwant the triggers' order:\n%s", data, strings.Join(want, "\n"))
+	// The second run starts after the first ends.
+	if lines, want := strings.Split(strings.TrimSpace(string(data)), "\n"), []string{"start /etc/one", "end /etc/one", "start /etc/two", "end /etc/two"}; !slices.Equal(lines, want) {
+		t.Errorf("log:\n%s\nwant:\n%s", data, strings.Join(want, "\n"))
 	}
 }
 
@@ -352,8 +349,8 @@ func TestActionsDifferentActionsRunTogether(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	a.run(trigger{action: a1, path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: a2, path: "/etc/one", events: []string{"change"}})
+	a.run(trigger{action: a1, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: a2, paths: []string{"/etc/one"}, events: []string{"change"}})
 	for _, m := range rec.wait(t, 2) {
 		if strings.Contains(m.Body, "Exit status") {
 			t.Errorf("two different actions did not run at once:\n%s", m.Body)
@@ -361,41 +358,83 @@ func TestActionsDifferentActionsRunTogether(t *testing.T) {
 	}
 }
 
-func TestActionsQueuedTriggerMergesEvents(t *testing.T) {
+func TestActionsWaitingRunJoinsTriggers(t *testing.T) {
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate")
-	// The first run waits for the gate, so that the others queue behind it.
-	action := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATH: $FAMIDS_EVENT\"", gate)
+	// The first run waits for the gate, so that the others come while it
+	// runs.
+	action := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATH: $FAMIDS_EVENT\"; echo \"$FAMIDS_PATHS\"", gate)
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
 	defer a.stop()
-	a.run(trigger{action: action, path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: action, path: "/etc/two", events: []string{"delete"}})
-	a.run(trigger{action: action, path: "/etc/two", events: []string{"create", "delete"}})
+	a.run(trigger{action: action, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"delete"}})
+	a.run(trigger{action: action, paths: []string{"/etc/three", "/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"create", "delete"}})
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, 2)
-	// Had the second trigger for /etc/two run on its own, its report
-	// would come before this one's.
-	a.run(trigger{action: action, path: "/etc/three", events: []string{"change"}})
-	msgs := rec.wait(t, 3)
-	if !strings.Contains(msgs[2].Body, "\n/etc/three: change\n") {
-		t.Fatalf("third report, want the one on /etc/three (the second trigger for /etc/two joins the first):\n%v", msgs)
+	msgs := rec.wait(t, 2)
+	// A trigger after the waiting run started makes a run of its own.
+	a.run(trigger{action: action, paths: []string{"/etc/four"}, events: []string{"change"}})
+	msgs = rec.wait(t, 3)
+	head := "Taking action in response to event for "
+	want := []string{
+		head + "/etc/one\nAction: " + action + "\n/etc/one: change\n/etc/one\n",
+		head + "/etc/two\nAlso for: /etc/three, /etc/one\nAction: " + action + "\n/etc/two: delete, change, create\n/etc/two\n/etc/three\n/etc/one\n",
+		head + "/etc/four\nAction: " + action + "\n/etc/four: change\n/etc/four\n",
 	}
-	if !strings.Contains(msgs[0].Body, "\n/etc/one: change\n") {
-		t.Errorf("first report:\n%s", msgs[0].Body)
+	for i := range want {
+		if msgs[i].Body != want[i] {
+			t.Errorf("action report %d:\n%s\nwant:\n%s", i, msgs[i].Body, want[i])
+		}
 	}
-	if !strings.Contains(msgs[1].Body, "\n/etc/two: delete, create\n") {
-		t.Errorf("second report, want the events of both triggers:\n%s", msgs[1].Body)
+}
+
+func TestActionsFloodMakesTwoRuns(t *testing.T) {
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	logFile := filepath.Join(dir, "log")
+	action := fmt.Sprintf("echo run >> %s; while [ ! -e %s ]; do sleep 0.02; done; echo \"$FAMIDS_PATHS\" | wc -l; echo \"$FAMIDS_EVENT\"", logFile, gate)
+	rec := newActionRecorder()
+	a := newActions(time.Minute, rec.send)
+	defer a.stop()
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/etc/f%04d", i)
+	}
+	start := time.Now()
+	for i, p := range paths {
+		a.run(trigger{action: action, paths: []string{p}, events: []string{"change"}})
+		if i%3 == 1 { // the same path again, with another event
+			a.run(trigger{action: action, paths: []string{p}, events: []string{"delete"}})
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("1,333 triggers took %v: run must not wait", took)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msgs := rec.wait(t, 2)
+	a.stop()
+	if n := len(rec.msgs); n != 2 {
+		t.Errorf("%d action reports, want 2", n)
+	}
+	if data, err := os.ReadFile(logFile); err != nil || string(data) != "run\nrun\n" {
+		t.Errorf("the action ran %d times, want twice (%v)", strings.Count(string(data), "run"), err)
+	}
+	want := "Taking action in response to event for /etc/f0001\nAlso for: " + strings.Join(paths[2:22], ", ") + " and 978 more\nAction: " + action + "\n999\nchange, delete\n"
+	if msgs[1].Body != want {
+		t.Errorf("report of the joined run:\n%s\nwant:\n%s", msgs[1].Body, want)
 	}
 }
 
 func TestActionsStopReportsQueued(t *testing.T) {
 	rec := newActionRecorder()
 	a := newActions(time.Minute, rec.send)
-	a.run(trigger{action: "sleep 30", path: "/etc/one", events: []string{"change"}})
-	a.run(trigger{action: "sleep 30", path: "/etc/two", events: []string{"change"}})
+	a.run(trigger{action: "sleep 30", paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: "sleep 30", paths: []string{"/etc/two"}, events: []string{"change"}})
 	time.Sleep(200 * time.Millisecond)
 	stopped := make(chan struct{})
 	go func() { a.stop(); close(stopped) }()
@@ -413,5 +452,209 @@ func TestActionsStopReportsQueued(t *testing.T) {
 	}
 	if !strings.Contains(msgs[1].Body, "event for /etc/two\n") || !strings.HasSuffix(msgs[1].Body, "Not run: famids was stopping\n") {
 		t.Errorf("report of the queued action:\n%s", msgs[1].Body)
+	}
+}
+
+// waitPid waits until file holds a process id, as an action writes $!
+// there, and returns it.
+func waitPid(t *testing.T, file string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(file)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && pid > 1 {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process id in %s within 10s (%v, %q)", file, err, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killAtCleanup kills pid when the test ends, should the code under test
+// have let it live.
+func killAtCleanup(t *testing.T, pid int) {
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+}
+
+func TestExecuteLeftoverKilled(t *testing.T) {
+	tests := []struct {
+		name, action, want string
+	}{
+		{"holding the output", "sleep 300 & echo $! > %s", "Exit status: 0; left processes running, killed\n"},
+		{"not holding the output", "sleep 300 >/dev/null 2>&1 & echo $! > %s", "Exit status: 0; left processes running, killed\n"},
+		{"after a failure", "sleep 300 & echo $! > %s; echo oops >&2; exit 3", "Standard error:\noops\nExit status: 3; left processes running, killed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			action := fmt.Sprintf(tt.action, pidfile)
+			start := time.Now()
+			got := runAction(t, time.Minute, action)
+			took := time.Since(start)
+			pid := waitPid(t, pidfile)
+			killAtCleanup(t, pid)
+			if want := "Taking action in response to event for /etc/passwd\nAction: " + action + "\n" + tt.want; got != want {
+				t.Errorf("report:\n%s\nwant:\n%s", got, want)
+			}
+			// Killed before the report is made: the report never
+			// describes a process that outlives it.
+			if !processGone(pid, 0) {
+				t.Errorf("the action's background sleep (pid %d) outlived its report", pid)
+			}
+			// Leftovers are found when the main process exits, not by
+			// waiting for the output to end.
+			if took >= actionGrace {
+				t.Errorf("execute took %v, want less than the %v grace", took, actionGrace)
+			}
+		})
+	}
+}
+
+func TestExecuteLeftoverOutsideGroup(t *testing.T) {
+	// setsid takes the sleep out of the action's process group, out of
+	// famids's reach, still holding the output pipes. The action ends
+	// only once it is out.
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	action := fmt.Sprintf("setsid sh -c 'echo $$ > %s; exec sleep 300' & while [ ! -s %s ]; do sleep 0.01; done; echo done", pidfile, pidfile)
+	start := time.Now()
+	got := runAction(t, time.Minute, action)
+	took := time.Since(start)
+	pid := waitPid(t, pidfile)
+	killAtCleanup(t, pid)
+	want := "Taking action in response to event for /etc/passwd\nAction: " + action + "\ndone\nExit status: 0; left processes running outside its process group, not killed\n"
+	if got != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+	if took > actionGrace+2*time.Second {
+		t.Errorf("execute took %v: a process holding the output held it up beyond the %v grace", took, actionGrace)
+	}
+}
+
+func TestActionsStopKillsStubbornAction(t *testing.T) {
+	// The action ignores SIGTERM, leaves a child that ignores it too, and
+	// never ends by itself; a second trigger waits behind it.
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "pid")
+	action := fmt.Sprintf("trap '' TERM; sleep 300 & echo $! > %s; echo started; while :; do sleep 1; done", pidfile)
+	rec := newActionRecorder()
+	a := newActions(time.Minute, rec.send)
+	a.run(trigger{action: action, paths: []string{"/etc/one"}, events: []string{"change"}})
+	a.run(trigger{action: action, paths: []string{"/etc/two"}, events: []string{"change"}})
+	pid := waitPid(t, pidfile)
+	killAtCleanup(t, pid)
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { a.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop did not return within 5s")
+	}
+	t.Logf("stop took %v", time.Since(start))
+	msgs := rec.wait(t, 2)
+	head := "Taking action in response to event for /etc/one\nAction: " + action + "\nstarted\nStopped after "
+	if !strings.HasPrefix(msgs[0].Body, head) || !strings.HasSuffix(msgs[0].Body, ": famids was stopping\n") {
+		t.Errorf("report of the stopped action:\n%s\nwant it to start with:\n%s", msgs[0].Body, head)
+	}
+	if want := "Taking action in response to event for /etc/two\nAction: " + action + "\nNot run: famids was stopping\n"; msgs[1].Body != want {
+		t.Errorf("report of the waiting action:\n%s\nwant:\n%s", msgs[1].Body, want)
+	}
+	if !processGone(pid, 0) {
+		t.Errorf("the stopped action's child (pid %d) outlived stop", pid)
+	}
+}
+
+func TestExecuteEscapesOutput(t *testing.T) {
+	tests := []struct {
+		name, printf, want string
+	}{
+		{"escape sequence", `\033[2J\033]0;title\007red`, `\x1b[2J\x1b]0;title\ared`},
+		{"carriage return", `all is well\rrootkit found`, `all is well\rrootkit found`},
+		{"NUL", `a\000b`, `a\x00b`},
+		{"invalid UTF-8", `caf\351 \377`, `caf\xe9 \xff`},
+		{"line separators", `a\342\200\250b\342\200\251c\302\205d`, `a\u2028b\u2029c\u0085d`},
+		{"DEL and C1", `x\177y\302\233z`, `x\x7fy\u009bz`},
+		{"kept as written", `tab\there, "quotes" \\ back-slash, caf\303\251 \342\202\254`, "tab\there, \"quotes\" \\ back-slash, café €"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, fd := range []string{"", " >&2"} {
+				action := fmt.Sprintf("printf '%s\\n'%s", tt.printf, fd)
+				want := tt.want + "\n"
+				if fd != "" {
+					want = "Standard error:\n" + want + "Exit status: 0\n"
+				}
+				want = "Taking action in response to event for /etc/passwd\nAction: " + action + "\n" + want
+				if got := runAction(t, 10*time.Second, action); got != want {
+					t.Errorf("report:\n%q\nwant:\n%q", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestExecuteIndentsOutput(t *testing.T) {
+	// An action's output that would forge a report of its own with
+	// -stdout, where messages are separated by an empty line.
+	const action = `printf 'ok\n\nSubject: famids report\nPossible intrusion:\nPathname: /bin/ls'; printf 'Subject: x\n' >&2`
+	head := "Taking action in response to event for /etc/passwd\nAction: " + action + "\n"
+	tests := []struct {
+		indent bool
+		want   string
+	}{
+		{false, "ok\n\nSubject: famids report\nPossible intrusion:\nPathname: /bin/ls\nStandard error:\nSubject: x\nExit status: 0\n"},
+		{true, "  ok\n  \n  Subject: famids report\n  Possible intrusion:\n  Pathname: /bin/ls\nStandard error:\n  Subject: x\nExit status: 0\n"},
+	}
+	for _, tt := range tests {
+		if got := runActionIndent(t, 10*time.Second, action, tt.indent); got != head+tt.want {
+			t.Errorf("indent %v, report:\n%s\nwant:\n%s", tt.indent, got, head+tt.want)
+		}
+	}
+}
+
+func TestWriteOutputCappedIndented(t *testing.T) {
+	c := &cappedBuffer{max: 8}
+	c.Write([]byte("one\ntwo\nthree\n"))
+	if got, want := outputText(c, true), "  one\n  two\n[famids: 6 more bytes left out]\n"; got != want {
+		t.Errorf("output = %q, want %q", got, want)
+	}
+}
+
+func TestExecuteSeveralPaths(t *testing.T) {
+	// One trigger for a digest: FAMIDS_PATH is the first path, FAMIDS_PATHS
+	// all of them; names are quoted in the report only.
+	a := newActions(10*time.Second, func(string, string) {})
+	defer a.stop()
+	const action = `echo "$FAMIDS_PATH"; echo "$FAMIDS_PATHS"; echo "${FAMIDS_PATHS_LEFT_OUT-none}"`
+	got := a.execute(trigger{action: action, paths: []string{"/etc/one", "/tmp/evil\nSubject: x", "/etc/two"}, events: []string{"change"}})
+	want := "Taking action in response to event for /etc/one\nAlso for: \"/tmp/evil\\nSubject: x\", /etc/two\nAction: " + action + "\n" +
+		"/etc/one\n/etc/one\n/tmp/evil\nSubject: x\n/etc/two\nnone\n"
+	if got != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestExecuteManyPaths(t *testing.T) {
+	// 20,000 paths of 50 bytes hold 1 MB, far more than one environment
+	// string may (128 KiB): the action runs with those that fit, and is
+	// told how many did not.
+	paths := make([]string, 20000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/var/lib/famids-test/a/rather/long/directory/%05d", i)
+	}
+	a := newActions(10*time.Second, func(string, string) {})
+	defer a.stop()
+	const action = `echo "$FAMIDS_PATHS" | wc -l; echo "$FAMIDS_PATHS_LEFT_OUT"; echo "$FAMIDS_PATHS" | tail -n 1`
+	got := a.execute(trigger{action: action, paths: paths, events: []string{"change"}})
+	lines := strings.Split(got, "\n")
+	if len(lines) != 7 || lines[1] != "Also for: "+strings.Join(paths[1:21], ", ")+" and 19979 more" {
+		t.Fatalf("report:\n%s", got)
+	}
+	kept, err1 := strconv.Atoi(lines[3])
+	left, err2 := strconv.Atoi(lines[4])
+	if err1 != nil || err2 != nil || kept+left != len(paths) || kept < 1000 || lines[5] != paths[kept-1] {
+		t.Errorf("FAMIDS_PATHS holds %q paths, FAMIDS_PATHS_LEFT_OUT says %q more, the last kept is %q; want %d in all, in order:\n%s", lines[3], lines[4], lines[5], len(paths), got)
 	}
 }

@@ -350,7 +350,7 @@ func (d *daemon) report(b *burst, after attrs) {
 			continue
 		}
 		started = append(started, e.Action)
-		d.acts.run(trigger{action: e.Action, path: b.path, events: b.events})
+		d.acts.run(trigger{action: e.Action, paths: []string{b.path}, events: b.events})
 	}
 }
 

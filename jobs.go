@@ -182,12 +182,11 @@ func (p *pool) watch(now time.Time) (stuck []*job) {
 	return stuck
 }
 
-// busy reports whether a job is queued or running; while one runs,
-// nextCheck says when watch should look again.
+// busy reports whether a job is queued, running, or done but not taken.
 func (p *pool) busy() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue) > 0 || len(p.running) > 0
+	return len(p.queue) > 0 || len(p.running) > 0 || len(p.finished) > 0
 }
 
 // stop cancels the jobs: a hash in progress ends at its next read. Jobs

@@ -263,13 +263,15 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
+	acts := newActions(*actionTimeout, m.send)
+	acts.indent = *toStdout // no output line can start a message of its own
 	return &daemon{
 		cfg:       cfg,
 		w:         w,
 		poll:      p,
 		pool:      newPool(p.poke),
 		mail:      m,
-		acts:      newActions(*actionTimeout, m.send),
+		acts:      acts,
 		rec:       newRecorder(),
 		host:      host,
 		record:    make(map[string]attrs),
