@@ -360,3 +360,47 @@ func TestActionLeftoverKilled(t *testing.T) {
 		t.Errorf("famids took %v to stop after SIGTERM, want at most 10s", took)
 	}
 }
+
+// A configuration in a directory that a user owns: the user can put
+// another file in its place. Whatever famids reads there runs no action,
+// even once root's own file is back by the time famids could look again.
+func TestConfigurationInAUsersDirectoryRunsNoAction(t *testing.T) {
+	const nobody = 65534
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	proof := filepath.Join(t.TempDir(), "ran")
+	r := newRun(t, f+"\n")
+	confDir := filepath.Join(r.dir, "conf.d")
+	must(t, os.Mkdir(confDir, 0o755))
+	must(t, os.Chown(confDir, nobody, nobody))
+	root := filepath.Join(confDir, "famids.conf")
+	must(t, os.WriteFile(root, []byte(f+"\n"), 0o600))
+	r.conf = root
+	r.start()
+	m := r.waitNotice("actions will not run")
+	if !strings.Contains(m.Body, "directory "+confDir+" is owned by uid 65534") {
+		t.Errorf("notice:\n%s", m.Body)
+	}
+
+	// The user's configuration, swapped in for a reload, then root's
+	// swapped back.
+	saved := filepath.Join(r.dir, "root.conf")
+	must(t, os.Rename(root, saved))
+	must(t, os.WriteFile(root, []byte(fmt.Sprintf("%s, touch %s\n", f, proof)), 0o600))
+	must(t, os.Chown(root, nobody, nobody))
+	n := len(r.mails())
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitMail("the notices of the reload", func(m mail) bool {
+		return len(r.mailsSince(n)) >= 2
+	})
+	must(t, os.Rename(saved, root))
+	appendFile(t, f, "!")
+	r.waitReport(f, "change")
+	if _, err := os.Stat(proof); err == nil {
+		t.Errorf("the user's action ran as root: %s exists", proof)
+	}
+	if len(r.actionReports()) != 0 {
+		t.Errorf("an action ran:\n%s", r.dump())
+	}
+}

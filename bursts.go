@@ -332,25 +332,45 @@ func (d *daemon) aliasDir(path string) string {
 }
 
 // report mails the report of a burst, records the path's attributes now,
-// after, and starts the actions of the entries concerned.
+// after, and starts the actions of the entries concerned; past
+// -max-mails a minute, the report and its actions are folded into the
+// minute's digest.
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
-	d.mail.send(subjectReport, r.body())
 	if *useSyslog {
 		d.syslog("report: " + r.summary())
 	}
 	d.remember(b.path, after)
-	if !d.actionsOK {
+	var actions []string
+	if d.actionsOK {
+		for _, p := range b.entries {
+			if e := d.cfg.lookup(p); e != nil && e.Action != "" && !slices.Contains(actions, e.Action) {
+				actions = append(actions, e.Action)
+			}
+		}
+	}
+	if !d.flood.allow(time.Now()) {
+		d.flood.foldReport(r, actions)
 		return
 	}
-	var started []string
-	for _, p := range b.entries {
-		e := d.cfg.lookup(p)
-		if e == nil || e.Action == "" || slices.Contains(started, e.Action) {
-			continue
-		}
-		started = append(started, e.Action)
-		d.acts.run(trigger{action: e.Action, paths: []string{b.path}, events: b.events})
+	d.mail.send(subjectReport, r.body())
+	for _, a := range actions {
+		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events})
+	}
+}
+
+// sendDigests sends what the minute's flood folded: one digest of reports,
+// with each of their actions run once for all of them, and one of notices.
+func (d *daemon) sendDigests() {
+	reports, actions, notices := d.flood.digest(time.Now())
+	if reports != "" {
+		d.mail.send(subjectReport, reports)
+	}
+	for _, t := range actions {
+		d.acts.run(t)
+	}
+	if notices != "" {
+		d.mail.send(subjectNotice, notices)
 	}
 }
 

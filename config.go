@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // An entry is one watched path of famids.conf: PATH [, ACTION [, NAME | ...]].
@@ -81,9 +84,10 @@ func (ns *nameSet) matches(name string) bool {
 
 // A config is a parsed configuration file.
 type config struct {
-	File    string
-	Entries []*entry // in the order their paths first appear
-	byPath  map[string]*entry
+	File      string
+	Entries   []*entry // in the order their paths first appear
+	Untrusted string   // why the file read cannot be trusted to name commands; "" when it can
+	byPath    map[string]*entry
 }
 
 // lookup returns the entry for path, or nil.
@@ -106,18 +110,39 @@ func (p problem) String() string {
 	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
 }
 
+// maxConfigSize bounds what famids reads of a configuration file.
+const maxConfigSize = 16 << 20
+
 // readConfig reads and parses the configuration file. An error means the
 // file could not be read at all; invalid lines are skipped and returned as
-// problems, so that the rest is still watched.
+// problems, so that the rest is still watched. Whether the file can be
+// trusted to name commands is told of the file read, not of whatever the
+// name leads to by the time famids looks again (see untrustedOpen).
 func readConfig(file string) (*config, []problem, error) {
-	data, err := os.ReadFile(file)
+	// O_NONBLOCK: a FIFO put in its place must not hold famids up.
+	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !fi.Mode().IsRegular():
+		return nil, nil, fmt.Errorf("%s: not a regular file", quoteIfNeeded(file))
+	case fi.Size() > maxConfigSize:
+		return nil, nil, fmt.Errorf("%s: larger than %d MiB, not a famids configuration", quoteIfNeeded(file), maxConfigSize>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if bytes.IndexByte(data, 0) >= 0 {
-		return nil, nil, fmt.Errorf("%s: binary data (NUL byte), not a famids configuration", file)
+		return nil, nil, fmt.Errorf("%s: binary data (NUL byte), not a famids configuration", quoteIfNeeded(file))
 	}
 	cfg, problems := parseConfig(file, string(data))
+	cfg.Untrusted = untrustedOpen(int(f.Fd()), file)
 	return cfg, problems, nil
 }
 

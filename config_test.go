@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var parseLineTests = []struct {
@@ -218,26 +220,90 @@ func TestReadConfigErrors(t *testing.T) {
 	}
 }
 
+// untrustedConfig reads file as famids does and returns why it cannot be
+// trusted to name commands.
+func untrustedConfig(t *testing.T, file string) string {
+	t.Helper()
+	cfg, _, err := readConfig(file)
+	must(t, err)
+	return cfg.Untrusted
+}
+
 func TestInsecureConfig(t *testing.T) {
-	dir := t.TempDir()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "etc")
+	must(t, os.Mkdir(dir, 0o755))
 	file := filepath.Join(dir, "famids.conf")
 	os.WriteFile(file, []byte("/etc/passwd\n"), 0o600)
-	if why := insecureConfig(file); why != "" {
+	if why := untrustedConfig(t, file); why != "" {
 		t.Errorf("mode 0600 owned by us: %s", why)
 	}
 	os.Chmod(file, 0o620)
-	if why := insecureConfig(file); !strings.Contains(why, "writable by group or others (mode 0620)") {
+	if why := untrustedConfig(t, file); !strings.Contains(why, "writable by group or others (mode 0620)") {
 		t.Errorf("mode 0620: %q", why)
 	}
 	os.Chmod(file, 0o602)
-	if why := insecureConfig(file); !strings.Contains(why, "writable") {
+	if why := untrustedConfig(t, file); !strings.Contains(why, "writable") {
 		t.Errorf("mode 0602: %q", why)
 	}
+	os.Chmod(file, 0o600)
 	if os.Getuid() == 0 {
-		os.Chmod(file, 0o600)
 		os.Chown(file, 12345, 0)
-		if why := insecureConfig(file); !strings.Contains(why, "owned by uid 12345") {
+		if why := untrustedConfig(t, file); !strings.Contains(why, "owned by uid 12345") {
 			t.Errorf("owned by uid 12345: %q", why)
 		}
+		os.Chown(file, 0, 0)
+		// A directory above it that someone else owns, or may write.
+		os.Chown(dir, 12345, 0)
+		if why := untrustedConfig(t, file); !strings.Contains(why, "directory "+dir+" is owned by uid 12345") {
+			t.Errorf("in a directory owned by uid 12345: %q", why)
+		}
+		os.Chown(dir, 0, 0)
+	}
+	os.Chmod(dir, 0o777)
+	if why := untrustedConfig(t, file); !strings.Contains(why, "directory "+dir+" is writable by group or others") {
+		t.Errorf("in a directory of mode 0777: %q", why)
+	}
+	syscall.Chmod(dir, 0o1777) // sticky, as /tmp: only the file's owner can replace it
+	if why := untrustedConfig(t, file); why != "" {
+		t.Errorf("in a sticky directory: %q", why)
+	}
+	os.Chmod(dir, 0o755)
+	// Opened through a symbolic link: the directories of the file it
+	// really is count too.
+	other := filepath.Join(parent, "other")
+	must(t, os.Mkdir(other, 0o755))
+	must(t, os.Chmod(other, 0o777)) // past the umask
+	real := filepath.Join(other, "real.conf")
+	os.WriteFile(real, []byte("/etc/passwd\n"), 0o600)
+	link := filepath.Join(dir, "link.conf")
+	must(t, os.Symlink(real, link))
+	if why := untrustedConfig(t, link); !strings.Contains(why, "directory "+other+" is writable") {
+		t.Errorf("a link to a file in a directory of mode 0777: %q", why)
+	}
+}
+
+// A FIFO or a huge file in the configuration's place is refused at once.
+func TestReadConfigRefusesOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.conf")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan error, 1)
+	go func() { _, _, err := readConfig(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO: err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO as the configuration blocked")
+	}
+	big := filepath.Join(dir, "big.conf")
+	f, err := os.Create(big)
+	must(t, err)
+	must(t, f.Truncate(maxConfigSize+1))
+	f.Close()
+	if _, _, err := readConfig(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a huge file: err = %v", err)
 	}
 }

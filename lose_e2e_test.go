@@ -662,3 +662,42 @@ func TestSecondSuspendDoesNotExtendIt(t *testing.T) {
 		t.Errorf("suspended at %v, ends at %v after a second SIGUSR1: want the first deadline", since, until)
 	}
 }
+
+// A state directory a user may write into: famids keeps no baseline
+// there, says why, and writes nothing through the link the user planted.
+func TestStateDirectoryOthersMayWriteIsNotUsed(t *testing.T) {
+	r, f := startOnFileWith(t, func(r *famidsRun) {
+		dir := filepath.Dir(r.state)
+		must(t, os.MkdirAll(dir, 0o755))
+		must(t, os.Chmod(dir, 0o777))
+		victim := filepath.Join(r.dir, "victim")
+		writeFile(t, victim, "precious")
+		must(t, os.Symlink(victim, r.state+".lock"))
+		must(t, os.Symlink(victim, r.state+".tmp"))
+	})
+	m := r.waitNotice("no baseline is kept between runs: the state directory cannot be trusted")
+	if !strings.Contains(m.Body, "writable by group or others") {
+		t.Errorf("notice:\n%s", m.Body)
+	}
+	appendFile(t, f, "!")
+	r.waitReport(f, "change")
+	r.stop(syscall.SIGTERM)
+	if data, _ := os.ReadFile(filepath.Join(r.dir, "victim")); string(data) != "precious" {
+		t.Errorf("the file behind the planted links was written: %q", data)
+	}
+	if _, err := os.Lstat(r.state); err == nil {
+		t.Errorf("famids wrote its state into a directory others may write into")
+	}
+}
+
+// startOnFileWith starts famids watching a new file, after prepare has
+// set the scratch directory up.
+func startOnFileWith(t *testing.T, prepare func(*famidsRun)) (*famidsRun, string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "f")
+	writeFile(t, f, "x")
+	r := newRun(t, f+"\n")
+	prepare(r)
+	r.start()
+	return r, f
+}

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/google/shlex"
-	"golang.org/x/sys/unix"
 )
 
 const version = "1.0.0"
@@ -44,6 +43,7 @@ var (
 	useSyslog     = flag.Bool("syslog", false, "also log each report and notice to syslog (authpriv, warning, tag famids)")
 	maxSuspend    = flag.Duration("max-suspend", time.Hour, "a suspension (SIGUSR1) ends by itself after this `duration`")
 	verifyEvery   = flag.Duration("verify", time.Hour, "compare every watched path with its record this often, to find what no event tells (0: never)")
+	maxMails      = flag.Int("max-mails", 60, "reports and notices mailed one by one per minute; past that, they are folded into one digest a minute")
 	showVersion   = flag.Bool("version", false, "print the version and exit")
 )
 
@@ -89,6 +89,15 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "famids: -%s %v: %s\n", bad.flag, bad.v, bad.want)
 			return 2
 		}
+	}
+	if *maxMails < 1 {
+		fmt.Fprintf(os.Stderr, "famids: -max-mails %d: must be at least 1\n", *maxMails)
+		return 2
+	}
+	if strings.HasPrefix(*notify, "-") || *notify == "" {
+		// The mail program would take it for an option of its own.
+		fmt.Fprintf(os.Stderr, "famids: -notify %q: not an address (it must not begin with -)\n", *notify)
+		return 2
 	}
 	cfg, problems, err := readConfig(*configFile)
 	if err != nil {
@@ -170,7 +179,7 @@ func check(cfg *config, problems []problem) int {
 			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
 		}
 	}
-	if why := insecureConfig(cfg.File); why != "" {
+	if why := cfg.Untrusted; why != "" {
 		fmt.Fprintf(os.Stderr, "famids: warning: actions will not run: %s\n", why)
 	}
 	return status
@@ -188,22 +197,6 @@ func entryWarnings(cfg *config, e *entry, exists, dir bool) []string {
 	return nil
 }
 
-// insecureConfig returns why the configuration file must not be trusted to
-// name commands to run, or "".
-func insecureConfig(file string) string {
-	var st unix.Stat_t
-	if err := unix.Stat(file, &st); err != nil {
-		return fmt.Sprintf("cannot stat %s: %v", file, err)
-	}
-	if st.Mode&0o022 != 0 {
-		return fmt.Sprintf("%s is writable by group or others (mode %04o)", file, st.Mode&0o7777)
-	}
-	if st.Uid != 0 && int(st.Uid) != os.Getuid() {
-		return fmt.Sprintf("%s is owned by uid %d, neither root nor the user famids runs as (uid %d)", file, st.Uid, os.Getuid())
-	}
-	return ""
-}
-
 // A daemon is a running famids: the configuration, its watches, the
 // bursts of events waiting to settle, what it last recorded of each path
 // it reports on, and the jobs out in the pool. Only the event loop's
@@ -214,6 +207,7 @@ type daemon struct {
 	poll      *poller
 	pool      *pool
 	mail      *mailer
+	flood     *flood
 	acts      *actions
 	rec       *recorder
 	log       *syslog.Writer // with -syslog, once connected
@@ -271,6 +265,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		poll:      p,
 		pool:      newPool(p.poke),
 		mail:      m,
+		flood:     newFlood(*maxMails),
 		acts:      acts,
 		rec:       newRecorder(),
 		host:      host,
@@ -357,14 +352,14 @@ func (d *daemon) startedUp(*scan) {
 }
 
 // checkConfigSecurity lets actions run only when the configuration file
-// can be trusted to name commands, and says so when it cannot.
+// read can be trusted to name commands, and says so when it cannot.
 func (d *daemon) checkConfigSecurity() {
-	why := insecureConfig(d.cfg.File)
+	why := d.cfg.Untrusted
 	d.actionsOK = why == ""
 	if why != "" {
 		fmt.Fprintf(os.Stderr, "famids: actions will not run: %s\n", why)
-		d.notice("actions will not run: "+why, "Anyone who can edit the configuration could run commands as the user famids runs as.",
-			"Reports are still sent. Make it owned by root and not writable by group or others, then restart famids or send it SIGHUP.")
+		d.notice("actions will not run: "+why, "Anyone who can change the configuration, or put another in its place, could run commands as the user famids runs as.",
+			"Reports are still sent. Make the file and every directory above it owned by root and not writable by group or others (a sticky directory such as /tmp excepted), then restart famids or send it SIGHUP.")
 	}
 }
 
@@ -384,7 +379,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt)
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due())
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -451,6 +446,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		}
 		if len(d.arming) == 0 && d.ready {
 			d.noticeWatchErrors() // once the arms of a moment are all done
+		}
+		if due := d.flood.due(); !due.IsZero() && !now.Before(due) {
+			d.sendDigests()
 		}
 	}
 }
@@ -612,6 +610,7 @@ func (d *daemon) stop() {
 	for _, p := range slices.Sorted(maps.Keys(d.busy)) {
 		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
 	}
+	d.sendDigests()
 	d.acts.stop()
 	d.mail.close()
 	d.save(true)

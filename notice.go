@@ -9,12 +9,19 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
-// notice sends famids's own news.
+// notice sends famids's own news; past -max-mails a minute, it is folded
+// into the minute's digest of notices.
 func (d *daemon) notice(summary string, details ...string) {
-	d.mail.send(subjectNotice, noticeBody(summary, details...))
+	body := noticeBody(summary, details...)
 	d.syslog("notice: " + summary)
+	if !d.flood.allow(time.Now()) {
+		d.flood.foldNotice(body)
+		return
+	}
+	d.mail.send(subjectNotice, body)
 }
 
 // syslog logs one line with -syslog. A logger that is not there yet (at

@@ -203,7 +203,7 @@ func TestVersionHelpAndBadFlags(t *testing.T) {
 		t.Errorf("-h: exit %d, want 0", code)
 	}
 	help := stdout + stderr
-	for _, name := range []string{"config", "notify", "mail", "stdout", "check", "settle", "action-timeout", "state", "syslog", "max-suspend", "version"} {
+	for _, name := range []string{"config", "notify", "mail", "stdout", "check", "settle", "action-timeout", "state", "syslog", "max-suspend", "verify", "max-mails", "version"} {
 		if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `\b`).MatchString(help) {
 			t.Errorf("-h does not list -%s:\n%s", name, help)
 		}
@@ -215,6 +215,13 @@ func TestVersionHelpAndBadFlags(t *testing.T) {
 	_, _, code = runFamids(t, "stray-argument")
 	if code != 2 {
 		t.Errorf("a stray argument: exit %d, want 2", code)
+	}
+	// An address the mail program would take for an option.
+	for _, addr := range []string{"-froot", "--help", ""} {
+		_, stderr, code := runFamids(t, "-notify", addr, "-config", "famids.conf.example")
+		if code != 2 || !strings.Contains(stderr, "-notify") {
+			t.Errorf("-notify %q: exit %d, stderr %q; want exit 2 naming -notify", addr, code, stderr)
+		}
 	}
 	for _, args := range [][]string{{"-settle", "-1s"}, {"-action-timeout", "0s"}, {"-max-suspend", "-1h0m0s"}} {
 		_, stderr, code = runFamids(t, args...)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -59,39 +60,99 @@ func (k *stateKeeper) owns(path string) bool {
 	return false
 }
 
+// errUntrustedDir is wrapped by open's error when the state directory is
+// one famids must not write into.
+var errUntrustedDir = errors.New("the state directory cannot be trusted")
+
 // open creates the state directory and locks the state file. On failure
-// famids runs on without state.
+// famids runs on without state. famids writes there as root: a directory
+// that someone else owns or may write into (or one above it) is not used,
+// for they could put a link or a file of their own in the place of the
+// files famids writes.
 func (k *stateKeeper) open() error {
 	dir := filepath.Dir(k.file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	if err := unix.Stat(dir, &k.dir); err != nil {
-		return fmt.Errorf("stat %s: %w", dir, err)
+		return fmt.Errorf("stat %s: %w", quoteIfNeeded(dir), err)
 	}
-	_, err := os.Stat(k.file + ".lock")
-	k.used = err == nil
-	f, err := os.OpenFile(k.file+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if why := untrustedStateDir(dir, &k.dir); why != "" {
+		return fmt.Errorf("%w: %s", errUntrustedDir, why)
+	}
+	f, created, err := openOwn(k.file+".lock", unix.O_RDWR)
 	if err != nil {
 		return err
 	}
+	k.used = !created
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("%s is in use by another famids", k.file)
+			return fmt.Errorf("%s is in use by another famids", quoteIfNeeded(k.file))
 		}
-		return fmt.Errorf("lock %s.lock: %w", k.file, err)
+		return fmt.Errorf("lock %s.lock: %w", quoteIfNeeded(k.file), err)
 	}
 	k.lock = f
 	if fi, err := f.Stat(); err == nil {
 		k.alive = fi.ModTime()
 	}
-	if mark, err := io.ReadAll(f); err == nil {
+	if mark, err := io.ReadAll(io.LimitReader(f, 4096)); err == nil {
 		k.mark = strings.TrimSpace(string(mark))
 	}
 	// Mark the state as a running famids's, before anything else: a kill
 	// even during start-up is then seen by the next run.
 	return k.setMark(fmt.Sprintf("pid %d running since %s", os.Getpid(), time.Now().UTC().Format(time.RFC3339)))
+}
+
+// untrustedStateDir returns why famids must not write into the state
+// directory dir, which st describes, or "": it, and every directory above
+// it by its name and by its real path, must be root's (or famids's user's)
+// and, but for a sticky directory above it, not writable by group or
+// others.
+func untrustedStateDir(dir string, st *unix.Stat_t) string {
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Sprintf("%s is not a directory", quoteIfNeeded(dir))
+	}
+	if !ownedByUs(st.Uid) || st.Mode&0o022 != 0 {
+		return fmt.Sprintf("directory %s is owned by uid %d with mode %04o: it must be root's (or famids's user's) and not writable by group or others", quoteIfNeeded(dir), st.Uid, st.Mode&0o7777)
+	}
+	if why := untrustedDirs(dir); why != "" {
+		return why
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Sprintf("cannot tell where %s leads: %s", quoteIfNeeded(dir), quoteIfNeeded(err.Error()))
+	}
+	return untrustedDirs(real)
+}
+
+// openOwn opens name, one of famids's own files, creating it when it is
+// missing; it never follows a symbolic link (O_NOFOLLOW), and refuses a
+// file that is not a plain file of its own: another name of a file (a
+// hard link to /etc/shadow) or one someone else made. created says it
+// was made now.
+func openOwn(name string, flags int) (f *os.File, created bool, err error) {
+	f, err = os.OpenFile(name, flags|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return nil, false, err
+	}
+	f, err = os.OpenFile(name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", quoteIfNeeded(name), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || !ownedByUs(st.Uid) {
+		f.Close()
+		return nil, false, fmt.Errorf("%s is not a file of famids's own (a link, or another's): not used", quoteIfNeeded(name))
+	}
+	return f, false, nil
 }
 
 // markPID returns the pid in the previous run's mark, or 0.
@@ -121,11 +182,11 @@ func (k *stateKeeper) unlock() {
 	}
 }
 
-// touch sets FILE.lock's mtime to now: famids is alive.
+// touch sets FILE.lock's mtime to now: famids is alive. It sets the
+// times of the file it has open, whatever its name leads to now.
 func (k *stateKeeper) touch() {
 	if k.lock != nil {
-		now := time.Now()
-		os.Chtimes(k.lock.Name(), now, now)
+		unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(k.lock.Fd())), nil, 0)
 	}
 }
 
@@ -140,7 +201,13 @@ func (d *daemon) loadState() *state {
 		return nil
 	}
 	if err := k.open(); err != nil {
-		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %v\n", err)
+		msg := quoteIfNeeded(err.Error())
+		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %s\n", msg)
+		if errors.Is(err, errUntrustedDir) {
+			d.notice("no baseline is kept between runs: "+msg,
+				"famids writes its state there as root: whoever can write into that directory could make it overwrite another file.",
+				"Make the state directory, and every directory above it, owned by root and not writable by group or others, then restart famids.")
+		}
 		k.file = ""
 		return nil
 	}
@@ -378,7 +445,7 @@ func (a *attrs) UnmarshalJSON(b []byte) error {
 // loadState reads a state file. A missing file is not an error: it returns
 // nil, nil. An unreadable, damaged or foreign file is an error.
 func loadState(file string) (*state, error) {
-	f, err := os.Open(file)
+	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -386,6 +453,9 @@ func loadState(file string) (*state, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", quoteIfNeeded(file))
+	}
 	s, err := decodeState(json.NewDecoder(bufio.NewReader(f)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged: %w", file, err)
@@ -541,7 +611,12 @@ func encodeState(w io.Writer, s *state) error {
 func saveState(file string, s *state) error {
 	dir := filepath.Dir(file)
 	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A new file of its own, never one left there, nor what a link left
+	// there leads to: removing a link removes the link.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,4 +245,77 @@ func FuzzDecodeState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Links planted where famids writes its own files never make it write
+// elsewhere: the victim is left as it was.
+func TestPlantedLinksAreNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "state.json")
+	victim := filepath.Join(t.TempDir(), "shadow")
+	writeFile(t, victim, "root:secret:0\n")
+
+	// state.json.tmp as a symbolic link: removed, and a file made anew.
+	must(t, os.Symlink(victim, file+".tmp"))
+	must(t, saveState(file, &state{Version: stateVersion, PID: 1, Records: map[string]attrs{}}))
+	if s, err := loadState(file); err != nil || s.PID != 1 {
+		t.Errorf("after a save over a planted .tmp link: %+v, %v", s, err)
+	}
+
+	// state.json.lock as a symbolic link, or as a hard link.
+	for _, plant := range []func(string) error{
+		func(p string) error { return os.Symlink(victim, p) },
+		func(p string) error { return os.Link(victim, p) },
+	} {
+		os.Remove(file + ".lock")
+		must(t, plant(file+".lock"))
+		k := stateKeeper{file: file}
+		if err := k.open(); err == nil {
+			k.unlock()
+			t.Errorf("a planted lock file was used")
+		}
+	}
+	// state.json itself as a link: not read.
+	os.Remove(file)
+	must(t, os.Symlink(victim, file))
+	if _, err := loadState(file); err == nil {
+		t.Errorf("a state file that is a symbolic link was read")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "root:secret:0\n" {
+		t.Errorf("the victim was written: %q", data)
+	}
+}
+
+// A state directory that others may write into, or that another user
+// owns, is not used.
+func TestUntrustedStateDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setUp func(dir string) error
+		want  string
+	}{
+		{"writable by others", func(dir string) error { return os.Chmod(dir, 0o777) }, "writable by group or others"},
+		{"sticky and writable by others", func(dir string) error { return syscall.Chmod(dir, 0o1777) }, "not writable by group or others"},
+		{"owned by another user", func(dir string) error { return os.Chown(dir, 65534, 65534) }, "owned by uid 65534"},
+		{"below a directory others may write into", func(dir string) error { return os.Chmod(filepath.Dir(dir), 0o777) }, "writable by group or others"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "lib")
+			dir := filepath.Join(parent, "famids")
+			must(t, os.MkdirAll(dir, 0o700))
+			must(t, tc.setUp(dir))
+			k := stateKeeper{file: filepath.Join(dir, "state.json")}
+			err := k.open()
+			if err == nil {
+				k.unlock()
+				t.Fatalf("the state directory was used")
+			}
+			if !errors.Is(err, errUntrustedDir) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want %q in it", err, tc.want)
+			}
+			if _, err := os.Stat(k.file + ".lock"); err == nil {
+				t.Errorf("famids wrote into the untrusted directory")
+			}
+		})
+	}
 }

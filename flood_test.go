@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestFloodFoldsPastTheLimit(t *testing.T) {
+	f := newFlood(3)
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if !f.allow(now.Add(time.Duration(i) * time.Second)) {
+			t.Fatalf("message %d of 3 in a minute was folded", i+1)
+		}
+	}
+	if !f.due().IsZero() {
+		t.Errorf("a digest is due with nothing folded")
+	}
+	for i := range 5 {
+		if f.allow(now.Add(10 * time.Second)) {
+			t.Fatalf("message %d past the limit went out on its own", i+1)
+		}
+		r := &report{Path: fmt.Sprintf("/d/f%d", i), Events: []string{"create"}, After: attrs{Exists: true, Type: "file"}}
+		f.foldReport(r, []string{"rpm -V x", "true"})
+	}
+	f.foldNotice(noticeBody("the kernel's inotify event queue overflowed", "detail"))
+	if due := f.due(); !due.Equal(now.Add(time.Minute)) {
+		t.Errorf("digest due at %v, want a minute after the first message", due)
+	}
+	// Until the digest goes, everything folds, even a minute later.
+	if f.allow(now.Add(2 * time.Minute)) {
+		t.Errorf("a message went out on its own before the digest")
+	}
+	reports, actions, notices := f.digest(now.Add(time.Minute))
+	if !strings.HasPrefix(reports, "Possible intrusion:\nPathname: /d/f0\nEvent: create\nFolded: 5 reports (more than -max-mails a minute)\n") {
+		t.Errorf("digest of reports:\n%s", reports)
+	}
+	for i := range 5 {
+		if !strings.Contains(reports, fmt.Sprintf("\n/d/f%d: create; differs: existence\n", i)) {
+			t.Errorf("the digest lacks /d/f%d:\n%s", i, reports)
+		}
+	}
+	if len(actions) != 2 || actions[0].action != "rpm -V x" || len(actions[0].paths) != 5 {
+		t.Errorf("actions of the digest: %+v, want each action once, with the 5 paths", actions)
+	}
+	if !strings.HasPrefix(notices, "Notice: 1 notices folded, the first: the kernel's inotify event queue overflowed\n") || !strings.Contains(notices, "\ndetail\n") {
+		t.Errorf("digest of notices:\n%s", notices)
+	}
+	// A new minute: messages go out on their own again.
+	if !f.allow(now.Add(61 * time.Second)) {
+		t.Errorf("after the digest, a message was folded")
+	}
+}
+
+// A flood of new files in a watched directory with an action: a few
+// reports one by one, then one digest with the rest, and the action run
+// a few times, not once per file.
+func TestFloodOfFilesIsOneDigest(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	must(t, os.Mkdir(spool, 0o755))
+	counter := filepath.Join(dir, "runs")
+	r := startFamids(t, fmt.Sprintf("%s, echo run >> %s\n", spool, counter), "-max-mails", "10")
+	const files = 300
+	for i := range files {
+		writeFile(t, filepath.Join(spool, fmt.Sprintf("junk%03d", i)), "x")
+	}
+	r.waitReports(10)
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	var single, digests int
+	var folded []string
+	for _, m := range r.reports() {
+		if n := field(m.Body, "Folded"); n != "" {
+			digests++
+			folded = append(folded, strings.Split(strings.TrimSpace(m.Body), "\n")[4:]...)
+			continue
+		}
+		single++
+	}
+	if single > 10 || digests != 1 {
+		t.Errorf("%d reports one by one and %d digests, want at most 10 and one", single, digests)
+	}
+	if single+len(folded) != files {
+		t.Errorf("%d reports one by one and %d folded, want %d in all: nothing is dropped", single, len(folded), files)
+	}
+	runs, _ := os.ReadFile(counter)
+	if n := strings.Count(string(runs), "run\n"); n < 1 || n > 12 {
+		t.Errorf("the action ran %d times for %d files, want a few", n, files)
+	}
+}
