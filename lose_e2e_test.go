@@ -701,3 +701,57 @@ func startOnFileWith(t *testing.T, prepare func(*famidsRun)) (*famidsRun, string
 	r.start()
 	return r, f
 }
+
+// A system logger that cannot be reached is said at start-up; one that
+// takes no line (its socket full) never holds the reports up.
+func TestSyslogUnreachableOrStalled(t *testing.T) {
+	t.Run("unreachable", func(t *testing.T) {
+		r, f := startOnFileWith(t, func(r *famidsRun) {
+			r.env = []string{"FAMIDS_SYSLOG_SOCKET=" + filepath.Join(r.dir, "no-such.sock")}
+		})
+		_ = f
+		r.stop(syscall.SIGTERM)
+		// startOnFileWith starts without -syslog: start again with it.
+		r.start("-syslog")
+		m := r.waitNotice("-syslog: the system logger cannot be reached")
+		if !strings.Contains(r.stderr.String(), "the system logger cannot be reached") {
+			t.Errorf("standard error does not say so:\n%s\nnotice:\n%s", r.stderr.String(), m.Body)
+		}
+	})
+	t.Run("stalled", func(t *testing.T) {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "log.sock")
+		stalled, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		must(t, err)
+		defer stalled.Close()
+		// Never read, and full before famids starts: a send to it
+		// blocks.
+		filler, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+		must(t, err)
+		defer filler.Close()
+		for {
+			filler.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := filler.Write([]byte("<84>filler")); err != nil {
+				break
+			}
+		}
+		var conf strings.Builder
+		var files []string
+		for i := range 40 {
+			f := filepath.Join(dir, fmt.Sprintf("f%d", i))
+			writeFile(t, f, "x")
+			files = append(files, f)
+			fmt.Fprintln(&conf, f)
+		}
+		r := newRun(t, conf.String())
+		r.env = []string{"FAMIDS_SYSLOG_SOCKET=" + sock}
+		r.start("-syslog", "-max-mails", "1000")
+		for _, f := range files {
+			appendFile(t, f, "!")
+		}
+		r.waitReports(len(files))
+		if code := r.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("exit status %d", code)
+		}
+	})
+}

@@ -14,7 +14,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/syslog"
 	"maps"
 	"net"
 	"os"
@@ -210,7 +209,7 @@ type daemon struct {
 	flood     *flood
 	acts      *actions
 	rec       *recorder
-	log       *syslog.Writer // with -syslog, once connected
+	log       *logger // with -syslog
 	host      string
 	actionsOK bool
 
@@ -302,7 +301,7 @@ func (d *daemon) close() {
 	d.state.unlock()
 	d.poll.close()
 	if d.log != nil {
-		d.log.Close()
+		d.log.close()
 	}
 }
 
@@ -316,6 +315,14 @@ func (d *daemon) start(problems []problem) {
 		fmt.Fprintf(os.Stderr, "famids: %s\n", p)
 		if !p.Warning {
 			invalid = append(invalid, p.String())
+		}
+	}
+	if *useSyslog {
+		var err error
+		if d.log, err = newLogger(); err != nil {
+			msg := fmt.Sprintf("-syslog: the system logger cannot be reached: %s; famids tries again, and mails as ever", quoteIfNeeded(err.Error()))
+			fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+			d.notice(msg)
 		}
 	}
 	if len(invalid) > 0 {

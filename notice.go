@@ -24,21 +24,11 @@ func (d *daemon) notice(summary string, details ...string) {
 	d.mail.send(subjectNotice, body)
 }
 
-// syslog logs one line with -syslog. A logger that is not there yet (at
-// boot) is tried again with each line.
+// syslog logs one line with -syslog; it never waits for the system
+// logger.
 func (d *daemon) syslog(line string) {
-	if !*useSyslog {
-		return
-	}
-	var err error
-	if d.log == nil {
-		d.log, err = dialSyslog()
-	}
-	if err == nil {
-		err = d.log.Warning(line)
-	}
-	if err != nil {
-		d.warnOnce(fmt.Sprintf("-syslog: %s; reports are still mailed", quoteIfNeeded(err.Error())))
+	if d.log != nil {
+		d.log.log(line)
 	}
 }
 

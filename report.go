@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/syslog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -166,16 +164,6 @@ func (r *report) summary() string {
 		s += "; found " + r.Found
 	}
 	return s
-}
-
-// dialSyslog connects to the system logger, or to the socket named by
-// $FAMIDS_SYSLOG_SOCKET (for tests).
-func dialSyslog() (*syslog.Writer, error) {
-	const prio = syslog.LOG_AUTHPRIV | syslog.LOG_WARNING
-	if sock := os.Getenv("FAMIDS_SYSLOG_SOCKET"); sock != "" {
-		return syslog.Dial("unixgram", sock, prio, "famids")
-	}
-	return syslog.New(prio, "famids")
 }
 
 // noticeBody formats famids's own news: a one-line summary, then details.
