@@ -199,7 +199,7 @@ func writeHead(b *strings.Builder, t trigger) {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(b, "Action: %s\n", t.action)
+	fmt.Fprintf(b, "Action: %s\n", escapeOutput(t.action))
 }
 
 // maxPathsEnv caps FAMIDS_PATHS: Linux refuses to start a program with an

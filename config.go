@@ -105,9 +105,9 @@ type problem struct {
 
 func (p problem) String() string {
 	if p.Warning {
-		return fmt.Sprintf("%s:%d: warning: %s", p.File, p.Line, p.Msg)
+		return fmt.Sprintf("%s:%d: warning: %s", quoteIfNeeded(p.File), p.Line, p.Msg)
 	}
-	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	return fmt.Sprintf("%s:%d: %s", quoteIfNeeded(p.File), p.Line, p.Msg)
 }
 
 // maxConfigSize bounds what famids reads of a configuration file.

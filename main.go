@@ -100,7 +100,7 @@ func run() int {
 	}
 	cfg, problems, err := readConfig(*configFile)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "famids: cannot read the configuration: %v\n", err)
+		fmt.Fprintf(os.Stderr, "famids: cannot read the configuration: %s\n", quoteIfNeeded(err.Error()))
 		return 2
 	}
 	if *checkOnly {
@@ -121,7 +121,7 @@ func run() int {
 	defer m.close()
 	d, err := newDaemon(cfg, m)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "famids: ERROR: %v\n", err)
+		fmt.Fprintf(os.Stderr, "famids: ERROR: %s\n", quoteIfNeeded(err.Error()))
 		return 1
 	}
 	defer d.close()
@@ -189,9 +189,9 @@ func check(cfg *config, problems []problem) int {
 func entryWarnings(cfg *config, e *entry, exists, dir bool) []string {
 	switch {
 	case !exists:
-		return []string{fmt.Sprintf("%s:%d: warning: %s does not exist (yet); its creation will be reported", cfg.File, e.Line, quoteIfNeeded(e.Path))}
+		return []string{fmt.Sprintf("%s:%d: warning: %s does not exist (yet); its creation will be reported", quoteIfNeeded(cfg.File), e.Line, quoteIfNeeded(e.Path))}
 	case !dir && len(e.Names) > 0:
-		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: its important names are ignored", cfg.File, e.Line, quoteIfNeeded(e.Path))}
+		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: its important names are ignored", quoteIfNeeded(cfg.File), e.Line, quoteIfNeeded(e.Path))}
 	}
 	return nil
 }

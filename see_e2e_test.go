@@ -455,3 +455,60 @@ func TestExampleConfigurationChecksClean(t *testing.T) {
 		t.Errorf("famids -check on famids.conf.example lists a missing path:\n%s", stdout)
 	}
 }
+
+// noForgedLine fails if any mail holds a line that famids did not write
+// but that looks like one of its own.
+func noForgedLine(t *testing.T, r *famidsRun, forged string) {
+	t.Helper()
+	for _, m := range r.mails() {
+		for _, line := range strings.Split(m.Body, "\n") {
+			if strings.HasPrefix(line, forged) {
+				t.Errorf("a forged line %q in:\n%s", line, m.Body)
+			}
+		}
+	}
+}
+
+// A name with a newline, in a notice of a watch that failed, is quoted:
+// it cannot forge a line of famids's own.
+func TestForgedNameInWatchNotice(t *testing.T) {
+	needTool(t, "unshare")
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	d := filepath.Join(dir, "d")
+	must(t, os.Mkdir(d, 0o755))
+	lookups, _ := resolve(d, nil)
+	r := newRun(t, d+"\n")
+	// Room for the directories on the way and the directory itself: no
+	// watch is left for its entries.
+	r.wrap = inUserNamespace(len(lookups) + 1)
+	r.start("-state", "")
+	evil := filepath.Join(d, "x\nNotice: forged")
+	writeFile(t, evil, "x")
+	r.waitReport(quoteIfNeeded(evil), "create", "create, change")
+	m := r.waitNotice("a watch could not be set")
+	if !strings.Contains(m.Body, `\nNotice: forged`) {
+		t.Errorf("the notice does not name the file, quoted:\n%s", m.Body)
+	}
+	noForgedLine(t, r, "Notice: forged")
+	if strings.Contains(r.stderr.String(), "\nNotice: forged") {
+		t.Errorf("standard error holds the forged line:\n%s", r.stderr.String())
+	}
+}
+
+// A state file's stored error text is quoted in the notice that tells it.
+func TestForgedErrorInStateFile(t *testing.T) {
+	r, f := startOnFile(t)
+	r.stop(syscall.SIGTERM)
+	s := r.readStateFile()
+	s.Error = "read inotify: boom\nNotice: forged"
+	s.Clean = false
+	must(t, saveState(r.state, &s))
+	r.restart()
+	m := r.waitNotice("the previous famids")
+	if !strings.Contains(m.Body, `boom\nNotice: forged`) {
+		t.Errorf("notice:\n%s", m.Body)
+	}
+	noForgedLine(t, r, "Notice: forged")
+	_ = f
+}

@@ -214,16 +214,17 @@ func (d *daemon) loadState() *state {
 	prev, err := loadState(k.file)
 	switch {
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "famids: %v; recording a new baseline\n", err)
-		d.notice("the state file cannot be used; a new baseline is recorded", err.Error(),
+		msg := quoteIfNeeded(err.Error()) // it may hold what the file holds
+		fmt.Fprintf(os.Stderr, "famids: %s; recording a new baseline\n", msg)
+		d.notice("the state file cannot be used; a new baseline is recorded", msg,
 			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
 	case prev == nil && k.used:
-		fmt.Fprintf(os.Stderr, "famids: %s is missing; recording a new baseline\n", k.file)
+		fmt.Fprintf(os.Stderr, "famids: %s is missing; recording a new baseline\n", quoteIfNeeded(k.file))
 		d.notice("the state file is missing; a new baseline is recorded",
-			fmt.Sprintf("%s is gone, though %s.lock shows that a famids kept its state there before.", k.file, k.file),
+			fmt.Sprintf("%s is gone, though %s.lock shows that a famids kept its state there before.", quoteIfNeeded(k.file), quoteIfNeeded(k.file)),
 			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
 	case prev == nil:
-		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", k.file)
+		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", quoteIfNeeded(k.file))
 	case prev.Error != "" && (k.mark == "" || k.markPID() == prev.PID):
 		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, quoteIfNeeded(string(prev.Error)))
 		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
