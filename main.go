@@ -112,7 +112,7 @@ func run() int {
 		}
 	}
 	m := newMailer(argv, *notify, os.Stdout, os.Stderr)
-	defer m.close()
+	defer func() { m.close(time.Now().Add(8 * time.Second)) }()
 	d, err := newDaemon(cfg, m)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "famids: ERROR: %v\n", err)
@@ -532,7 +532,7 @@ func (d *daemon) stop() {
 	d.w.Close()
 	d.flush(time.Time{})
 	d.acts.stop()
-	d.mail.close()
+	d.mail.close(time.Now().Add(8 * time.Second))
 	d.save(true)
 }
 
