@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -85,6 +86,26 @@ func newMailer(argv []string, to string, out, errOut io.Writer) *mailer {
 	m.expired, m.expire = context.WithCancel(context.Background())
 	go m.run()
 	return m
+}
+
+// check tells whether the mail program can be run at all, before any
+// message needs it: found, a regular file, executable.
+func (m *mailer) check() error {
+	if m.argv == nil {
+		return nil
+	}
+	path, err := exec.LookPath(m.argv[0]) // executable, not a directory
+	if err != nil {
+		return fmt.Errorf("cannot run the mail program: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cannot run the mail program: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("cannot run the mail program: %s is not a regular file", quoteIfNeeded(path))
+	}
+	return nil
 }
 
 // send queues a message; it never waits.

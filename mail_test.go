@@ -402,3 +402,37 @@ func TestMailerStdoutStalledReaderAtClose(t *testing.T) {
 		}
 	}
 }
+
+func TestMailerCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := mailScript(t, dir, "cat >/dev/null\n")
+	plain := filepath.Join(dir, "plain")
+	must(t, os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644))
+	fifo := filepath.Join(dir, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o755))
+	for _, tc := range []struct {
+		argv []string
+		want string // in the error; "" for none
+	}{
+		{[]string{good, "-n"}, ""},
+		{[]string{"sh"}, ""}, // found in $PATH
+		{nil, ""},            // -stdout
+		{[]string{filepath.Join(dir, "missing")}, "no such file or directory"},
+		{[]string{"famids-no-such-mail-program"}, "not found in $PATH"},
+		{[]string{dir}, "is a directory"},
+		{[]string{plain}, "permission denied"},
+		{[]string{fifo}, fifo + " is not a regular file"},
+	} {
+		m := newMailer(tc.argv, "root", nil, nil)
+		err := m.check()
+		m.close(time.Now())
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("check of %q: %v, want nil", tc.argv, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("check of %q: %v, want an error saying %q", tc.argv, err, tc.want)
+		case err != nil && !strings.HasPrefix(err.Error(), "cannot run the mail program: "):
+			t.Errorf("check of %q: %v, want it to say what cannot run", tc.argv, err)
+		}
+	}
+}
