@@ -281,7 +281,7 @@ func newActionRecorder() *actionRecorder {
 
 func (r *actionRecorder) send(subject, body string) {
 	r.mu.Lock()
-	r.msgs = append(r.msgs, message{subject, body})
+	r.msgs = append(r.msgs, message{Subject: subject, Body: body})
 	r.mu.Unlock()
 	r.got <- struct{}{}
 }

@@ -29,7 +29,7 @@ func benchDaemon(b *testing.B, conf string) *daemon {
 		b.Fatalf("configuration: %v", problems)
 	}
 	m := newMailer(nil, "root", io.Discard, io.Discard)
-	b.Cleanup(m.close)
+	b.Cleanup(func() { m.close(time.Now().Add(time.Second)) })
 	*stateFile = ""
 	d, err := newDaemon(cfg, m)
 	if err != nil {

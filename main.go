@@ -118,7 +118,7 @@ func run() int {
 		}
 	}
 	m := newMailer(argv, *notify, os.Stdout, os.Stderr)
-	defer m.close()
+	defer func() { m.close(time.Now().Add(8 * time.Second)) }()
 	d, err := newDaemon(cfg, m)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "famids: ERROR: %s\n", quoteIfNeeded(err.Error()))
@@ -619,7 +619,7 @@ func (d *daemon) stop() {
 	}
 	d.sendDigests()
 	d.acts.stop()
-	d.mail.close()
+	d.mail.close(time.Now().Add(8 * time.Second))
 	d.save(true)
 }
 

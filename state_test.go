@@ -97,24 +97,29 @@ func TestStartMarksStateUnclean(t *testing.T) {
 	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
 		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
 	must(t, saveState(file, prev))
-	newDaemonAt := func() (*daemon, *bytes.Buffer) {
+	// said stops the daemon's mailer and returns what it printed.
+	newDaemonAt := func() (*daemon, func() string) {
 		var out bytes.Buffer
+		m := newMailer(nil, "root", &out, &out)
 		cfg, _ := parseConfig("famids.conf", "/etc/passwd\n")
-		d, err := newDaemon(cfg, newMailer(nil, "root", &out, &out))
+		d, err := newDaemon(cfg, m)
 		must(t, err)
 		t.Cleanup(func() {
 			d.w.Close()
 			d.poll.close()
 		})
 		d.state.file = file
-		return d, &out
+		return d, func() string {
+			m.close(time.Now().Add(waitFor))
+			return out.String()
+		}
 	}
-	d, out := newDaemonAt()
+	d, said := newDaemonAt()
 	if got := d.loadState(); got == nil || got.PID != 1 {
 		t.Fatalf("loadState = %+v, want the previous run's state", got)
 	}
-	if out.Len() != 0 {
-		t.Errorf("a clean previous stop made famids say:\n%s", out.String())
+	if out := said(); out != "" {
+		t.Errorf("a clean previous stop made famids say:\n%s", out)
 	}
 	mark, err := os.ReadFile(file + ".lock")
 	must(t, err)
@@ -123,10 +128,10 @@ func TestStartMarksStateUnclean(t *testing.T) {
 	}
 	d.state.unlock() // killed: the mark stays
 
-	d, out = newDaemonAt()
+	d, said = newDaemonAt()
 	d.loadState()
-	if want := fmt.Sprintf("Notice: the previous famids (pid %d) did not stop cleanly", os.Getpid()); !strings.Contains(out.String(), want) {
-		t.Errorf("after a kill during start-up, famids says:\n%s\nwant %q", out.String(), want)
+	if out, want := said(), fmt.Sprintf("Notice: the previous famids (pid %d) did not stop cleanly", os.Getpid()); !strings.Contains(out, want) {
+		t.Errorf("after a kill during start-up, famids says:\n%s\nwant %q", out, want)
 	}
 	d.save(true)
 	d.state.unlock()
