@@ -341,7 +341,7 @@ func (m *mailer) mailOnce(msg message) error {
 	cmd.Stdin = strings.NewReader(msg.Body)
 	out := &cappedBuffer{max: mailOutputCap}
 	cmd.Stdout, cmd.Stderr = out, out
-	err := runGroup(cmd)
+	err := runMail(cmd)
 	switch {
 	case cmd.ProcessState != nil && cmd.ProcessState.Success():
 		// Its exit status is what counts, not what it left behind.
@@ -351,27 +351,27 @@ func (m *mailer) mailOnce(msg message) error {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("killed: %w", errStopping)
 	case out.Len() > 0:
-		err = fmt.Errorf("%w: %s", err, quoteIfNeeded(strings.TrimSpace(out.String())))
+		err = fmt.Errorf("%w: %s", err, quoteIfNeeded(strings.TrimSpace(out.buf.String())))
 	}
 	return fmt.Errorf("%s: %w", m.argv[0], err)
 }
 
-// runGroup runs cmd as the leader of its own process group, killed whole
+// runMail runs cmd as the leader of its own process group, killed whole
 // when cmd's context is done. A process it leaves behind holding its pipes
 // holds the run for mailWaitDelay at most; then, and as soon as cmd has
 // exited and its pipes are closed, whatever is left in the group is killed,
 // so that nothing cmd started outlives the run. A process that detached
 // itself (setsid, as daemon(3) does, to deliver in the background) has
 // left the group by the time it closes the pipes, and is spared.
-func runGroup(cmd *exec.Cmd) error {
+func runMail(cmd *exec.Cmd) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = mailWaitDelay
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	err := cmd.Wait()
 	// While any of the group lives, its id cannot go to another process.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(cmd.Process.Pid)
 	return err
 }
