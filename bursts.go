@@ -340,6 +340,9 @@ func (d *daemon) report(b *burst, after attrs) {
 	if *useSyslog {
 		d.syslog("report: " + r.summary())
 	}
+	if _, ok := d.before[b.path]; !ok {
+		d.before[b.path] = r.Before // the record to go back to, should no report of it be delivered
+	}
 	d.remember(b.path, after)
 	var actions []string
 	if d.actionsOK {
@@ -353,7 +356,7 @@ func (d *daemon) report(b *burst, after attrs) {
 		d.flood.foldReport(r, actions)
 		return
 	}
-	d.mail.send(subjectReport, r.body())
+	d.mail.sendMessage(message{Subject: subjectReport, Body: r.body(), Paths: []string{b.path}})
 	for _, a := range actions {
 		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events})
 	}
@@ -362,15 +365,27 @@ func (d *daemon) report(b *burst, after attrs) {
 // sendDigests sends what the minute's flood folded: one digest of reports,
 // with each of their actions run once for all of them, and one of notices.
 func (d *daemon) sendDigests() {
-	reports, actions, notices := d.flood.digest(time.Now())
+	reports, paths, actions, notices := d.flood.digest(time.Now())
 	if reports != "" {
-		d.mail.send(subjectReport, reports)
+		d.mail.sendMessage(message{Subject: subjectReport, Body: reports, Paths: paths})
 	}
 	for _, t := range actions {
 		d.acts.run(t)
 	}
 	if notices != "" {
 		d.mail.send(subjectNotice, notices)
+	}
+}
+
+// unreport takes back the record a report of path made, when the report
+// could not be delivered: the next start then finds the change again.
+func (d *daemon) unreport(path string) {
+	if a, ok := d.before[path]; ok {
+		if a.Exists {
+			d.record[path] = a
+		} else {
+			delete(d.record, path)
+		}
 	}
 }
 

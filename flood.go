@@ -75,12 +75,15 @@ func (f *flood) foldNotice(body string) {
 	f.notices = append(f.notices, body)
 }
 
-// digest returns the digest of the reports folded, its actions, and the
-// digest of the notices folded, each "" or nil when there is none, and
-// starts a new minute.
-func (f *flood) digest(now time.Time) (reports string, actions []trigger, notices string) {
+// digest returns the digest of the reports folded, with their paths and
+// actions, and the digest of the notices folded, each "" or nil when there
+// is none, and starts a new minute.
+func (f *flood) digest(now time.Time) (reports string, paths []string, actions []trigger, notices string) {
 	if len(f.reports) > 0 {
 		reports = reportDigest(f.reports)
+		for _, r := range f.reports {
+			paths = append(paths, r.Path)
+		}
 		for _, a := range f.order {
 			actions = append(actions, *f.actions[a])
 		}
@@ -91,7 +94,7 @@ func (f *flood) digest(now time.Time) (reports string, actions []trigger, notice
 	f.reports, f.notices, f.order = nil, nil, nil
 	clear(f.actions)
 	f.start, f.sent = now, 0
-	return reports, actions, notices
+	return reports, paths, actions, notices
 }
 
 // reportDigest is the body of a digest of reports: the first three lines

@@ -36,7 +36,10 @@ func TestFloodFoldsPastTheLimit(t *testing.T) {
 	if f.allow(now.Add(2 * time.Minute)) {
 		t.Errorf("a message went out on its own before the digest")
 	}
-	reports, actions, notices := f.digest(now.Add(time.Minute))
+	reports, paths, actions, notices := f.digest(now.Add(time.Minute))
+	if len(paths) != 5 || paths[0] != "/d/f0" {
+		t.Errorf("paths of the digest: %q", paths)
+	}
 	if !strings.HasPrefix(reports, "Possible intrusion:\nPathname: /d/f0\nEvent: create\nFolded: 5 reports (more than -max-mails a minute)\n") {
 		t.Errorf("digest of reports:\n%s", reports)
 	}

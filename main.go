@@ -214,6 +214,7 @@ type daemon struct {
 	actionsOK bool
 
 	record  map[string]attrs  // by reported path; a missing key is "absent"
+	before  map[string]attrs  // the record of each path before its last report, until every report is delivered
 	pending map[string]*burst // by reported path
 	busy    map[string]bool   // paths a job is out recording
 	arming  map[string]*arming
@@ -269,6 +270,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		rec:       newRecorder(),
 		host:      host,
 		record:    make(map[string]attrs),
+		before:    make(map[string]attrs),
 		pending:   make(map[string]*burst),
 		busy:      make(map[string]bool),
 		arming:    make(map[string]*arming),
@@ -327,6 +329,12 @@ func (d *daemon) start(problems []problem) {
 	}
 	if len(invalid) > 0 {
 		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), quoteIfNeeded(d.cfg.File)), invalid...)
+	}
+	if err := d.mail.check(); err != nil {
+		// Said now, not at the first report: it is what reports go through.
+		msg := fmt.Sprintf("-mail %s: %s; reports are written to standard error until it can be run", quoteIfNeeded(*mailCommand), quoteIfNeeded(err.Error()))
+		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+		d.syslog("notice: " + msg)
 	}
 	d.checkConfigSecurity()
 	prev := d.loadState()
@@ -425,6 +433,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		d.finishJobs()
 
 		now = time.Now()
+		if len(d.before) > 0 && d.mail.idle() {
+			d.before = make(map[string]attrs) // every report is delivered
+		}
 		switch {
 		case !d.state.dirty || !d.ready:
 			saveAt = time.Time{}
@@ -590,7 +601,7 @@ func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
 // whatever is still being hashed, mailed or run.
 const (
 	jobsAtStop = 3 * time.Second
-	stopWithin = 9 * time.Second
+	stopWithin = 7 * time.Second
 )
 
 // stop reports every pending burst, stops the actions, each of which
@@ -619,7 +630,11 @@ func (d *daemon) stop() {
 	}
 	d.sendDigests()
 	d.acts.stop()
-	d.mail.close(time.Now().Add(8 * time.Second))
+	for _, m := range d.mail.close(begin.Add(stopWithin)) {
+		for _, p := range m.Paths {
+			d.unreport(p) // found again at the next start
+		}
+	}
 	d.save(true)
 }
 

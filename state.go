@@ -267,7 +267,7 @@ func (d *daemon) save(clean bool) {
 		Records: d.record,
 	}
 	if err := saveState(k.file, s); err != nil {
-		d.warnOnce(fmt.Sprintf("cannot save the state: %v", err))
+		d.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
 		return
 	}
 	k.dirty = false
