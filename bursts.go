@@ -9,6 +9,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -89,6 +90,10 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 		if named && h.mask&nsMask != 0 {
 			d.arm(e)
 			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.Path}}
+		}
+		if named && h.mask&unix.IN_ATTRIB != 0 {
+			// The name's own inode: a symbolic link's owner, say.
+			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
 		}
 		if h.mask&goneMask != 0 {
 			d.arm(e)
@@ -188,26 +193,35 @@ func (d *daemon) observe(o observation) {
 			b.deadline = limit
 		}
 	}
-	if o.event == "create" && o.path == o.entry {
-		d.listCreated(o.path)
-	}
 }
 
-// listCreated observes the important entries of a watched directory that
-// has just appeared: they may have been made before its watch was set.
-func (d *daemon) listCreated(path string) {
-	e := d.cfg.lookup(path)
-	if e == nil {
-		return
-	}
+// compareEntries has every important entry of the directory entry e
+// compared with its record, once its path names another directory (made,
+// replaced by a rename, or gone): entries with the same names as before
+// may be other files, and no event on them tells. Names without a record
+// are reported as created, those with one when they differ.
+func (d *daemon) compareEntries(e *entry) {
 	var names []string
-	d.hand(&job{path: path,
-		work: func(context.Context, *job) { names, _ = readDirNames(path) },
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
 		done: func() {
+			if d.cfg.lookup(e.Path) != e {
+				return
+			}
+			seen := make(map[string]bool, len(names))
 			for _, n := range names {
-				p := filepath.Join(path, n)
-				if _, known := d.record[p]; !known && e.matches(n) && d.pending[p] == nil && d.cfg.lookup(path) == e {
-					d.observe(observation{path: p, event: "create", entry: path})
+				if !e.matches(n) {
+					continue
+				}
+				p := filepath.Join(e.Path, n)
+				seen[p] = true
+				_, known := d.record[p]
+				d.observe(observation{path: p, event: "create", entry: e.Path, weak: known})
+			}
+			prefix := e.Path + "/"
+			for p := range d.record {
+				if !seen[p] && strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
+					d.observe(observation{path: p, event: "delete", entry: e.Path, weak: true})
 				}
 			}
 		}})
@@ -297,11 +311,12 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		return
 	}
 	if !b.told {
-		if len(eventDiffers(d.record[b.path], after)) == 0 {
+		before := d.record[b.path]
+		if len(eventDiffers(before, after)) == 0 {
 			d.remember(b.path, after)
 			return
 		}
-		b.events = []string{"change"}
+		b.events = []string{changeEvent(before, after)}
 	}
 	d.report(b, after)
 }

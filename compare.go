@@ -31,18 +31,20 @@ func differs(before, after attrs) []string {
 	add("ctime", !before.Ctime.Equal(after.Ctime) && !dir)
 	add("inode", before.Inode != after.Inode || before.Dev != after.Dev)
 	add("links", before.Links != after.Links && !dir)
+	add("rdev", before.Rdev != after.Rdev)
 	add("sha256", before.SHA256 != after.SHA256 || before.SHA256 == digestUnreadable || after.SHA256 == digestUnreadable)
 	bx, ax := before.extended(), after.extended()
-	add("link", bx.Link != ax.Link)
+	add("link", bx.Link != ax.Link || bx.LinkOwner != ax.LinkOwner && !before.Partial && !after.Partial)
+	add("realpath", bx.Real != ax.Real && !before.Partial && !after.Partial)
 	if before.Partial || after.Partial {
-		return d // an older record: it has none of the rest
+		return d // flags and extended attributes not known on one side
 	}
 	add("flags", before.Flags != after.Flags)
 	add("caps", bx.Caps != ax.Caps)
 	add("acl", bx.ACL != ax.ACL)
 	add("default_acl", bx.DefaultACL != ax.DefaultACL)
 	add("selinux", bx.SELinux != ax.SELinux)
-	add("xattrs", bx.Xattrs != ax.Xattrs)
+	add("xattrs", bx.Xattrs != ax.Xattrs || bx.XattrsSum != ax.XattrsSum || bx.LinkXattrs != ax.LinkXattrs)
 	return d
 }
 
@@ -68,7 +70,7 @@ func eventDiffers(before, after attrs) []string {
 func (a attrs) same(b attrs) bool {
 	return a.Exists == b.Exists && a.Partial == b.Partial && a.Mtime.Equal(b.Mtime) && a.Ctime.Equal(b.Ctime) &&
 		a.Type == b.Type && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
-		a.Size == b.Size && a.Inode == b.Inode && a.Links == b.Links && a.Dev == b.Dev &&
+		a.Size == b.Size && a.Inode == b.Inode && a.Links == b.Links && a.Dev == b.Dev && a.Rdev == b.Rdev &&
 		a.SHA256 == b.SHA256 && a.Flags == b.Flags && a.extended() == b.extended()
 }
 

@@ -36,11 +36,14 @@ type attrs struct {
 	Dev    uint64 // not shown: an inode number names a file only with it
 	SHA256 string // hex, for regular files only; digestUnreadable when it could not be read
 	Flags  uint32 // inode flags, FS_IOC_GETFLAGS (linux/fs.h)
+	Rdev   uint64 // the device a character or block device file stands for
 
 	Ext *extended // nil when the path has none of them, as most have none
 
-	// Partial marks a record from an older state file, which did not
-	// record Flags and Ext: they are not compared.
+	// Partial marks a record whose flags and extended attributes are not
+	// known: one from an older state file, which did not record them, or
+	// of a file that could not be opened. They are not compared, and the
+	// file is read again at the next comparison.
 	Partial bool
 	// busy says the content could not be read because another process
 	// holds a lease on the file, which the kernel breaks within
@@ -55,11 +58,15 @@ type attrs struct {
 // system gave it, byte for byte.
 type extended struct {
 	Link       string // where a symbolic link at the path points, readlink(2)
+	LinkOwner  string // the symbolic link's own owner and group, UID:GID
+	LinkXattrs string // the symbolic link's own extended attributes, as Xattrs
+	Real       string // the file the path resolves to, when not the path itself
 	Caps       string // security.capability, as getcap(8) prints it
 	ACL        string // system.posix_acl_access: its entries beyond the mode, acl(5) short text form
 	DefaultACL string // system.posix_acl_default, acl(5) short text form
 	SELinux    string // security.selinux, the SELinux context
-	Xattrs     string // every other extended attribute: NAME:HASH,... (xattrSummary)
+	Xattrs     string // every other extended attribute: NAME:HASH,... (xattrEntry), HASH shortened
+	XattrsSum  string // the SHA-256 of every name and whole value of Xattrs: a change shows, whatever HASH shows
 }
 
 // digestUnreadable stands for content that could not be read.
@@ -96,17 +103,16 @@ func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *at
 	if err := unix.Lstat(path, &lst); err != nil {
 		return attrs{}
 	}
-	st, link, isLink := lst, "", lst.Mode&unix.S_IFMT == unix.S_IFLNK
-	if isLink {
-		link = readlink(path)
-		if unix.Stat(path, &st) != nil {
-			st = lst // dangling: the link itself
-		}
+	st, isLink := lst, lst.Mode&unix.S_IFMT == unix.S_IFLNK
+	if isLink && unix.Stat(path, &st) != nil {
+		st = lst // dangling: the link itself
 	}
 	a := fromStat(&st)
 	if prev != nil && unchanged(prev, &a) {
 		a.SHA256, a.Flags, a.Ext = prev.SHA256, prev.Flags, prev.Ext
-		a.setLink(link)
+		if isLink || a.Ext != nil && a.Ext.Link != "" {
+			rc.readLink(path, &lst, isLink, &a) // the link's own inode may have changed
+		}
 		return a
 	}
 	switch a.Type {
@@ -116,11 +122,28 @@ func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *at
 		// A dangling link: what it points to is all there is.
 	default:
 		// A FIFO or a device is never opened: that could block or act.
-		rc.readXattrs(func(buf []byte) (int, error) { return listxattr(path, buf, isLink) },
-			func(name string, buf []byte) (int, error) { return getxattr(path, name, buf, isLink) }, &a)
+		x := rc.readXattrs(func(buf []byte) (int, error) { return listxattr(path, buf, isLink) },
+			func(name string, buf []byte) (int, error) { return getxattr(path, name, buf, isLink) })
+		a.setExt(x)
 	}
-	a.setLink(link)
+	rc.readLink(path, &lst, isLink, &a)
 	return a
+}
+
+// readLink records, of a path that is a symbolic link, where it points,
+// its own owner and its own extended attributes (in a sticky directory,
+// its owner decides who may follow it); of any other path, none of them.
+func (rc *recorder) readLink(path string, lst *unix.Stat_t, isLink bool, a *attrs) {
+	x := a.extended()
+	x.Link, x.LinkOwner, x.LinkXattrs = "", "", ""
+	if isLink {
+		x.Link = readlink(path)
+		x.LinkOwner = strconv.FormatUint(uint64(lst.Uid), 10) + ":" + strconv.FormatUint(uint64(lst.Gid), 10)
+		lx := rc.readXattrs(func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+			func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
+		x.LinkXattrs = joinXattrs(lx)
+	}
+	a.setExt(x)
 }
 
 // unchanged reports whether a, just stat'ed, is the file prev recorded,
@@ -135,7 +158,12 @@ func unchanged(prev, a *attrs) bool {
 
 // fromStat returns the attributes stat(2) gives.
 func fromStat(st *unix.Stat_t) attrs {
+	var rdev uint64
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		rdev = st.Rdev
+	}
 	return attrs{
+		Rdev:   rdev,
 		Exists: true,
 		Type:   fileType(st.Mode),
 		Mode:   st.Mode & 0o7777,
@@ -191,6 +219,7 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 			a.SHA256 = digestUnreadable
 			a.busy = errors.Is(err, unix.EWOULDBLOCK) // a lease, being broken
 		}
+		a.Partial = true // its flags and extended attributes are not known
 		return
 	}
 	defer unix.Close(fd)
@@ -210,8 +239,14 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 	if f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err == nil {
 		a.Flags = f
 	}
-	rc.readXattrs(func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
-		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) }, a)
+	x := rc.readXattrs(func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+	// What the path resolves to, through whatever symbolic links: a
+	// directory on the way swapped for a link to a copy of it shows.
+	if real := readlink("/proc/self/fd/" + strconv.Itoa(fd)); real != "" && real != path {
+		x.Real = real
+	}
+	a.setExt(x)
 	if a.Type == "file" {
 		a.SHA256 = hashFD(ctx, j, fd, a.Size)
 		a.cut = ctx.Err() != nil
@@ -233,30 +268,14 @@ func readlink(path string) string {
 	}
 }
 
-// setLink records where a symbolic link at the path points.
-func (a *attrs) setLink(link string) {
-	if link == "" && (a.Ext == nil || a.Ext.Link == "") {
+// setExt sets a's extended attributes to x: a's own copy, or none when x
+// holds none, so that a record shared with prev is never changed.
+func (a *attrs) setExt(x extended) {
+	if x == (extended{}) {
+		a.Ext = nil
 		return
 	}
-	a.ext().Link = link
-	a.dropEmptyExt()
-}
-
-// ext returns a's extended attributes, allocating them: a's own copy, so
-// that a record shared with prev is never changed.
-func (a *attrs) ext() *extended {
-	x := new(extended)
-	if a.Ext != nil {
-		*x = *a.Ext
-	}
-	a.Ext = x
-	return x
-}
-
-func (a *attrs) dropEmptyExt() {
-	if a.Ext != nil && *a.Ext == (extended{}) {
-		a.Ext = nil
-	}
+	a.Ext = &x
 }
 
 // hashBuffers are the read buffers of hashFD and of the extended
@@ -306,52 +325,94 @@ const (
 	xattrSELinux    = "security.selinux"
 )
 
-// readXattrs records every extended attribute that list names and get
+// An xattrList is what readXattrs found of the extended attributes that
+// have no field of their own: each entry, and the digest of each whole
+// value.
+type xattrList struct {
+	entries []string // NAME:HASH, HASH shortened
+	sum     []byte   // sha256 of NAME, NUL, whole value digest, NUL, ...
+}
+
+// readXattrs returns the extended attributes that list names and get
 // reads, each in its field; what cannot be read or decoded is still
 // recorded, as the digest of its raw value, so that a change shows.
-func (rc *recorder) readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error), a *attrs) {
-	buf := hashBuffers.Get().(*[64 << 10]byte)
-	defer hashBuffers.Put(buf)
-	n, err := list(buf[:])
+func (rc *recorder) readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) extended {
+	var x extended
+	var small [256]byte
+	n, err := list(small[:])
+	buf := small[:]
+	if errors.Is(err, unix.ERANGE) {
+		big := hashBuffers.Get().(*[64 << 10]byte)
+		defer hashBuffers.Put(big)
+		buf = big[:]
+		n, err = list(buf)
+	}
 	if err != nil || n == 0 {
-		return // no extended attributes, or a file system without them
+		return x // no extended attributes, or a file system without them
 	}
 	names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
 	slices.Sort(names)
-	var x extended
+	value := hashBuffers.Get().(*[64 << 10]byte)
+	defer hashBuffers.Put(value)
+	sum := sha256.New()
 	var others []string
 	for _, name := range names {
-		n, err := get(name, buf[:])
+		n, err := get(name, value[:])
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue // removed meanwhile
 			}
-			others = append(others, xattrEntry(name, nil, err))
+			others = append(others, xattrEntry(name, "unreadable"))
+			sum.Write([]byte(name + "\x00unreadable\x00"))
 			continue
 		}
-		value := buf[:n]
+		v := value[:n]
 		var text string
 		switch name {
 		case xattrCaps:
-			text, err = capsText(value)
-			x.Caps = orRaw(text, value, err)
+			text, err = capsText(v)
+			x.Caps = orRaw(text, v, err)
 		case xattrACL:
-			text, err = aclText(value, false, rc.names)
-			x.ACL = orRaw(text, value, err)
+			text, err = aclText(v, false, rc.names)
+			x.ACL = orRaw(text, v, err)
 		case xattrDefaultACL:
-			text, err = aclText(value, true, rc.names)
-			x.DefaultACL = orRaw(text, value, err)
+			text, err = aclText(v, true, rc.names)
+			x.DefaultACL = orRaw(text, v, err)
 		case xattrSELinux:
-			x.SELinux = strings.TrimRight(string(value), "\x00")
+			x.SELinux = strings.TrimRight(string(v), "\x00")
 		default:
-			others = append(others, xattrEntry(name, value, nil))
+			whole := sha256.Sum256(v)
+			others = append(others, xattrEntry(name, hex.EncodeToString(whole[:4])))
+			sum.Write([]byte(name + "\x00"))
+			sum.Write(whole[:])
+			sum.Write([]byte{0})
 		}
 	}
-	x.Xattrs = strings.Join(others, ",")
-	if x != (extended{}) {
-		*a.ext() = x
-		a.dropEmptyExt()
+	if len(others) > 0 {
+		x.Xattrs = strings.Join(others, ",")
+		x.XattrsSum = hex.EncodeToString(sum.Sum(nil))
 	}
+	return x
+}
+
+// joinXattrs returns the extended attributes x found, in one text for a
+// symbolic link's own: those with fields of their own first.
+func joinXattrs(x extended) string {
+	var parts []string
+	for _, f := range []struct{ name, value string }{
+		{xattrCaps, x.Caps}, {xattrACL, x.ACL}, {xattrDefaultACL, x.DefaultACL}, {xattrSELinux, x.SELinux},
+	} {
+		if f.value != "" {
+			parts = append(parts, xattrEntry(f.name, shortDigest([]byte(f.value))))
+		}
+	}
+	if x.Xattrs != "" {
+		parts = append(parts, x.Xattrs)
+	}
+	if x.XattrsSum != "" {
+		parts = append(parts, "sum:"+x.XattrsSum)
+	}
+	return strings.Join(parts, ",")
 }
 
 // orRaw returns text, or, when the value could not be decoded, a text
@@ -365,15 +426,12 @@ func orRaw(text string, raw []byte, err error) string {
 
 // xattrEntry describes one extended attribute of the xattrs field: its
 // name (quoted when it holds anything but letters, digits and ._-@+) and
-// the first 8 hex digits of its value's SHA-256.
-func xattrEntry(name string, value []byte, err error) string {
+// what stands for its value: the first 8 hex digits of its SHA-256.
+func xattrEntry(name, digest string) string {
 	if !plainXattrName(name) {
 		name = strconv.Quote(name)
 	}
-	if err != nil {
-		return name + ":unreadable"
-	}
-	return name + ":" + shortDigest(value)
+	return name + ":" + digest
 }
 
 func plainXattrName(name string) bool {

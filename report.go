@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Mail subjects, as the Perl script sent them, and one for famids's own news.
@@ -39,6 +41,9 @@ func (a attrs) appendTo(b []byte) []byte {
 	b = appendTime(b, " ctime=", a.Ctime)
 	b = appendField(b, " inode=", a.Inode)
 	b = appendField(b, " links=", a.Links)
+	if a.Type == "chardev" || a.Type == "blockdev" {
+		b = appendField(append(appendField(b, " rdev=", uint64(unix.Major(a.Rdev))), ':'), "", uint64(unix.Minor(a.Rdev)))
+	}
 	if a.SHA256 != "" {
 		b = append(b, " sha256="...)
 		b = append(b, a.SHA256...)
@@ -48,6 +53,9 @@ func (a attrs) appendTo(b []byte) []byte {
 	}
 	if x := a.Ext; x != nil {
 		b = appendText(b, " link=", x.Link)
+		b = appendText(b, " link_owner=", x.LinkOwner)
+		b = appendText(b, " link_xattrs=", x.LinkXattrs)
+		b = appendText(b, " realpath=", x.Real)
 		b = appendText(b, " caps=", x.Caps)
 		b = appendText(b, " acl=", x.ACL)
 		b = appendText(b, " default_acl=", x.DefaultACL)

@@ -170,6 +170,12 @@ func TestDiffers(t *testing.T) {
 			with(file, func(a *attrs) { a.SHA256 = digestUnreadable }), []string{"sha256"}},
 		{"an older record: no flags or extended attributes to compare", with(file, func(a *attrs) { a.Partial, a.Flags = true, 0 }),
 			with(file, func(a *attrs) { a.Ext = &extended{Caps: "cap_setuid=ep"} }), nil},
+		{"an extended attribute's value changed, its short digest alike", with(file, func(a *attrs) { a.Ext = &extended{Xattrs: "trusted.x:770e6076", XattrsSum: "aa"} }),
+			with(file, func(a *attrs) { a.Ext = &extended{Xattrs: "trusted.x:770e6076", XattrsSum: "bb"} }), []string{"xattrs"}},
+		{"a file that could not be opened: its flags are not known", file, with(file, func(a *attrs) { a.Partial, a.Flags, a.SHA256 = true, 0, digestUnreadable }),
+			[]string{"sha256"}},
+		{"another device number", with(file, func(a *attrs) { a.Type, a.Rdev, a.SHA256 = "chardev", 0x103, "" }),
+			with(file, func(a *attrs) { a.Type, a.Rdev, a.SHA256 = "chardev", 0x101, "" }), []string{"rdev"}},
 		{"directory: ctime of its entries", dir, with(dir, func(a *attrs) { a.Ctime = a.Ctime.Add(time.Second) }), nil},
 		{"directory: acl", dir, with(dir, func(a *attrs) { a.Ext = &extended{DefaultACL: "user::rwx"} }), []string{"default_acl"}},
 	}

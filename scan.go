@@ -131,6 +131,7 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 		}
 		if became != "" && a.tell {
 			d.observe(observation{path: e.Path, event: became, entry: e.Path})
+			d.compareEntries(e) // another directory, or none: its entries too
 		}
 	}
 	if a.again {

@@ -512,3 +512,109 @@ func TestForgedErrorInStateFile(t *testing.T) {
 	noForgedLine(t, r, "Notice: forged")
 	_ = f
 }
+
+// A watched directory replaced as a whole (renamed over, swapped with
+// RENAME_EXCHANGE, or a configured link to it re-pointed): entries with
+// the same names as before are other files, and are reported.
+func TestWatchedDirectoryReplacedWhole(t *testing.T) {
+	for _, how := range []string{"rename", "exchange", "link"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			w := filepath.Join(dir, "anc", "W")
+			must(t, os.MkdirAll(w, 0o755))
+			writeFile(t, filepath.Join(w, "a"), "orig")
+			pre := filepath.Join(dir, "pre", "W")
+			must(t, os.MkdirAll(pre, 0o755))
+			writeFile(t, filepath.Join(pre, "a"), "evil")
+			must(t, syscall.Chmod(filepath.Join(pre, "a"), 0o4755))
+			watched := w
+			if how == "link" {
+				watched = filepath.Join(dir, "Wl")
+				must(t, os.Symlink(w, watched))
+			}
+			r := startFamids(t, watched+"\n")
+			switch how {
+			case "rename":
+				must(t, os.Rename(w, filepath.Join(dir, "anc", "W.old")))
+				must(t, os.Rename(pre, w))
+			case "exchange":
+				must(t, unix.Renameat2(unix.AT_FDCWD, pre, unix.AT_FDCWD, w, unix.RENAME_EXCHANGE))
+			case "link":
+				tmp := watched + ".new"
+				must(t, os.Symlink(pre, tmp))
+				must(t, os.Rename(tmp, watched))
+			}
+			entry := filepath.Join(watched, "a")
+			m := r.waitReport(entry, "change")
+			wantDiffers(t, m, "mode", "sha256")
+			if field(m.Body, "Found") != "" {
+				t.Errorf("reported as found by a comparison, not from the event:\n%s", m.Body)
+			}
+			neverNothing(t, r)
+		})
+	}
+}
+
+// A device file with another device number under the same name (and the
+// same inode number reused) is told apart: rdev.
+func TestDeviceNumberChange(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "dev")
+	must(t, os.Mkdir(dev, 0o755))
+	null := filepath.Join(dev, "null")
+	must(t, unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	r := startFamids(t, dev+"\n")
+	must(t, os.Remove(null))
+	must(t, unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 1))))
+	m := r.waitReport(null, "delete, create", "create", "delete, create, change")
+	wantDiffers(t, m, "rdev")
+	if !strings.Contains(field(m.Body, "After"), " rdev=1:1") {
+		t.Errorf("After does not show the device number:\n%s", m.Body)
+	}
+}
+
+// A symbolic link's own owner: in a sticky directory it decides who may
+// follow it. A change of it is reported, for a configured link and for an
+// entry of a watched directory.
+func TestSymbolicLinkOwner(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "t")
+	writeFile(t, target, "x")
+	cl := filepath.Join(dir, "cl")
+	must(t, os.Symlink(target, cl))
+	w := filepath.Join(dir, "W")
+	must(t, os.Mkdir(w, 0o755))
+	sl := filepath.Join(w, "sl")
+	must(t, os.Symlink(target, sl))
+	r := startFamids(t, cl+"\n"+w+"\n")
+	for _, p := range []string{cl, sl} {
+		must(t, os.Lchown(p, 65534, 65534))
+		m := r.waitReport(p, "change")
+		wantDiffers(t, m, "link")
+		if !strings.Contains(field(m.Body, "After"), " link_owner=65534:65534") {
+			t.Errorf("After does not show the link's owner:\n%s", m.Body)
+		}
+	}
+	must(t, unix.Lsetxattr(sl, "trusted.x", []byte("1"), 0))
+	m := r.waitNthReport(sl, 2)
+	wantDiffers(t, m, "xattrs")
+	neverNothing(t, r)
+}
+
+// A directory on the way to a watched file swapped for a symbolic link
+// to it: the path now resolves through a link the intruder controls.
+func TestDirectoryOnTheWaySwappedForALink(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "m", "sub")
+	must(t, os.MkdirAll(sub, 0o755))
+	f := filepath.Join(sub, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, f+"\n")
+	must(t, os.Rename(sub, sub+".real"))
+	must(t, os.Symlink("sub.real", sub))
+	m := r.waitReport(f, "delete, create", "create")
+	wantDiffers(t, m, "realpath")
+	if !strings.Contains(field(m.Body, "After"), " realpath="+sub+".real/f") {
+		t.Errorf("After does not say where the path leads:\n%s", m.Body)
+	}
+}

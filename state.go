@@ -408,12 +408,18 @@ type recordJSON struct {
 	Dev        uint64    `json:"dev,omitempty"`
 	SHA256     string    `json:"sha256,omitempty"`
 	Flags      uint32    `json:"flags,omitempty"`
+	Rdev       uint64    `json:"rdev,omitempty"`
+	Partial    bool      `json:"partial,omitempty"`
 	Link       exact     `json:"link,omitempty"`
+	LinkOwner  exact     `json:"link_owner,omitempty"`
+	LinkXattrs exact     `json:"link_xattrs,omitempty"`
+	Real       exact     `json:"real,omitempty"`
 	Caps       exact     `json:"caps,omitempty"`
 	ACL        exact     `json:"acl,omitempty"`
 	DefaultACL exact     `json:"default_acl,omitempty"`
 	SELinux    exact     `json:"selinux,omitempty"`
 	Xattrs     exact     `json:"xattrs,omitempty"`
+	XattrsSum  exact     `json:"xattrs_sum,omitempty"`
 }
 
 func (a attrs) MarshalJSON() ([]byte, error) {
@@ -421,8 +427,10 @@ func (a attrs) MarshalJSON() ([]byte, error) {
 	return json.Marshal(recordJSON{
 		Exists: a.Exists, Type: a.Type, Mode: a.Mode, UID: a.UID, GID: a.GID, Size: a.Size,
 		Mtime: a.Mtime, Ctime: a.Ctime, Inode: a.Inode, Links: a.Links, Dev: a.Dev, SHA256: a.SHA256, Flags: a.Flags,
-		Link: exact(x.Link), Caps: exact(x.Caps), ACL: exact(x.ACL), DefaultACL: exact(x.DefaultACL),
-		SELinux: exact(x.SELinux), Xattrs: exact(x.Xattrs),
+		Rdev: a.Rdev, Partial: a.Partial,
+		Link: exact(x.Link), LinkOwner: exact(x.LinkOwner), LinkXattrs: exact(x.LinkXattrs), Real: exact(x.Real),
+		Caps: exact(x.Caps), ACL: exact(x.ACL), DefaultACL: exact(x.DefaultACL),
+		SELinux: exact(x.SELinux), Xattrs: exact(x.Xattrs), XattrsSum: exact(x.XattrsSum),
 	})
 }
 
@@ -434,9 +442,11 @@ func (a *attrs) UnmarshalJSON(b []byte) error {
 	*a = attrs{
 		Exists: r.Exists, Type: r.Type, Mode: r.Mode, UID: r.UID, GID: r.GID, Size: r.Size,
 		Mtime: r.Mtime.UTC(), Ctime: r.Ctime.UTC(), Inode: r.Inode, Links: r.Links, Dev: r.Dev, SHA256: r.SHA256, Flags: r.Flags,
+		Rdev: r.Rdev, Partial: r.Partial,
 	}
-	x := extended{Link: string(r.Link), Caps: string(r.Caps), ACL: string(r.ACL), DefaultACL: string(r.DefaultACL),
-		SELinux: string(r.SELinux), Xattrs: string(r.Xattrs)}
+	x := extended{Link: string(r.Link), LinkOwner: string(r.LinkOwner), LinkXattrs: string(r.LinkXattrs), Real: string(r.Real),
+		Caps: string(r.Caps), ACL: string(r.ACL), DefaultACL: string(r.DefaultACL),
+		SELinux: string(r.SELinux), Xattrs: string(r.Xattrs), XattrsSum: string(r.XattrsSum)}
 	if x != (extended{}) {
 		a.Ext = &x
 	}

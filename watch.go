@@ -42,6 +42,7 @@ const (
 // tells of writes that send no IN_MODIFY: through a shared memory mapping.
 const (
 	lookupMask  = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_MASK_ADD
+	leafMask    = lookupMask | unix.IN_ATTRIB // a symbolic link's own owner: it has no watch of its own
 	contentMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE
 	entriesMask = lookupMask | contentMask
 	selfMask    = contentMask | unix.IN_MASK_ADD
@@ -284,7 +285,12 @@ const maxSymlinks = 40 // as the kernel's MAXSYMLINKS
 // times. A change meanwhile is told by the watches already set.
 type walkCache struct {
 	lstat map[string]lstatResult
-	wd    map[string]wdResult // by directory, for lookupMask
+	wd    map[wdKey]wdResult // for the masks of lookups
+}
+
+type wdKey struct {
+	dir  string
+	mask uint32
 }
 
 type lstatResult struct {
@@ -302,7 +308,7 @@ type wdResult struct {
 }
 
 func newWalkCache() *walkCache {
-	return &walkCache{lstat: make(map[string]lstatResult), wd: make(map[string]wdResult)}
+	return &walkCache{lstat: make(map[string]lstatResult), wd: make(map[wdKey]wdResult)}
 }
 
 // lstatOf returns path's mode and, for a symbolic link, its target; c may
@@ -326,16 +332,16 @@ func (c *walkCache) lstatOf(path string) lstatResult {
 
 // wdOf returns the watch descriptor added for dir with mask in this batch.
 func (c *walkCache) wdOf(dir string, mask uint32) (wdResult, bool) {
-	if c == nil || mask != lookupMask {
+	if c == nil || mask != lookupMask && mask != leafMask {
 		return wdResult{}, false
 	}
-	r, ok := c.wd[dir]
+	r, ok := c.wd[wdKey{dir, mask}]
 	return r, ok
 }
 
 func (c *walkCache) setWd(dir string, mask uint32, r wdResult) {
-	if c != nil && mask == lookupMask {
-		c.wd[dir] = r
+	if c != nil && (mask == lookupMask || mask == leafMask) {
+		c.wd[wdKey{dir, mask}] = r
 	}
 }
 
@@ -542,11 +548,11 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		wants = append(wants, want{wd, dir, s})
 	}
 	for _, l := range lookups {
-		r := roleLookup
+		r, mask := roleLookup, uint32(lookupMask)
 		if l.leaf {
-			r = roleLeaf
+			r, mask = roleLeaf, leafMask
 		}
-		add(l.dir, lookupMask, sub{path: path, role: r, name: l.name})
+		add(l.dir, mask, sub{path: path, role: r, name: l.name})
 	}
 	var kept *wsub
 	if exists {
