@@ -52,7 +52,7 @@ func (d *daemon) handle(evs []event) {
 		}
 		hits = d.w.route(ev, hits[:0])
 		for _, h := range hits {
-			if e := d.cfg.lookup(h.path); e != nil {
+			if e := d.entryFor(h.path); e != nil {
 				obs = append(obs, d.interpret(e, h)...)
 			}
 		}
@@ -89,11 +89,11 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 	case roleLeaf:
 		if named && h.mask&nsMask != 0 {
 			d.arm(e)
-			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.Path}}
+			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.reporter()}}
 		}
 		if named && h.mask&unix.IN_ATTRIB != 0 {
 			// The name's own inode: a symbolic link's owner, say.
-			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
+			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
 		}
 		if h.mask&goneMask != 0 {
 			d.arm(e)
@@ -105,12 +105,12 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 	case roleSelf:
 		switch {
 		case h.mask&unix.IN_MODIFY != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+			return []observation{{path: e.Path, event: "change", entry: e.reporter()}}
 		case h.mask&(unix.IN_ATTRIB|unix.IN_CLOSE_WRITE) != 0:
 			// Unlinking or renaming over a file changes its link count
 			// before the directory says the name went: the path is
 			// compared, not reported on the word of this event.
-			return []observation{{path: e.Path, event: "change", entry: e.Path, weak: true}}
+			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
 		case h.mask&goneMask != 0:
 			d.arm(e)
 		}
@@ -125,13 +125,14 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 			if !e.matches(h.name) {
 				return nil
 			}
+			p := filepath.Join(e.Path, h.name)
 			if h.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
 				d.w.unalias(e.Path, h.name) // the file may live on under another name
+				d.unfollow(p)
 			}
-			p := filepath.Join(e.Path, h.name)
 			return []observation{{path: p, event: famEvent(h.mask), entry: e.Path, weak: h.mask&contentMask == unix.IN_CLOSE_WRITE}}
 		case h.mask&unix.IN_ATTRIB != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.Path}}
+			return []observation{{path: e.Path, event: "change", entry: e.reporter()}}
 		case h.mask&unix.IN_CLOSE_WRITE != 0:
 			return nil // a directory is never written
 		case h.mask&goneMask != 0:
@@ -265,30 +266,68 @@ func (d *daemon) flush(now time.Time) {
 // change after the record sends an event.
 func (d *daemon) recordBurst(b *burst) {
 	d.busy[b.path] = true
-	dir := d.aliasDir(b.path)
-	var after attrs
-	var aliasErr error
+	var l look
+	l.dir = d.aliasDir(b.path)
 	d.hand(&job{path: b.path,
-		work: func(ctx context.Context, j *job) {
-			if dir != "" {
-				aliasErr = d.w.alias(dir, filepath.Base(b.path))
-			}
-			after = d.rec.recordJob(ctx, j, b.path, nil)
-		},
+		work: func(ctx context.Context, j *job) { l.take(ctx, j, d, b.path) },
 		done: func() {
-			d.recordedBy(b.path, dir, aliasErr)
-			d.recorded(b, after)
+			d.recordedBy(b.path, &l)
+			d.recorded(b, l.after)
 		}})
 }
 
+// A look is a job's record of one path: for an entry of a watched
+// directory, how it is watched through its inode first, so that any
+// change after the record sends an event.
+type look struct {
+	prev  *attrs // the record to trust while stat says it holds
+	dir   string // the watched directory it is an entry of, or ""
+	link  bool   // the entry is a symbolic link, watched as a path of its own
+	errs  []error
+	after attrs
+}
+
+// take watches path as l says, then records it; it runs in a job.
+func (l *look) take(ctx context.Context, j *job, d *daemon, path string) {
+	if l.dir != "" {
+		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path))
+	}
+	l.after = d.rec.recordJob(ctx, j, path, l.prev)
+}
+
 // recordedBy ends a job on path: another may be handed out for it.
-func (d *daemon) recordedBy(path, dir string, aliasErr error) {
+func (d *daemon) recordedBy(path string, l *look) {
 	delete(d.busy, path)
-	if aliasErr != nil {
-		d.watchFailed(dir, aliasErr)
+	if l.dir != "" {
+		d.watchFailed(l.dir, l.errs...)
+		if l.link {
+			if d.derived[path] == nil {
+				d.derived[path] = &entry{Path: path, owner: l.dir}
+			}
+		} else {
+			delete(d.derived, path)
+		}
 	}
 	if b := d.pending[path]; b != nil && b.deadline.IsZero() {
 		b.deadline = time.Now() // it waited for this job
+	}
+}
+
+// entryFor returns the entry that watches path as its own: one of the
+// configuration, or a symbolic link in a watched directory.
+func (d *daemon) entryFor(path string) *entry {
+	if e := d.cfg.lookup(path); e != nil {
+		return e
+	}
+	return d.derived[path]
+}
+
+// unfollow stops watching a symbolic link in a watched directory as a
+// path of its own: its name went.
+func (d *daemon) unfollow(path string) {
+	if d.derived[path] != nil {
+		delete(d.derived, path)
+		d.w.disarm(path)
 	}
 }
 

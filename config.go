@@ -18,7 +18,21 @@ type entry struct {
 	Names  []string // important entry names (globs) when Path is a directory
 	Line   int      // line that last set Action
 
+	// owner, for a symbolic link in a watched directory watched as a
+	// path of its own, is that directory's entry, whose action runs for
+	// it; "" for an entry of the configuration.
+	owner string
+
 	set *nameSet // Names, sorted for matching
+}
+
+// reporter returns the path of the configuration entry that reports on
+// e's path: its own, or its owner's.
+func (e *entry) reporter() string {
+	if e.owner != "" {
+		return e.owner
+	}
+	return e.Path
 }
 
 // matches reports whether name, an entry of the directory e.Path, is of

@@ -217,6 +217,7 @@ type daemon struct {
 	before  map[string]attrs  // the record of each path before its last report, until every report is delivered
 	pending map[string]*burst // by reported path
 	busy    map[string]bool   // paths a job is out recording
+	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
 	arming  map[string]*arming
 	scans   map[string]*scan // running, by kind
 	hits    []hit            // reused by handle, which routes thousands of events a second in a storm
@@ -273,6 +274,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		before:    make(map[string]attrs),
 		pending:   make(map[string]*burst),
 		busy:      make(map[string]bool),
+		derived:   make(map[string]*entry),
 		arming:    make(map[string]*arming),
 		scans:     make(map[string]*scan),
 		warned:    make(map[string]bool),

@@ -131,7 +131,7 @@ func (d *daemon) noticeList(summary string, details, list []string) {
 // through their inodes, sets those that are missing.
 func (d *daemon) retryWatches() {
 	for p := range d.unwatched {
-		e := d.cfg.lookup(p)
+		e := d.entryFor(p)
 		if e == nil {
 			d.watchFailed(p) // no longer an entry
 			continue
@@ -152,9 +152,8 @@ func (d *daemon) realias(e *entry) {
 			names, _ := readDirNames(e.Path)
 			for _, n := range names {
 				if e.matches(n) && !d.w.aliased(e.Path, n) {
-					if err := d.w.alias(e.Path, n); err != nil {
-						errs = append(errs, err)
-					}
+					_, more := d.w.follow(e.Path, n)
+					errs = append(errs, more...)
 				}
 			}
 		},

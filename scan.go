@@ -119,7 +119,7 @@ func (d *daemon) armBatch(entries []*entry, as []*arming) {
 // armed is the end of an arm of e.
 func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 	delete(d.arming, e.Path)
-	if d.cfg.lookup(e.Path) != e {
+	if d.entryFor(e.Path) != e {
 		d.w.disarm(e.Path) // removed by a reload meanwhile
 	} else {
 		d.watchFailed(e.Path, errs...)
@@ -130,7 +130,7 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 			}
 		}
 		if became != "" && a.tell {
-			d.observe(observation{path: e.Path, event: became, entry: e.Path})
+			d.observe(observation{path: e.Path, event: became, entry: e.reporter()})
 			d.compareEntries(e) // another directory, or none: its entries too
 		}
 	}
@@ -284,12 +284,6 @@ func (d *daemon) handBatch(s *scan) {
 	}
 	s.batch = nil
 	s.left++
-	type look struct {
-		prev     *attrs
-		dir      string
-		after    attrs
-		aliasErr error
-	}
 	looks := make([]look, len(paths))
 	for i, p := range paths {
 		if a, ok := d.record[p]; ok && s.trust {
@@ -300,17 +294,13 @@ func (d *daemon) handBatch(s *scan) {
 	d.hand(&job{path: paths[0],
 		work: func(ctx context.Context, j *job) {
 			for i, p := range paths {
-				l := &looks[i]
-				if l.dir != "" {
-					l.aliasErr = d.w.alias(l.dir, filepath.Base(p))
-				}
-				l.after = d.rec.recordJob(ctx, j, p, l.prev)
+				looks[i].take(ctx, j, d, p)
 			}
 		},
 		done: func() {
 			s.left--
 			for i, p := range paths {
-				d.recordedBy(p, looks[i].dir, looks[i].aliasErr)
+				d.recordedBy(p, &looks[i])
 				d.scanned(s, p, looks[i].after)
 			}
 			d.scanStep(s)
@@ -494,8 +484,13 @@ func (d *daemon) reload() {
 			delete(d.pending, p)
 		}
 	}
+	for p, e := range d.derived {
+		if cfg.lookup(e.owner) == nil {
+			d.unfollow(p)
+		}
+	}
 	for p := range d.unwatched {
-		if cfg.lookup(p) == nil {
+		if d.entryFor(p) == nil {
 			d.watchFailed(p) // no longer watched
 		}
 	}

@@ -618,3 +618,49 @@ func TestDirectoryOnTheWaySwappedForALink(t *testing.T) {
 		t.Errorf("After does not say where the path leads:\n%s", m.Body)
 	}
 }
+
+// A symbolic link in a watched directory is watched as a path of its own:
+// what it points to replaced (its directory renamed away and made
+// again), a link further on re-pointed, or a target that did not exist
+// made: each is reported at once, from its events.
+func TestSymbolicLinkEntryTargetsFollowed(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "W")
+	must(t, os.Mkdir(w, 0o755))
+	y := filepath.Join(dir, "Y")
+	must(t, os.Mkdir(y, 0o755))
+	writeFile(t, filepath.Join(y, "t"), "good")
+	must(t, os.Symlink(filepath.Join(y, "t"), filepath.Join(w, "parent")))
+	z := filepath.Join(dir, "Z")
+	must(t, os.Mkdir(z, 0o755))
+	writeFile(t, filepath.Join(z, "real"), "good")
+	writeFile(t, filepath.Join(z, "other"), "evil")
+	must(t, os.Symlink(filepath.Join(z, "real"), filepath.Join(z, "l2")))
+	must(t, os.Symlink(filepath.Join(z, "l2"), filepath.Join(w, "chain")))
+	x := filepath.Join(dir, "X")
+	must(t, os.Mkdir(x, 0o755))
+	must(t, os.Symlink(filepath.Join(x, "t"), filepath.Join(w, "dangling")))
+	r := startFamids(t, w+"\n", "-verify", "0")
+
+	must(t, os.Rename(y, y+".old"))
+	must(t, os.Mkdir(y, 0o755))
+	writeFile(t, filepath.Join(y, "t"), "evil")
+	m := r.waitNthReport(filepath.Join(w, "parent"), 1)
+	wantDiffers(t, m, "inode", "sha256")
+
+	tmp := filepath.Join(z, "l2.new")
+	must(t, os.Symlink(filepath.Join(z, "other"), tmp))
+	must(t, os.Rename(tmp, filepath.Join(z, "l2")))
+	m = r.waitNthReport(filepath.Join(w, "chain"), 1)
+	wantDiffers(t, m, "inode", "sha256")
+
+	writeFile(t, filepath.Join(x, "t"), "evil")
+	m = r.waitNthReport(filepath.Join(w, "dangling"), 1)
+	wantDiffers(t, m, "type")
+	for _, m := range r.reports() {
+		if field(m.Body, "Found") != "" {
+			t.Errorf("a report found by a comparison, not from events:\n%s", m.Body)
+		}
+	}
+	neverNothing(t, r)
+}

@@ -665,6 +665,27 @@ func (w *watcher) alias(dir, name string) error {
 	return nil
 }
 
+// follow watches the entry name of the directory entry dir through its
+// inode: a regular file by an alias, a symbolic link as a path of its own,
+// armed as an entry of the configuration is (the directories on the way
+// to what it points to, and that), so that a change of its target, or of
+// the way to it, is seen. It reports whether the entry is a symbolic link,
+// and the watches that could not be set.
+func (w *watcher) follow(dir, name string) (link bool, errs []error) {
+	p := filepath.Join(dir, name)
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		w.unalias(dir, name)
+		_, errs = w.arm(p)
+		return true, errs
+	}
+	w.disarm(p) // it may have been a link
+	if err := w.alias(dir, name); err != nil {
+		errs = append(errs, err)
+	}
+	return false, errs
+}
+
 // aliased reports whether the entry name of the directory entry dir is
 // watched through its inode.
 func (w *watcher) aliased(dir, name string) bool {
