@@ -96,11 +96,11 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
 		}
 		if h.mask&goneMask != 0 {
-			d.arm(e)
+			return d.rearm(e)
 		}
 	case roleLookup:
 		if (named && h.mask&nsMask != 0) || h.mask&goneMask != 0 {
-			d.arm(e)
+			return d.rearm(e)
 		}
 	case roleSelf:
 		switch {
@@ -112,7 +112,7 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 			// compared, not reported on the word of this event.
 			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
 		case h.mask&goneMask != 0:
-			d.arm(e)
+			return d.rearm(e)
 		}
 	case roleAlias:
 		if h.name == "" && e.matches(h.sub.name) && h.mask&contentMask != 0 {
@@ -136,10 +136,19 @@ func (d *daemon) interpret(e *entry, h hit) []observation {
 		case h.mask&unix.IN_CLOSE_WRITE != 0:
 			return nil // a directory is never written
 		case h.mask&goneMask != 0:
-			d.arm(e)
+			return d.rearm(e)
 		}
 	}
 	return nil
+}
+
+// rearm arms e again because a name on the way to its path changed, and
+// has the path compared with its record: what it resolves to may have
+// changed, and by the time the arm looks, the name may be back, another
+// way (a directory swapped for a link to a copy of it).
+func (d *daemon) rearm(e *entry) []observation {
+	d.arm(e)
+	return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
 }
 
 // famEvent names an inotify event as FAM did.
@@ -266,14 +275,65 @@ func (d *daemon) flush(now time.Time) {
 // change after the record sends an event.
 func (d *daemon) recordBurst(b *burst) {
 	d.busy[b.path] = true
-	var l look
-	l.dir = d.aliasDir(b.path)
+	o := &ordered{b: b, handed: time.Now()}
+	o.l.dir = d.aliasDir(b.path)
+	d.inOrder = append(d.inOrder, o)
 	d.hand(&job{path: b.path,
-		work: func(ctx context.Context, j *job) { l.take(ctx, j, d, b.path) },
+		work: func(ctx context.Context, j *job) { o.l.take(ctx, j, d, b.path) },
 		done: func() {
-			d.recordedBy(b.path, &l)
-			d.recorded(b, l.after)
+			o.done = true
+			d.reportInOrder()
 		}})
+}
+
+// An ordered is a burst whose record is out, in the order it settled.
+type ordered struct {
+	b      *burst
+	l      look
+	handed time.Time
+	done   bool
+}
+
+// orderPatience is how long a record that takes long holds up the
+// reports of bursts that settled after it: reports go out in the order
+// things happened, but a huge file must not hold the others up.
+const orderPatience = 200 * time.Millisecond
+
+// reportInOrder reports the bursts whose records are done, in the order
+// they settled: one is reported once every burst before it is reported or
+// has been recording for longer than orderPatience.
+func (d *daemon) reportInOrder() {
+	now := time.Now()
+	var left []*ordered
+	waiting := false
+	for _, o := range d.inOrder {
+		switch {
+		case o.done && !waiting:
+			d.recordedBy(o.b.path, &o.l)
+			d.recorded(o.b, o.l.after)
+		case o.done:
+			left = append(left, o)
+		default:
+			left = append(left, o)
+			if now.Sub(o.handed) < orderPatience {
+				waiting = true
+			}
+		}
+	}
+	d.inOrder = left
+}
+
+// orderAt returns when a record that holds up reports stops doing so,
+// or zero.
+func (d *daemon) orderAt() time.Time {
+	for _, o := range d.inOrder {
+		if !o.done {
+			if at := o.handed.Add(orderPatience); time.Now().Before(at) {
+				return at
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // A look is a job's record of one path: for an entry of a watched

@@ -217,6 +217,7 @@ type daemon struct {
 	before  map[string]attrs  // the record of each path before its last report, until every report is delivered
 	pending map[string]*burst // by reported path
 	busy    map[string]bool   // paths a job is out recording
+	inOrder []*ordered        // bursts whose records are out, in the order they settled
 	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
 	arming  map[string]*arming
 	scans   map[string]*scan // running, by kind
@@ -224,16 +225,19 @@ type daemon struct {
 	handed  int              // jobs handed out since the loop last waited for one
 	warned  map[string]bool  // watch and state errors already reported
 
-	watchErrs []string            // watches that could not be set, not yet in a notice
-	stuck     []string            // jobs that do not return, not yet in a notice
-	unwatched map[string][]string // entries with a watch that could not be set, with the errors
-	leaseWait time.Duration       // how long a file another process holds a lease on may stay unreadable
+	watchErrs   []string            // watches that could not be set, not yet in a notice
+	watchErrsAt time.Time           // when they are told in a notice
+	stuck       []string            // jobs that do not return, not yet in a notice
+	unwatched   map[string][]string // entries with a watch that could not be set, with the errors
+	leaseWait   time.Duration       // how long a file another process holds a lease on may stay unreadable
 
-	ready     bool      // famids said it is ready: the first comparison is done
-	verifyAt  time.Time // when the next verification is due; zero without -verify
-	hashedAll time.Time // when every file was last hashed, whatever its stat said
-	mountAt   time.Time // when a change of the mount table is acted on; zero when none is
-	poolAt    time.Time // when the pool's jobs are looked at again; zero while there are none
+	ready                      bool               // famids said it is ready: the first comparison is done
+	verifyAt                   time.Time          // when the next verification is due; zero without -verify
+	hashedAll                  time.Time          // when every file was last hashed, whatever its stat said
+	mountAt                    time.Time          // when a change of the mount table is acted on; zero when none is
+	mounts                     map[int]mountPoint // the mount table as last read, by mount id
+	readingMounts, mountsAgain bool
+	poolAt                     time.Time // when the pool's jobs are looked at again; zero while there are none
 
 	state    stateKeeper
 	started  time.Time
@@ -252,6 +256,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.aliasBudget = aliasBudgetOf()
 	p, err := newPoller()
 	if err != nil {
 		w.Close()
@@ -345,6 +350,7 @@ func (d *daemon) start(problems []problem) {
 		d.adopt(prev)
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
+	d.readMountTable()
 	d.armEntries(d.cfg.Entries, true, func() {
 		if d.w.count() == 0 {
 			d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", quoteIfNeeded(d.cfg.File)))
@@ -396,7 +402,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due())
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due(), d.watchErrsAt, d.orderAt())
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -411,8 +417,11 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		} else {
 			readable, mounted = d.poll.wait(d.w.fd, timeout, r.waiting(now))
 		}
-		if mounted && d.mountAt.IsZero() {
-			d.mountAt = time.Now().Add(mountSettle)
+		if mounted {
+			d.readMountTable() // at once: the mount may be gone by mountAt
+			if d.mountAt.IsZero() {
+				d.mountAt = time.Now().Add(mountSettle)
+			}
 		}
 
 		for len(signals) > 0 {
@@ -433,6 +442,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		}
 		d.flush(time.Now())
 		d.finishJobs()
+		if len(d.inOrder) > 0 {
+			d.reportInOrder() // those a slow record held up
+		}
 
 		now = time.Now()
 		if len(d.before) > 0 && d.mail.idle() {
@@ -464,7 +476,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.verify()
 			d.verifyAt = now.Add(*verifyEvery)
 		}
-		if len(d.arming) == 0 && d.ready {
+		if len(d.arming) == 0 && d.ready && !now.Before(d.watchErrsAt) {
 			d.noticeWatchErrors() // once the arms of a moment are all done
 		}
 		if due := d.flood.due(); !due.IsZero() && !now.Before(due) {
@@ -627,6 +639,12 @@ func (d *daemon) stop() {
 	}
 	d.pool.stop()
 	d.w.Close()
+	for _, o := range d.inOrder {
+		if o.done { // held up by a record that did not end in time
+			d.recordedBy(o.b.path, &o.l)
+			d.recorded(o.b, o.l.after)
+		}
+	}
 	for _, p := range slices.Sorted(maps.Keys(d.busy)) {
 		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
 	}

@@ -59,14 +59,25 @@ func (d *daemon) watchFailed(entry string, errs ...error) {
 		}
 		if !d.warned[msg] {
 			d.warned[msg] = true
+			if len(d.watchErrs) == 0 {
+				d.watchErrsAt = time.Now().Add(gatherWatchErrors)
+			}
 			d.watchErrs = append(d.watchErrs, msg)
 		}
 	}
 }
 
 // shownOnStderr is how many lines of one notice's list famids also writes
-// on standard error; the notice lists them all.
-const shownOnStderr = 20
+// on standard error; listedInNotice, how many the notice lists.
+const (
+	shownOnStderr  = 20
+	listedInNotice = 1000
+)
+
+// gatherWatchErrors is how long famids gathers watches that could not be
+// set before it tells of them: a user making files by the thousand must
+// not make a notice each.
+const gatherWatchErrors = time.Second
 
 // noticeWatchErrors tells, in one notice, of every watch that could not
 // be set since it was last called: a hundred failures are one mail.
@@ -76,6 +87,7 @@ func (d *daemon) noticeWatchErrors() {
 		return
 	}
 	d.watchErrs = nil
+	d.watchErrsAt = time.Time{}
 	summary := "a watch could not be set: " + quoteIfNeeded(errs[0])
 	if len(errs) > 1 {
 		summary = fmt.Sprintf("%d watches could not be set", len(errs))
@@ -115,12 +127,16 @@ func (d *daemon) noticeList(summary string, details, list []string) {
 	fmt.Fprintf(os.Stderr, "famids: %s\n", summary)
 	for i, item := range list {
 		if i == shownOnStderr {
-			fmt.Fprintf(os.Stderr, "famids: ... and %d more (the notice lists them)\n", len(list)-shownOnStderr)
+			fmt.Fprintf(os.Stderr, "famids: ... and %d more (see the notice)\n", len(list)-shownOnStderr)
 			break
 		}
 		fmt.Fprintf(os.Stderr, "famids: - %s\n", quoteIfNeeded(item))
 	}
-	for _, item := range list {
+	for i, item := range list {
+		if i == listedInNotice {
+			details = append(details, fmt.Sprintf("... and %d more", len(list)-listedInNotice))
+			break
+		}
 		details = append(details, "- "+quoteIfNeeded(item))
 	}
 	d.notice(summary, details...)

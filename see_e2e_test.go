@@ -612,7 +612,7 @@ func TestDirectoryOnTheWaySwappedForALink(t *testing.T) {
 	r := startFamids(t, f+"\n")
 	must(t, os.Rename(sub, sub+".real"))
 	must(t, os.Symlink("sub.real", sub))
-	m := r.waitReport(f, "delete, create", "create")
+	m := r.waitNthReport(f, 1)
 	wantDiffers(t, m, "realpath")
 	if !strings.Contains(field(m.Body, "After"), " realpath="+sub+".real/f") {
 		t.Errorf("After does not say where the path leads:\n%s", m.Body)
@@ -663,4 +663,38 @@ func TestSymbolicLinkEntryTargetsFollowed(t *testing.T) {
 		}
 	}
 	neverNothing(t, r)
+}
+
+// A user who fills a watched directory with files cannot use up the
+// watches that configured paths need: past half of the limit, entries are
+// not watched through their inodes (a notice says so), and a configured
+// file replaced by a rename is still watched.
+func TestUserCannotUseUpWatches(t *testing.T) {
+	needTool(t, "unshare")
+	dir := t.TempDir()
+	w := filepath.Join(dir, "spool")
+	must(t, os.Mkdir(w, 0o755))
+	must(t, os.Chmod(w, 0o1777))
+	passwd := filepath.Join(dir, "passwd")
+	writeFile(t, passwd, "root:x:0:0\n")
+	r := newRun(t, w+"\n"+passwd+"\n")
+	r.wrap = inUserNamespace(100)
+	r.start("-state", "", "-max-mails", "1000")
+	for i := range 200 {
+		writeFile(t, filepath.Join(w, fmt.Sprintf("junk%03d", i)), "x")
+	}
+	m := r.waitMail("notice of entries not watched through their inodes", func(m mail) bool {
+		return m.Subject == subjectNotice && strings.Contains(m.Body, "not watched through its inode")
+	})
+	if !strings.Contains(m.Body, "junk") {
+		t.Errorf("the notice does not name the entries:\n%s", m.Body)
+	}
+	replaceByRename(t, passwd, "root:x:0:0\n")
+	appendFile(t, passwd, "evil::0:0\n")
+	m = r.waitReport(passwd, "create", "create, change")
+	wantDiffers(t, m, "sha256")
+	// The new file is watched: a write to it alone is reported.
+	appendFile(t, passwd, "more::0:0\n")
+	m = r.waitReport(passwd, "change")
+	wantDiffers(t, m, "sha256")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,6 +137,7 @@ func (ws wsub) sub(path string) sub { return sub{path: path, role: ws.role, name
 // An armed entry: its subscriptions and what its path named when they
 // were set.
 type armed struct {
+	real    string // what the path resolved to, when it exists
 	subs    []wsub
 	aliases map[string]int32 // for a directory: the watch of each entry watched through its inode, by name
 	exists  bool
@@ -187,6 +189,34 @@ type hit struct {
 // errNoWatches names the limit to raise when inotify runs out of watches.
 var errNoWatches = errors.New("out of inotify watches: raise /proc/sys/fs/inotify/max_user_watches")
 
+// errAliasBudget says an entry of a watched directory is not watched
+// through its inode, to keep watches for the configured paths.
+var errAliasBudget = errors.New("not watched through its inode: half of /proc/sys/fs/inotify/max_user_watches is in use, kept for the configured paths")
+
+// aliasBudgetOf returns the budget of watches for the entries of watched
+// directories: half the number inotify allows famids's user, in its user
+// namespace (/proc/sys/user/max_inotify_watches) and in all
+// (/proc/sys/fs/inotify/max_user_watches).
+func aliasBudgetOf() int {
+	limit := 0
+	for _, f := range []string{"/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && n > 0 && (limit == 0 || n < limit) {
+			limit = n
+		}
+	}
+	return limit / 2
+}
+
+// overBudget reports whether no more aliases may be added. The caller
+// holds mu.
+func (w *watcher) overBudget() bool {
+	return w.aliasBudget > 0 && len(w.byWd) >= w.aliasBudget
+}
+
 // A watcher owns the inotify instance and all watch descriptor bookkeeping,
 // under mu, which route takes for every event. A watch is added without
 // holding mu: adding one looks a path up, which a file system that does
@@ -201,6 +231,12 @@ type watcher struct {
 
 	byWd  map[int]*watch
 	armed map[string]*armed // by entry path
+
+	// aliasBudget is how many watches famids may hold before it stops
+	// watching the entries of watched directories through their inodes:
+	// a user who can make files in a watched directory must not use up
+	// the watches that configured paths need. 0: no budget.
+	aliasBudget int
 
 	// addWatch is unix.InotifyAddWatch; tests replace it to inject errors.
 	addWatch func(fd int, path string, mask uint32) (int, error)
@@ -591,7 +627,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		}
 		subs = append(subs, ws)
 	}
-	now := &armed{subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
+	now := &armed{real: real, subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
 	if cur := w.armed[path]; cur != nil {
 		if now.dir && cur.dir && cur.dev == now.dev && cur.ino == now.ino {
 			now.aliases = cur.aliases // the same directory: its entries are
@@ -673,6 +709,14 @@ func (w *watcher) alias(dir, name string) error {
 // and the watches that could not be set.
 func (w *watcher) follow(dir, name string) (link bool, errs []error) {
 	p := filepath.Join(dir, name)
+	w.mu.Lock()
+	_, armed := w.armed[p]
+	_, aliased := w.armed[dir].aliasOf(name)
+	over := w.overBudget() && !armed && !aliased
+	w.mu.Unlock()
+	if over {
+		return false, []error{fmt.Errorf("%s: %w", p, errAliasBudget)}
+	}
 	var st unix.Stat_t
 	if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w.unalias(dir, name)
@@ -684,6 +728,15 @@ func (w *watcher) follow(dir, name string) (link bool, errs []error) {
 		errs = append(errs, err)
 	}
 	return false, errs
+}
+
+// aliasOf returns the watch of the alias name of a, an armed directory.
+func (a *armed) aliasOf(name string) (int32, bool) {
+	if a == nil {
+		return 0, false
+	}
+	wd, ok := a.aliases[name]
+	return wd, ok
 }
 
 // aliased reports whether the entry name of the directory entry dir is
@@ -737,6 +790,25 @@ func (w *watcher) kind(path string) (exists, dir bool) {
 		return a.exists, a.dir
 	}
 	return false, false
+}
+
+// A realPath is what an armed path resolved to.
+type realPath struct {
+	path string
+	dir  bool
+}
+
+// reals returns what every armed path resolved to, when it exists.
+func (w *watcher) reals() []realPath {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]realPath, 0, len(w.armed))
+	for _, a := range w.armed {
+		if a.exists {
+			out = append(out, realPath{a.real, a.dir})
+		}
+	}
+	return out
 }
 
 // disarm drops every watch of the entry at path.

@@ -1,0 +1,163 @@
+package main
+
+// A mount on or above a watched path changes what the path names without
+// an event on it. famids compares every path after a change of the mount
+// table (see remount); it also reads the table at once, at each change,
+// and tells of every mount or unmount on or above a watched path: a bind
+// mount made, used and undone in a few milliseconds leaves no difference
+// for a comparison to find.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// A mountPoint is one line of /proc/self/mountinfo (proc(5)).
+type mountPoint struct {
+	id     int
+	root   string // what of its file system is mounted
+	path   string // where
+	fstype string
+	source string
+}
+
+func (m mountPoint) String() string {
+	return fmt.Sprintf("%s (%s %s%s)", quoteIfNeeded(m.path), quoteIfNeeded(m.fstype), quoteIfNeeded(m.source), rootSuffix(m.root))
+}
+
+func rootSuffix(root string) string {
+	if root == "/" || root == "" {
+		return ""
+	}
+	return ", " + quoteIfNeeded(root)
+}
+
+// readMounts reads the mount table famids sees, by mount id.
+func readMounts() (map[int]mountPoint, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	return parseMounts(string(data)), nil
+}
+
+// parseMounts parses the text of /proc/self/mountinfo: ID PARENT MAJ:MIN
+// ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS, the
+// paths with space, tab, newline and backslash written as octal escapes.
+// Lines it cannot read are skipped.
+func parseMounts(text string) map[int]mountPoint {
+	mounts := make(map[int]mountPoint)
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		id, err := strconv.Atoi(f[0])
+		if err != nil {
+			continue
+		}
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+2 >= len(f) {
+			continue
+		}
+		mounts[id] = mountPoint{id: id, root: unescapeMount(f[3]), path: unescapeMount(f[4]),
+			fstype: unescapeMount(f[sep+1]), source: unescapeMount(f[sep+2])}
+	}
+	return mounts
+}
+
+// unescapeMount undoes the octal escapes of mountinfo (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// readMountTable hands out the job that reads the mount table, and tells
+// of what changed on or above a watched path since it was last read.
+func (d *daemon) readMountTable() {
+	if d.readingMounts {
+		d.mountsAgain = true
+		return
+	}
+	d.readingMounts = true
+	var now map[int]mountPoint
+	var err error
+	d.hand(&job{path: "/proc/self/mountinfo",
+		work: func(context.Context, *job) { now, err = readMounts() },
+		done: func() {
+			d.readingMounts = false
+			if err == nil {
+				d.mountsChanged(now)
+			}
+			if d.mountsAgain {
+				d.mountsAgain = false
+				d.readMountTable()
+			}
+		}})
+}
+
+// mountsChanged compares the mount table now with the one read before,
+// and tells in a notice of each mount and unmount on or above a watched
+// path.
+func (d *daemon) mountsChanged(now map[int]mountPoint) {
+	before := d.mounts
+	d.mounts = now
+	if before == nil {
+		return // the first look: nothing to compare with
+	}
+	var lines []string
+	for id, m := range now {
+		if _, ok := before[id]; !ok && d.onWatched(m.path) {
+			lines = append(lines, "mounted: "+m.String())
+		}
+	}
+	for id, m := range before {
+		if _, ok := now[id]; !ok && d.onWatched(m.path) {
+			lines = append(lines, "unmounted: "+m.String())
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	summary := "a mount on a watched path: " + lines[0]
+	if len(lines) > 1 {
+		summary = fmt.Sprintf("%d mounts and unmounts on watched paths", len(lines))
+	}
+	d.noticeList(summary, []string{"What these paths name changed, for as long as the mount stays. famids compares every watched path with its record; differences follow in reports with \"Found: " + foundAfterMount + "\"."}, lines)
+}
+
+// onWatched reports whether a mount at path changes what a watched path
+// names: it is the path, a directory on its way, or an entry of a watched
+// directory.
+func (d *daemon) onWatched(path string) bool {
+	for _, real := range d.w.reals() {
+		if real.path == path || strings.HasPrefix(real.path, path+"/") || path == "/" ||
+			real.dir && filepath.Dir(path) == real.path {
+			return true
+		}
+	}
+	return false
+}
