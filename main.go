@@ -22,6 +22,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,7 +128,8 @@ func run() int {
 	defer d.close()
 	// Signals are caught before famids says it is ready, so that one sent
 	// the moment it is cannot kill it with reports still pending.
-	sigs := make(chan os.Signal, 16)
+	sigs := make(chan os.Signal, 64) // os/signal drops what does not fit
+
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	limitMemory()
@@ -424,8 +426,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			}
 		}
 
-		for len(signals) > 0 {
-			if code, stop := d.signal(<-signals); stop {
+		for _, sig := range signals.take() {
+			if code, stop := d.signal(sig); stop {
 				return code
 			}
 		}
@@ -565,16 +567,39 @@ func (d *daemon) suspensionEnd() time.Time {
 	return d.suspended.Add(*maxSuspend)
 }
 
+// A signalQueue holds the signals caught, in the order Go's runtime passed
+// them on, until the loop takes them. It never blocks whoever adds to it:
+// os/signal drops a signal its channel has no room for.
+type signalQueue struct {
+	mu   sync.Mutex
+	sigs []os.Signal
+}
+
+func (q *signalQueue) add(sig os.Signal) {
+	q.mu.Lock()
+	q.sigs = append(q.sigs, sig)
+	q.mu.Unlock()
+}
+
+// take returns the signals queued, oldest first.
+func (q *signalQueue) take() []os.Signal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sigs := q.sigs
+	q.sigs = nil
+	return sigs
+}
+
 // forwardSignals passes the signals caught on to the loop, waking it.
-func (d *daemon) forwardSignals(sigs <-chan os.Signal) <-chan os.Signal {
-	out := make(chan os.Signal, 64)
+func (d *daemon) forwardSignals(sigs <-chan os.Signal) *signalQueue {
+	q := new(signalQueue)
 	go func() {
 		for sig := range sigs {
-			out <- sig
+			q.add(sig)
 			d.poll.poke()
 		}
 	}()
-	return out
+	return q
 }
 
 // strayWindow is how long after a SIGUSR2 that found reporting on a

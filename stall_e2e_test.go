@@ -1,0 +1,169 @@
+package main
+
+// End-to-end tests of what could stall famids: a file too large to hash
+// soon, a file system that never answers, signals sent back to back.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reportWithin fails unless a report on path, whose Event line is one of
+// events, comes within d.
+func reportWithin(t *testing.T, r *famidsRun, d time.Duration, path string, events ...string) {
+	t.Helper()
+	start := time.Now()
+	r.waitReport(path, events...)
+	if took := time.Since(start); took > d {
+		t.Errorf("the report on %s took %v, want it within %v", path, took.Round(time.Millisecond), d)
+	}
+}
+
+// stopWithin stops famids with SIGTERM and fails unless it exits 0 within
+// 10 seconds.
+func stopWithin10s(t *testing.T, r *famidsRun) {
+	t.Helper()
+	start := time.Now()
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("famids took %v to stop", took.Round(time.Millisecond))
+	}
+}
+
+// A user makes an important name of a watched directory a huge sparse
+// file: its hash takes long, but other paths are still reported at once,
+// and famids still stops within 10 seconds.
+func TestHugeFileDoesNotStall(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "W")
+	must(t, os.Mkdir(w, 0o755))
+	must(t, os.Chmod(w, 0o1777))
+	g := filepath.Join(dir, "g")
+	writeFile(t, g, "x")
+	r := startFamids(t, w+", , big*\n"+g+"\n")
+	for i := range 3 {
+		big := filepath.Join(w, fmt.Sprintf("big%d", i))
+		f, err := os.Create(big)
+		must(t, err)
+		must(t, f.Truncate(64<<30)) // 64 GiB of holes: minutes of hashing
+		must(t, f.Close())
+		must(t, os.Chown(big, 65534, 65534))
+	}
+	time.Sleep(500 * time.Millisecond) // the hashes are under way
+	appendFile(t, g, "!")
+	reportWithin(t, r, 2*time.Second, g, "change")
+	stopWithin10s(t, r)
+}
+
+// hungFUSE mounts a FUSE file system whose server never answers: every
+// look into it waits. It is undone when the test ends: closing the
+// server's end aborts the connection.
+func hungFUSE(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no /dev/fuse: %v", err)
+		}
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	mnt := filepath.Join(t.TempDir(), "fuse")
+	must(t, os.Mkdir(mnt, 0o755))
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	must(t, err)
+	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fd)
+	if err := unix.Mount("famids-test", mnt, "fuse", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		unix.Close(fd)
+		t.Fatalf("mount fuse: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd) // aborts: whatever waits gets ENOTCONN
+		exec.Command("umount", "-l", mnt).Run()
+	})
+	return mnt
+}
+
+// An important name made a symbolic link into a file system that never
+// answers: its record never returns, the rest is reported as ever, a
+// notice says which path does not answer, and famids still stops.
+func TestFileSystemThatNeverAnswers(t *testing.T) {
+	dir := t.TempDir()
+	mnt := hungFUSE(t)
+	w := filepath.Join(dir, "W")
+	must(t, os.Mkdir(w, 0o755))
+	g := filepath.Join(dir, "g")
+	writeFile(t, g, "x")
+	r := startFamids(t, w+", , evil\n"+g+"\n")
+	evil := filepath.Join(w, "evil")
+	must(t, os.Symlink(filepath.Join(mnt, "file"), evil))
+	time.Sleep(500 * time.Millisecond) // famids is stuck looking at it
+	appendFile(t, g, "!")
+	reportWithin(t, r, 2*time.Second, g, "change")
+	m := r.waitNotice("a file system does not answer")
+	if !strings.Contains(m.Body, "evil") {
+		t.Errorf("the notice does not name the path:\n%s", m.Body)
+	}
+	appendFile(t, g, "?")
+	reportWithin(t, r, 2*time.Second, g, "change")
+	stopWithin10s(t, r)
+}
+
+// SIGUSR1 and SIGUSR2 sent back to back, any number of times, leave
+// famids reporting: the kernel may hand them to two threads, and Go may
+// pass the second on first.
+func TestSuspendResumeBackToBack(t *testing.T) {
+	r, f := startOnFile(t)
+	pid := r.cmd.Process.Pid
+	for range 50 {
+		must(t, syscall.Kill(pid, syscall.SIGUSR1))
+		must(t, syscall.Kill(pid, syscall.SIGUSR2))
+	}
+	// Once every signal is taken in (a notice each, folded past
+	// -max-mails), a change is reported.
+	deadline := time.Now().Add(waitFor)
+	for {
+		appendFile(t, f, "!")
+		time.Sleep(300 * time.Millisecond)
+		if len(r.reportsOn(f)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("famids is left suspended after SIGUSR1 and SIGUSR2 back to back:\n%s", r.stderr.String())
+		}
+	}
+}
+
+// Go's runtime may pass a SIGUSR2 on before the SIGUSR1 sent just before
+// it: famids must end up reporting either way.
+func TestSignalsPassedOnOutOfOrder(t *testing.T) {
+	cfg, _ := parseConfig("famids.conf", filepath.Join(t.TempDir(), "f")+"\n")
+	var out syncBuffer
+	d, err := newDaemon(cfg, newMailer(nil, "root", &out, &out))
+	must(t, err)
+	t.Cleanup(func() {
+		d.w.Close()
+		d.poll.close()
+	})
+	for _, order := range [][]syscall.Signal{
+		{syscall.SIGUSR1, syscall.SIGUSR2},
+		{syscall.SIGUSR2, syscall.SIGUSR1}, // passed on out of order
+		{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGUSR2, syscall.SIGUSR1},
+	} {
+		for _, sig := range order {
+			d.signal(sig)
+		}
+		if !d.suspended.IsZero() {
+			t.Errorf("after %v, famids is suspended", order)
+		}
+		d.suspended, d.holding, d.strayUSR2 = time.Time{}, false, time.Time{}
+	}
+}
