@@ -88,14 +88,15 @@ func (d *daemon) armWith(e *entry, ask arming) {
 		return
 	}
 	a := ask
-	d.armBatch([]*entry{e}, []*arming{&a})
+	d.armBatch([]*entry{e}, &a)
 }
 
-// armBatch hands out one job that arms entries, each with its arming:
-// entries armed together look at each directory they share once.
-func (d *daemon) armBatch(entries []*entry, as []*arming) {
-	for i, e := range entries {
-		d.arming[e.Path] = as[i]
+// armBatch hands out one job that arms entries, all with arming a:
+// entries armed together look at each directory they share once. An arm
+// asked for meanwhile of one of them has them all armed again.
+func (d *daemon) armBatch(entries []*entry, a *arming) {
+	for _, e := range entries {
+		d.arming[e.Path] = a
 	}
 	became := make([]string, len(entries))
 	errs := make([][]error, len(entries))
@@ -111,14 +112,16 @@ func (d *daemon) armBatch(entries []*entry, as []*arming) {
 		},
 		done: func() {
 			for i, e := range entries {
-				d.armed(e, as[i], became[i], errs[i])
+				d.armed(e, a, became[i], errs[i])
 			}
 		}})
 }
 
 // armed is the end of an arm of e.
 func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
-	delete(d.arming, e.Path)
+	if d.arming[e.Path] == a {
+		delete(d.arming, e.Path)
+	}
 	if d.entryFor(e.Path) != e {
 		d.w.disarm(e.Path) // removed by a reload meanwhile
 	} else {
@@ -162,22 +165,23 @@ func (d *daemon) armEntries(entries []*entry, warn bool, then func()) {
 			then()
 		}
 	}
+	// One arming for a batch: its then runs once for each of them.
+	shared := func() *arming { return &arming{warn: warn, then: []func(){one}} }
 	var batch []*entry
-	var as []*arming
+	a := shared()
 	for _, e := range entries {
 		if d.arming[e.Path] != nil {
 			d.armThen(e, warn, one) // joins the arm out
 			continue
 		}
 		batch = append(batch, e)
-		as = append(as, &arming{warn: warn, then: []func(){one}})
 		if len(batch) == armBatchSize {
-			d.armBatch(batch, as)
-			batch, as = nil, nil
+			d.armBatch(batch, a)
+			batch, a = nil, shared()
 		}
 	}
 	if len(batch) > 0 {
-		d.armBatch(batch, as)
+		d.armBatch(batch, a)
 	}
 }
 
@@ -191,10 +195,10 @@ type scan struct {
 	then  func(*scan)       // runs once every job is done
 
 	diffs []difference // for a scan that reports nothing, what differs
-	seen  map[string]bool
-	batch []string // paths to record, not handed out yet
-	left  int      // jobs still out
-	again bool     // asked for again while it ran
+	queue []string     // paths to record, not handed out yet
+	out   int          // record jobs out
+	left  int          // jobs still out
+	again bool         // asked for again while it ran
 	ended bool
 }
 
@@ -207,27 +211,24 @@ type difference struct {
 
 // startScan hands out the jobs of s: the entries' paths, every path there
 // is a record of, and the important names found in each watched
-// directory, each recorded by a job of its own. A scan of a kind already
-// running runs once more after it.
+// directory, recorded by jobs of scanBatchSize paths, a few at a time. A
+// scan of a kind already running runs once more after it.
 func (d *daemon) startScan(s *scan) {
 	if running := d.scans[s.kind]; running != nil {
 		running.again = true
 		return
 	}
 	d.scans[s.kind] = s
-	s.seen = make(map[string]bool)
-	s.left++ // until every job is handed out
-	for _, p := range slices.Sorted(maps.Keys(d.record)) {
-		d.scanPath(s, p)
-	}
+	s.queue = slices.Sorted(maps.Keys(d.record))
 	for _, e := range d.cfg.Entries {
-		d.scanPath(s, e.Path)
+		if _, recorded := d.record[e.Path]; !recorded {
+			s.queue = append(s.queue, e.Path)
+		}
 		if _, dir := d.w.kind(e.Path); dir {
 			d.listForScan(s, e)
 		}
 	}
-	d.handBatch(s)
-	s.left--
+	d.feedScan(s)
 	d.scanStep(s)
 }
 
@@ -243,47 +244,56 @@ func (d *daemon) listForScan(s *scan, e *entry) {
 			if d.cfg.lookup(e.Path) == e {
 				slices.Sort(names)
 				for _, n := range names {
-					if e.matches(n) {
-						d.scanPath(s, filepath.Join(e.Path, n))
+					p := filepath.Join(e.Path, n)
+					if _, recorded := d.record[p]; e.matches(n) && !recorded {
+						s.queue = append(s.queue, p) // those with a record are in it already
 					}
 				}
-				d.handBatch(s)
+				d.feedScan(s)
 			}
 			d.scanStep(s)
 		}})
 }
 
 // scanBatchSize is how many paths one job of a scan records at most: a
-// job costs more than a small file does.
-const scanBatchSize = 32
+// job costs more than a small file does. batchesOut is how many such jobs
+// a scan has out at most: the rest of its paths wait in its queue, so
+// that a scan of 10,000 paths does not hold 10,000 looks at once.
+const (
+	scanBatchSize = 32
+	batchesOut    = 8
+)
 
-// scanPath has s record path, unless an event is in the course of being
-// reported for it: that report tells what differs.
-func (d *daemon) scanPath(s *scan, path string) {
-	if s.seen[path] || d.state.owns(path) || s.only != nil && !s.only(path) {
-		return
+// feedScan hands out the next jobs of s, while it has fewer than
+// batchesOut out. A path is left out when an event is in the course of
+// being reported for it (that report tells what differs), or a job is out
+// for it already.
+func (d *daemon) feedScan(s *scan) {
+	for s.out < batchesOut && len(s.queue) > 0 {
+		var paths []string
+		for len(paths) < scanBatchSize && len(s.queue) > 0 {
+			p := s.queue[0]
+			s.queue = s.queue[1:]
+			if d.pending[p] != nil || d.busy[p] || d.state.owns(p) || s.only != nil && !s.only(p) {
+				continue
+			}
+			d.busy[p] = true
+			paths = append(paths, p)
+		}
+		if len(paths) > 0 {
+			d.handBatch(s, paths)
+		}
 	}
-	s.seen[path] = true
-	if d.pending[path] != nil || d.busy[path] {
-		return
-	}
-	d.busy[path] = true
-	s.batch = append(s.batch, path)
-	if len(s.batch) == scanBatchSize {
-		d.handBatch(s)
+	if len(s.queue) == 0 {
+		s.queue = nil
 	}
 }
 
-// handBatch hands out the job that records the paths of s's batch, each
-// watched through its inode first when it is an entry of a watched
-// directory.
-func (d *daemon) handBatch(s *scan) {
-	paths := s.batch
-	if len(paths) == 0 {
-		return
-	}
-	s.batch = nil
+// handBatch hands out the job that records paths for s, each watched
+// through its inode first when it is an entry of a watched directory.
+func (d *daemon) handBatch(s *scan, paths []string) {
 	s.left++
+	s.out++
 	looks := make([]look, len(paths))
 	for i, p := range paths {
 		if a, ok := d.record[p]; ok && s.trust {
@@ -299,10 +309,12 @@ func (d *daemon) handBatch(s *scan) {
 		},
 		done: func() {
 			s.left--
+			s.out--
 			for i, p := range paths {
 				d.recordedBy(p, &looks[i])
 				d.scanned(s, p, looks[i].after)
 			}
+			d.feedScan(s)
 			d.scanStep(s)
 		}})
 }
@@ -356,7 +368,7 @@ func changeEvent(before, after attrs) string {
 // scanStep ends s once every job is done, and starts it again when it was
 // asked for meanwhile.
 func (d *daemon) scanStep(s *scan) {
-	if s.left > 0 || s.ended {
+	if s.left > 0 || len(s.queue) > 0 || s.ended {
 		return
 	}
 	s.ended = true

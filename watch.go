@@ -296,14 +296,11 @@ func (w *watcher) Read(buf []byte) (int, error) {
 }
 
 // Close closes the inotify instance, releasing every watch. A job still
-// adding a watch meets a closed descriptor, or, should its number be
-// taken again, one that inotify_add_watch refuses.
+// adding a watch (one stuck in a file system that does not answer) meets
+// a closed descriptor, or, should its number be taken again, a file that
+// inotify_add_watch refuses: famids opens no other inotify instance.
 func (w *watcher) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	fd := w.fd
-	w.fd = -1
-	return unix.Close(fd)
+	return unix.Close(w.fd)
 }
 
 // A lookup is one name the kernel looks up in a directory on the way to a
