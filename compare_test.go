@@ -274,7 +274,7 @@ func compareLatency(t *testing.T) {
 			inReport = false
 			famidsAt <- at
 		}
-	}, "-config", conf, "-stdout", "-settle", "0", "-state", "")
+	}, "-config", conf, "-stdout", "-settle", "0", "-state", "", "-max-mails", "1000000")
 	iwAt := make(chan time.Time, writes)
 	iw := spawnInotifywait(t, func(line string, at time.Time) { iwAt <- at }, []string{"modify"}, f)
 

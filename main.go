@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
@@ -417,6 +418,12 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			time.Sleep(min(left, timeout))
 			readable = true // what piled up meanwhile
 		} else {
+			if !d.mail.idle() {
+				// Let the mailer's goroutine take what was just sent on
+				// this thread, before it sleeps in poll: a report printed
+				// with -stdout then goes out at once.
+				runtime.Gosched()
+			}
 			readable, mounted = d.poll.wait(d.w.fd, timeout, r.waiting(now))
 		}
 		if mounted {
