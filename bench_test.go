@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,4 +237,31 @@ func BenchmarkRescan1000(b *testing.B) {
 	for b.Loop() {
 		recordAll(paths, record)
 	}
+}
+
+// BenchmarkDigest10000 is a flood: 10,000 reports in a minute, past
+// -max-mails, folded into one digest and sent. Its CPU time per op and
+// the memory it allocates are what a flood costs.
+func BenchmarkDigest10000(b *testing.B) {
+	dir := b.TempDir()
+	d := benchDaemon(b, dir+"\n")
+	after := attrs{Exists: true, Type: "file", Mode: 0o644, Size: 5, Mtime: time.Now(), Ctime: time.Now(),
+		Inode: 7, Links: 1, SHA256: strings.Repeat("ab", 32)}
+	paths := make([]string, 10000)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("junk%05d", i))
+	}
+	b.ReportAllocs()
+	var digest int
+	for b.Loop() {
+		for _, p := range paths {
+			d.report(&burst{path: p, told: true, events: []string{"create"}, entries: []string{dir}, first: time.Now()}, after)
+		}
+		reports, _, _, _ := d.flood.digest(time.Now())
+		digest = len(reports)
+		for _, p := range paths {
+			delete(d.record, p)
+		}
+	}
+	b.ReportMetric(float64(digest), "digest-bytes")
 }

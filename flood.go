@@ -14,13 +14,21 @@ import (
 	"time"
 )
 
+// A folded report is what a digest keeps of it: its line, not its
+// records, for a flood may fold a hundred thousand.
+type folded struct {
+	path   string
+	events []string
+	line   string // PATH: EVENTS; differs: ...
+}
+
 // A flood counts the messages of the current minute and holds those
 // folded into its digests.
 type flood struct {
 	limit   int       // -max-mails
 	start   time.Time // when the minute began; zero before the first message
 	sent    int       // messages sent one by one in it
-	reports []*report // folded
+	reports []folded // folded
 	actions map[string]*trigger
 	order   []string // of actions, as first folded
 	notices []string // the notices folded, whole
@@ -57,7 +65,7 @@ func (f *flood) due() time.Time {
 
 // foldReport folds r, and the actions its entries run, into the digest.
 func (f *flood) foldReport(r *report, actions []string) {
-	f.reports = append(f.reports, r)
+	f.reports = append(f.reports, folded{r.Path, r.Events, r.summary()})
 	for _, a := range actions {
 		t := f.actions[a]
 		if t == nil {
@@ -82,7 +90,7 @@ func (f *flood) digest(now time.Time) (reports string, paths []string, actions [
 	if len(f.reports) > 0 {
 		reports = reportDigest(f.reports)
 		for _, r := range f.reports {
-			paths = append(paths, r.Path)
+			paths = append(paths, r.path)
 		}
 		for _, a := range f.order {
 			actions = append(actions, *f.actions[a])
@@ -100,14 +108,14 @@ func (f *flood) digest(now time.Time) (reports string, paths []string, actions [
 // reportDigest is the body of a digest of reports: the first three lines
 // of a report on the first path folded, so that whoever reads only those
 // is told, then how many were folded, then one line for each.
-func reportDigest(rs []*report) string {
+func reportDigest(rs []folded) string {
 	var b strings.Builder
 	b.WriteString("Possible intrusion:\n")
-	b.WriteString("Pathname: " + quoteIfNeeded(rs[0].Path) + "\n")
-	b.WriteString("Event: " + strings.Join(rs[0].Events, ", ") + "\n")
+	b.WriteString("Pathname: " + quoteIfNeeded(rs[0].path) + "\n")
+	b.WriteString("Event: " + strings.Join(rs[0].events, ", ") + "\n")
 	b.WriteString("Folded: " + strconv.Itoa(len(rs)) + " reports (more than -max-mails a minute)\n")
 	for _, r := range rs {
-		b.WriteString(r.summary())
+		b.WriteString(r.line)
 		b.WriteByte('\n')
 	}
 	return b.String()
