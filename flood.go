@@ -28,7 +28,7 @@ type flood struct {
 	limit   int       // -max-mails
 	start   time.Time // when the minute began; zero before the first message
 	sent    int       // messages sent one by one in it
-	reports []folded // folded
+	reports []folded  // folded
 	actions map[string]*trigger
 	order   []string // of actions, as first folded
 	notices []string // the notices folded, whole
