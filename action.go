@@ -192,7 +192,7 @@ func writeHead(b *strings.Builder, t trigger) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(quoteIfNeeded(p))
+			b.WriteString(quoteListed(p))
 		}
 		if len(more) > maxAlsoFor {
 			fmt.Fprintf(b, " and %d more", len(more)-maxAlsoFor)
@@ -200,6 +200,16 @@ func writeHead(b *strings.Builder, t trigger) {
 		b.WriteByte('\n')
 	}
 	fmt.Fprintf(b, "Action: %s\n", escapeOutput(t.action))
+}
+
+// quoteListed returns p as a list of paths shows it: Go-quoted when it
+// holds anything quoteIfNeeded quotes, a comma followed by a space, or a
+// leading quote, so that no name passes for two.
+func quoteListed(p string) string {
+	if strings.Contains(p, ", ") || strings.HasPrefix(p, `"`) {
+		return strconv.Quote(p)
+	}
+	return quoteIfNeeded(p)
 }
 
 // maxPathsEnv caps FAMIDS_PATHS: Linux refuses to start a program with an
@@ -212,11 +222,19 @@ const maxPathsEnv = 64 << 10
 // fit in maxPathsEnv), FAMIDS_PATHS_LEFT_OUT (how many did not, when any
 // did not) and FAMIDS_EVENT.
 func actionEnv(t trigger) []string {
+	// A name with a newline would pass for two paths: such a path, and one
+	// that is Go-quoted already by its look, is Go-quoted.
+	listed := make([]string, 0, len(t.paths))
 	n, size := 0, 0
-	for ; n < len(t.paths) && size+len(t.paths[n]) <= maxPathsEnv; n++ {
-		size += len(t.paths[n]) + 1
+	for ; n < len(t.paths); n++ {
+		p := quoteListed(t.paths[n])
+		if size+len(p) > maxPathsEnv {
+			break
+		}
+		listed = append(listed, p)
+		size += len(p) + 1
 	}
-	env := append(os.Environ(), "FAMIDS_PATH="+t.paths[0], "FAMIDS_PATHS="+strings.Join(t.paths[:n], "\n"), "FAMIDS_EVENT="+strings.Join(t.events, ", "))
+	env := append(os.Environ(), "FAMIDS_PATH="+t.paths[0], "FAMIDS_PATHS="+strings.Join(listed, "\n"), "FAMIDS_EVENT="+strings.Join(t.events, ", "))
 	if n < len(t.paths) {
 		env = append(env, "FAMIDS_PATHS_LEFT_OUT="+strconv.Itoa(len(t.paths)-n))
 	}

@@ -624,13 +624,14 @@ func TestWriteOutputCappedIndented(t *testing.T) {
 
 func TestExecuteSeveralPaths(t *testing.T) {
 	// One trigger for a digest: FAMIDS_PATH is the first path, FAMIDS_PATHS
-	// all of them; names are quoted in the report only.
+	// all of them, one a line: a name with a newline is Go-quoted there,
+	// and in the report, so that it cannot pass for two.
 	a := newActions(10*time.Second, func(string, string) {})
 	defer a.stop()
-	const action = `echo "$FAMIDS_PATH"; echo "$FAMIDS_PATHS"; echo "${FAMIDS_PATHS_LEFT_OUT-none}"`
+	const action = `printf '%s\n' "$FAMIDS_PATH" "$FAMIDS_PATHS" "${FAMIDS_PATHS_LEFT_OUT-none}"`
 	got := a.execute(trigger{action: action, paths: []string{"/etc/one", "/tmp/evil\nSubject: x", "/etc/two"}, events: []string{"change"}})
 	want := "Taking action in response to event for /etc/one\nAlso for: \"/tmp/evil\\nSubject: x\", /etc/two\nAction: " + action + "\n" +
-		"/etc/one\n/etc/one\n/tmp/evil\nSubject: x\n/etc/two\nnone\n"
+		"/etc/one\n/etc/one\n\"/tmp/evil\\nSubject: x\"\n/etc/two\nnone\n"
 	if got != want {
 		t.Errorf("report:\n%s\nwant:\n%s", got, want)
 	}

@@ -23,7 +23,8 @@ type burst struct {
 	entries  []string // the configuration entries whose actions run
 	found    string   // how a difference was found when not from an event
 	first    time.Time
-	deadline time.Time // zero while it waits for a job on its path
+	settled  time.Time // when it settles
+	deadline time.Time // settled, or zero while it waits for a job on its path
 }
 
 // An observation is one event on one path, on behalf of an entry. A weak
@@ -193,15 +194,16 @@ func (d *daemon) observe(o observation) {
 		b.events = appendNew(b.events, o.event)
 	}
 	b.entries = appendNew(b.entries, o.entry)
+	wait := *settle
+	if !b.told {
+		wait = max(wait, weakSettle)
+	}
+	b.settled = now.Add(wait)
+	if limit := b.first.Add(maxBurst * wait); b.settled.After(limit) {
+		b.settled = limit
+	}
 	if !b.deadline.IsZero() || !d.busy[o.path] {
-		wait := *settle
-		if !b.told {
-			wait = max(wait, weakSettle)
-		}
-		b.deadline = now.Add(wait)
-		if limit := b.first.Add(maxBurst * wait); b.deadline.After(limit) {
-			b.deadline = limit
-		}
+		b.deadline = b.settled
 	}
 }
 
@@ -369,7 +371,7 @@ func (d *daemon) recordedBy(path string, l *look) {
 		}
 	}
 	if b := d.pending[path]; b != nil && b.deadline.IsZero() {
-		b.deadline = time.Now() // it waited for this job
+		b.deadline = b.settled // it waited for this job
 	}
 }
 
@@ -406,6 +408,7 @@ func (d *daemon) recorded(b *burst, after attrs) {
 			b.merge(next)
 		}
 		b.deadline = now.Add(leaseRetry)
+		b.settled = b.deadline
 		d.pending[b.path] = b
 		return
 	}
@@ -413,11 +416,47 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		before := d.record[b.path]
 		if len(eventDiffers(before, after)) == 0 {
 			d.remember(b.path, after)
+			d.hashLater(b.path, after, "", "")
 			return
 		}
 		b.events = []string{changeEvent(before, after)}
 	}
 	d.report(b, after)
+	d.hashLater(b.path, after, "", "")
+}
+
+// hashLater hands the hash of a file over bigFile, recorded as rec with
+// its content pending, to the slow lane. Once hashed, if the path still
+// is the file rec stat'ed: with expect, the hash its record had, a hash
+// that differs is reported, found as found says; else the record takes
+// the hash.
+func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
+	if rec.SHA256 != digestPending || d.hashing[path] {
+		return
+	}
+	d.hashing[path] = true
+	var sha string
+	var ok bool
+	d.slow.submit(&job{path: path,
+		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, rec) },
+		done: func() {
+			delete(d.hashing, path)
+			cur, known := d.record[path]
+			if !ok || !known || !sameStat(cur, rec) || d.pending[path] != nil || d.busy[path] {
+				return // it changed meanwhile: another record tells
+			}
+			now := cur
+			now.SHA256 = sha
+			if expect != "" && sha != expect {
+				b := &burst{path: path, told: true, events: []string{"change"},
+					entries: entryPaths(d.cfg.owners(path)), found: found, first: time.Now()}
+				d.report(b, now)
+				return
+			}
+			if cur.SHA256 == digestPending {
+				d.remember(path, now)
+			}
+		}})
 }
 
 // merge adds the events of o, a later burst on the same path, to b.

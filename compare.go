@@ -32,14 +32,16 @@ func differs(before, after attrs) []string {
 	add("inode", before.Inode != after.Inode || before.Dev != after.Dev)
 	add("links", before.Links != after.Links && !dir)
 	add("rdev", before.Rdev != after.Rdev)
-	add("sha256", before.SHA256 != after.SHA256 || before.SHA256 == digestUnreadable || after.SHA256 == digestUnreadable)
+	// Content not hashed yet is compared once it is (see hashLater).
+	pending := before.SHA256 == digestPending || after.SHA256 == digestPending
+	add("sha256", !pending && (before.SHA256 != after.SHA256 || before.SHA256 == digestUnreadable || after.SHA256 == digestUnreadable))
 	bx, ax := before.extended(), after.extended()
 	add("link", bx.Link != ax.Link || bx.LinkOwner != ax.LinkOwner && !before.Partial && !after.Partial)
 	add("realpath", bx.Real != ax.Real && !before.Partial && !after.Partial)
 	if before.Partial || after.Partial {
 		return d // flags and extended attributes not known on one side
 	}
-	add("flags", before.Flags != after.Flags)
+	add("flags", before.Flags&^kernelFlags != after.Flags&^kernelFlags)
 	add("caps", bx.Caps != ax.Caps)
 	add("acl", bx.ACL != ax.ACL)
 	add("default_acl", bx.DefaultACL != ax.DefaultACL)
@@ -47,6 +49,11 @@ func differs(before, after attrs) []string {
 	add("xattrs", bx.Xattrs != ax.Xattrs || bx.XattrsSum != ax.XattrsSum || bx.LinkXattrs != ax.LinkXattrs)
 	return d
 }
+
+// kernelFlags are the inode flags the file system sets by itself as a file
+// or a directory grows (ext4's hash index, extents, inline data), which
+// no chattr sets: a change of them is not a difference.
+const kernelFlags = 0x00001000 | 0x00080000 | 0x10000000 // FS_INDEX_FL, FS_EXTENT_FL, FS_INLINE_DATA_FL
 
 // eventDiffers is differs for a report made from events on the path. A
 // directory's own times count there: an event on the directory itself

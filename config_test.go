@@ -283,6 +283,27 @@ func TestInsecureConfig(t *testing.T) {
 	}
 }
 
+// A configuration reached through a symbolic link another user owns, in
+// a sticky directory: its owner can point it at another file.
+func TestConfigThroughAUsersLink(t *testing.T) {
+	base := t.TempDir()
+	sticky := filepath.Join(base, "sd")
+	must(t, os.Mkdir(sticky, 0o755))
+	must(t, syscall.Chmod(sticky, 0o1777))
+	conf := filepath.Join(base, "famids.conf")
+	must(t, os.WriteFile(conf, []byte("/etc/passwd, true\n"), 0o600))
+	link := filepath.Join(sticky, "conf")
+	must(t, os.Symlink(conf, link))
+	must(t, os.Lchown(link, 65534, 65534))
+	if why := untrustedConfig(t, link); !strings.Contains(why, "symbolic link "+link+" is owned by uid 65534") {
+		t.Errorf("a configuration through a user's link: %q", why)
+	}
+	must(t, os.Lchown(link, 0, 0))
+	if why := untrustedConfig(t, link); why != "" {
+		t.Errorf("a configuration through root's link in a sticky directory: %q", why)
+	}
+}
+
 // A FIFO or a huge file in the configuration's place is refused at once.
 func TestReadConfigRefusesOddFiles(t *testing.T) {
 	dir := t.TempDir()

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A job is one piece of work for the pool: work runs on a worker, done on
@@ -47,6 +49,9 @@ type pool struct {
 	ctx    context.Context // cancelled when famids stops: hashes end early
 	cancel context.CancelFunc
 	poke   func() // wakes the loop when a job is done
+	base   int    // workers kept
+	most   int    // workers at most, with those started beside slow jobs
+	nice   bool   // workers run at the lowest CPU priority
 
 	mu       sync.Mutex
 	queue    []*job
@@ -61,8 +66,15 @@ type pool struct {
 }
 
 func newPool(poke func()) *pool {
+	return newPoolOf(poke, baseWorkers(), maxWorkers, false)
+}
+
+// newPoolOf returns a pool of base workers, up to most beside slow jobs;
+// with nice, they run at the lowest CPU priority.
+func newPoolOf(poke func(), base, most int, nice bool) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pool{ctx: ctx, cancel: cancel, poke: poke, running: make(map[*job]bool), ready: make(chan struct{}, 1)}
+	p := &pool{ctx: ctx, cancel: cancel, poke: poke, base: base, most: most, nice: nice,
+		running: make(map[*job]bool), ready: make(chan struct{}, 1)}
 	p.wake = sync.NewCond(&p.mu)
 	return p
 }
@@ -78,7 +90,7 @@ func (p *pool) submit(j *job) {
 	p.queue = append(p.queue, j)
 	if p.waiting > 0 {
 		p.wake.Signal()
-	} else if p.workers < baseWorkers() {
+	} else if p.workers < p.base {
 		p.startWorker()
 	}
 }
@@ -90,10 +102,16 @@ func (p *pool) startWorker() {
 }
 
 func (p *pool) worker() {
+	if p.nice {
+		// A thread of its own, the last to be given a CPU: what it
+		// hashes must not slow the rest of the machine.
+		runtime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+	}
 	p.mu.Lock()
 	for {
 		for len(p.queue) == 0 {
-			if p.workers > baseWorkers() {
+			if p.workers > p.base {
 				// One started for a slow job: the rush is over.
 				p.workers--
 				p.mu.Unlock()
@@ -176,7 +194,7 @@ func (p *pool) watch(now time.Time) (stuck []*job) {
 			stuck = append(stuck, j)
 		}
 	}
-	for p.waiting == 0 && len(p.queue) > 0 && p.workers < min(maxWorkers, baseWorkers()+slow) {
+	for p.waiting == 0 && len(p.queue) > 0 && p.workers < min(p.most, p.base+slow) {
 		p.startWorker()
 	}
 	return stuck

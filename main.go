@@ -133,6 +133,13 @@ func run() int {
 
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+	// A reader of -stdout (or standard error) that goes away must not end
+	// famids: writing to it then fails with EPIPE, and what was written is
+	// tried again, then given up, as for mail. Caught, not ignored: the
+	// actions and the mail program it runs get SIGPIPE as usual.
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 	limitMemory()
 	d.start(problems)
 	return d.loop(sigs)
@@ -208,6 +215,7 @@ type daemon struct {
 	w         *watcher
 	poll      *poller
 	pool      *pool
+	slow      *pool // hashes of files over bigFile, one at a time, at the lowest priority
 	mail      *mailer
 	flood     *flood
 	acts      *actions
@@ -220,6 +228,7 @@ type daemon struct {
 	before  map[string]attrs  // the record of each path before its last report, until every report is delivered
 	pending map[string]*burst // by reported path
 	busy    map[string]bool   // paths a job is out recording
+	hashing map[string]bool   // paths a hash is out for in the slow lane
 	inOrder []*ordered        // bursts whose records are out, in the order they settled
 	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
 	arming  map[string]*arming
@@ -273,6 +282,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		w:         w,
 		poll:      p,
 		pool:      newPool(p.poke),
+		slow:      newPoolOf(p.poke, 1, 1, true),
 		mail:      m,
 		flood:     newFlood(*maxMails),
 		acts:      acts,
@@ -282,6 +292,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		before:    make(map[string]attrs),
 		pending:   make(map[string]*burst),
 		busy:      make(map[string]bool),
+		hashing:   make(map[string]bool),
 		derived:   make(map[string]*entry),
 		arming:    make(map[string]*arming),
 		scans:     make(map[string]*scan),
@@ -358,16 +369,18 @@ func (d *daemon) start(problems []problem) {
 		if d.w.count() == 0 {
 			d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", quoteIfNeeded(d.cfg.File)))
 		}
-		d.startScan(&scan{kind: "start", found: foundAtStart, fresh: fresh, then: d.startedUp})
+		d.startScan(&scan{kind: "start", found: foundAtStart, trust: true, fresh: fresh, then: d.startedUp})
 	})
 }
 
 // startedUp is the end of start-up: the first comparison is done.
 func (d *daemon) startedUp(*scan) {
 	d.noticeWatchErrors()
-	d.hashedAll = time.Now()
+	// The start trusts what stat says of a file since the last run; the
+	// first verification hashes every file (see fullHashEvery).
+	d.hashedAll = time.Time{}
 	if *verifyEvery > 0 {
-		d.verifyAt = d.hashedAll.Add(*verifyEvery)
+		d.verifyAt = time.Now().Add(*verifyEvery)
 	}
 	if d.mail.idle() {
 		d.save(false)
@@ -516,6 +529,9 @@ func (d *daemon) finishJobs() {
 	if d.handed > 0 {
 		d.handed = 0
 		d.pool.await(quickWait)
+	}
+	for _, j := range d.slow.take() {
+		j.done()
 	}
 	for {
 		done := d.pool.take()
@@ -670,6 +686,7 @@ func (d *daemon) stop() {
 		d.flush(time.Time{})
 	}
 	d.pool.stop()
+	d.slow.stop()
 	d.w.Close()
 	for _, o := range d.inOrder {
 		if o.done { // held up by a record that did not end in time

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,5 +45,26 @@ func TestTransientBindMountIsTold(t *testing.T) {
 	m := r.waitNotice("a mount on a watched path")
 	if !strings.Contains(m.Body, "mounted: "+f) {
 		t.Errorf("notice:\n%s", m.Body)
+	}
+}
+
+// A mount over a directory on the way to a watched path that does not
+// exist yet is told too.
+func TestMountOnTheWayToAMissingPath(t *testing.T) {
+	needTool(t, "mount")
+	dir := t.TempDir()
+	m := filepath.Join(dir, "m")
+	must(t, os.Mkdir(m, 0o755))
+	src := filepath.Join(dir, "src")
+	must(t, os.Mkdir(src, 0o755))
+	writeFile(t, filepath.Join(src, "g"), "evil")
+	g := filepath.Join(m, "g")
+	r := startFamids(t, g+"\n")
+	if out, err := exec.Command("sh", "-c", "mount --bind "+src+" "+m+" && cat "+g+" >/dev/null && umount "+m).CombinedOutput(); err != nil {
+		t.Fatalf("the bind mount: %v\n%s", err, out)
+	}
+	n := r.waitNotice("a mount on a watched path")
+	if !strings.Contains(n.Body, "mounted: "+m) {
+		t.Errorf("notice:\n%s", n.Body)
 	}
 }

@@ -69,8 +69,22 @@ type extended struct {
 	XattrsSum  string // the SHA-256 of every name and whole value of Xattrs: a change shows, whatever HASH shows
 }
 
-// digestUnreadable stands for content that could not be read.
-const digestUnreadable = "unreadable"
+// digestUnreadable stands for content that could not be read, and
+// digestPending for content not hashed yet: a file over bigFile is hashed
+// beside, at the lowest priority, one at a time (see hashLater).
+const (
+	digestUnreadable = "unreadable"
+	digestPending    = "pending"
+)
+
+// bigFile is the size past which a file is not hashed with its record: a
+// 15 TiB sparse file takes hours to hash.
+const bigFile = 256 << 20
+
+// knownDigest reports whether sha is a file's hash, not a word for one.
+func knownDigest(sha string) bool {
+	return sha != "" && sha != digestUnreadable && sha != digestPending
+}
 
 // maxZeroSize is how much of a file whose stat size is 0 (procfs, sysfs:
 // their size says nothing of their content) is read and hashed.
@@ -153,7 +167,7 @@ func (rc *recorder) readLink(path string, lst *unix.Stat_t, isLink bool, a *attr
 func unchanged(prev, a *attrs) bool {
 	return prev.Exists && !prev.Partial && prev.Type == a.Type && prev.Dev == a.Dev && prev.Inode == a.Inode &&
 		prev.Size == a.Size && prev.Mtime.Equal(a.Mtime) && prev.Ctime.Equal(a.Ctime) &&
-		(a.Type != "file" || prev.SHA256 != "" && prev.SHA256 != digestUnreadable && a.Size > 0)
+		(a.Type != "file" || knownDigest(prev.SHA256) && a.Size > 0)
 }
 
 // fromStat returns the attributes stat(2) gives.
@@ -206,14 +220,7 @@ func fileType(mode uint32) string {
 // It uses the system calls directly: an os.File would cost an epoll
 // registration attempt and a finalizer per file.
 func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow bool, a *attrs) {
-	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
-	if nofollow {
-		flags |= unix.O_NOFOLLOW
-	}
-	if a.Type == "dir" {
-		flags |= unix.O_DIRECTORY
-	}
-	fd, err := unix.Open(path, flags, 0)
+	fd, st, err := openInode(path, nofollow, a.Type == "dir")
 	if err != nil {
 		if a.Type == "file" {
 			a.SHA256 = digestUnreadable
@@ -223,18 +230,8 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 		return
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) == nil && (uint64(st.Dev) != a.Dev || st.Ino != a.Inode) {
-		if fileType(st.Mode) != a.Type {
-			// Replaced by something else meanwhile: what was opened is
-			// not what the path is now; the event that told of it
-			// brings another record.
-			if a.Type == "file" {
-				a.SHA256 = digestUnreadable
-			}
-			return
-		}
-		*a = fromStat(&st)
+	if uint64(st.Dev) != a.Dev || st.Ino != a.Inode {
+		*a = fromStat(&st) // replaced meanwhile by another of its kind
 	}
 	if f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err == nil {
 		a.Flags = f
@@ -247,10 +244,77 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 		x.Real = real
 	}
 	a.setExt(x)
-	if a.Type == "file" {
+	switch {
+	case a.Type != "file":
+	case a.Size > bigFile:
+		a.SHA256 = digestPending
+	default:
 		a.SHA256 = hashFD(ctx, j, fd, a.Size)
 		a.cut = ctx.Err() != nil
 	}
+}
+
+// errOtherKind says a path names, by the time famids opens it, something
+// else than the regular file or directory it stat'ed.
+var errOtherKind = errors.New("not the kind of file it was")
+
+// openInode opens the regular file or directory at path for reading,
+// never anything else: the path is opened first as a handle only
+// (O_PATH), which opens no device and no FIFO, and only once fstat says it
+// is of the kind wanted is that very inode opened for reading, through
+// /proc/self/fd, whatever the path names by then. A symbolic link swapped
+// to point at a device between a stat and an open cannot make famids open
+// the device. It returns the stat of the file opened.
+func openInode(path string, nofollow, dir bool) (fd int, st unix.Stat_t, err error) {
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if nofollow {
+		flags |= unix.O_NOFOLLOW
+	}
+	h, err := unix.Open(path, flags, 0)
+	if err != nil {
+		return -1, st, err
+	}
+	defer unix.Close(h)
+	if err := unix.Fstat(h, &st); err != nil {
+		return -1, st, err
+	}
+	kind, flags := st.Mode&unix.S_IFMT, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY
+	switch {
+	case kind == unix.S_IFDIR && dir:
+		flags |= unix.O_DIRECTORY
+	case kind == unix.S_IFREG && !dir:
+	default:
+		return -1, st, errOtherKind
+	}
+	fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(h), flags, 0)
+	return fd, st, err
+}
+
+// sameStat reports whether a and b stat'ed the same file, untouched in
+// between: the same device, inode, size, mtime and ctime.
+func sameStat(a, b attrs) bool {
+	return a.Exists && b.Exists && a.Type == b.Type && a.Dev == b.Dev && a.Inode == b.Inode &&
+		a.Size == b.Size && a.Mtime.Equal(b.Mtime) && a.Ctime.Equal(b.Ctime)
+}
+
+// hashFile returns the hash of the regular file at path, if it is still
+// the file want stat'ed, untouched (sameStat), before and after it is
+// read; ok is false otherwise. It opens it as readInode does.
+func (rc *recorder) hashFile(ctx context.Context, j *job, path string, want attrs) (sha string, ok bool) {
+	fd, _, err := openInode(path, false, false)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	same := func() bool {
+		var st unix.Stat_t
+		return unix.Fstat(fd, &st) == nil && sameStat(fromStat(&st), want)
+	}
+	if !same() {
+		return "", false
+	}
+	sha = hashFD(ctx, j, fd, want.Size)
+	return sha, ctx.Err() == nil && same()
 }
 
 // readlink returns where the symbolic link at path points, byte for byte.

@@ -340,6 +340,17 @@ func (d *daemon) scanned(s *scan, path string, after attrs) {
 		d.observe(observation{path: path, event: "change", weak: true}) // read again once the lease is broken
 		return
 	}
+	if after.SHA256 == digestPending && knownDigest(before.SHA256) && sameStat(before, after) {
+		// A large file hashed again: the record keeps its hash until the
+		// new one is known, and a difference is reported then.
+		found := s.found
+		if found == "" {
+			found = foundAtVerify
+		}
+		d.hashLater(path, after, before.SHA256, found)
+		return
+	}
+	defer d.hashLater(path, after, "", "")
 	diff := differs(before, after)
 	switch {
 	case fresh, len(diff) == 0:
@@ -472,10 +483,14 @@ func (d *daemon) reload() {
 	old := d.cfg
 	d.cfg = cfg
 	var added []*entry
-	var removed []string
+	var removed, changed []string
 	for _, e := range cfg.Entries {
-		if old.lookup(e.Path) == nil {
+		was := old.lookup(e.Path)
+		switch {
+		case was == nil:
 			added = append(added, e)
+		case was.Action != e.Action || !slices.Equal(was.Names, e.Names):
+			changed = append(changed, fmt.Sprintf("%s: action %q, important names %q", quoteIfNeeded(e.Path), e.Action, strings.Join(e.Names, " | ")))
 		}
 	}
 	for _, e := range old.Entries {
@@ -519,8 +534,11 @@ func (d *daemon) reload() {
 	for _, p := range removed {
 		details = append(details, "Removed: "+quoteIfNeeded(p))
 	}
-	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed\n", quoteIfNeeded(file), len(added), len(removed))
-	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed", quoteIfNeeded(file), len(added), len(removed)), details...)
+	for _, c := range changed {
+		details = append(details, "Changed: "+c)
+	}
+	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed, %d changed\n", quoteIfNeeded(file), len(added), len(removed), len(changed))
+	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed, %d changed", quoteIfNeeded(file), len(added), len(removed), len(changed)), details...)
 	d.checkConfigSecurity()
 	d.state.dirty = d.state.file != "" // the entries changed
 	fitMemoryLimit()

@@ -4,7 +4,10 @@ package main
 // soon, a file system that never answers, signals sent back to back.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,19 +53,75 @@ func TestHugeFileDoesNotStall(t *testing.T) {
 	must(t, os.Chmod(w, 0o1777))
 	g := filepath.Join(dir, "g")
 	writeFile(t, g, "x")
-	r := startFamids(t, w+", , big*\n"+g+"\n")
-	for i := range 3 {
-		big := filepath.Join(w, fmt.Sprintf("big%d", i))
+	r := startFamids(t, w+", , big*\n"+g+"\n", "-max-mails", "1000")
+	const huge = 100
+	for i := range huge {
+		big := filepath.Join(w, fmt.Sprintf("big%03d", i))
 		f, err := os.Create(big)
 		must(t, err)
-		must(t, f.Truncate(64<<30)) // 64 GiB of holes: minutes of hashing
+		must(t, f.Truncate(15<<40)) // 15 TiB of holes: hours of hashing
 		must(t, f.Close())
 		must(t, os.Chown(big, 65534, 65534))
 	}
 	time.Sleep(500 * time.Millisecond) // the hashes are under way
 	appendFile(t, g, "!")
 	reportWithin(t, r, 2*time.Second, g, "change")
+	// Each huge file is reported at once, its content pending.
+	m := r.waitReport(filepath.Join(w, "big000"), "create", "create, change")
+	if !strings.Contains(field(m.Body, "After"), " sha256=pending") {
+		t.Errorf("a huge file's report:\n%s", m.Body)
+	}
+	// Signals are acted on: a suspension and its resume notice.
+	r.cmd.Process.Signal(syscall.SIGUSR1)
+	r.waitNotice("reporting suspended")
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	r.waitNotice("reporting resumed")
 	stopWithin10s(t, r)
+}
+
+// The owner of a watched file makes it a huge sparse file: reported at
+// once, with what stat says.
+func TestOwnerMakesWatchedFileHuge(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "crontab")
+	writeFile(t, f, "* * * * * true\n")
+	must(t, os.Chown(f, 65534, 65534))
+	r := startFamids(t, f+"\n")
+	writeFile(t, f, "* * * * * evil\n")
+	must(t, os.Truncate(f, 15<<40))
+	m := r.waitNthReport(f, 1)
+	wantDiffers(t, m, "size")
+	stopWithin10s(t, r)
+}
+
+// A file over bigFile, hashed in the slow lane, takes its hash into its
+// record once done.
+func TestLargeFileIsHashedBeside(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "image")
+	fh, err := os.Create(f)
+	must(t, err)
+	must(t, fh.Truncate(bigFile+1))
+	must(t, fh.Close())
+	r := startFamids(t, f+"\n")
+	// The baseline's hash, once the slow lane is done with it.
+	deadline := time.Now().Add(waitFor)
+	for {
+		s := readStateAt(t, r.state)
+		if a := s.Records[f]; knownDigest(a.SHA256) {
+			zeros, err := os.Open(f)
+			must(t, err)
+			defer zeros.Close()
+			if want := sha256Of(t, zeros); a.SHA256 != want {
+				t.Errorf("recorded sha256 %s, want %s", a.SHA256, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the large file's hash never came into its record")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // hungFUSE mounts a FUSE file system whose server never answers: every
@@ -165,5 +224,45 @@ func TestSignalsPassedOnOutOfOrder(t *testing.T) {
 			t.Errorf("after %v, famids is suspended", order)
 		}
 		d.suspended, d.holding, d.strayUSR2 = time.Time{}, false, time.Time{}
+	}
+}
+
+// sha256Of returns the hex SHA-256 of what r holds.
+func sha256Of(t *testing.T, r io.Reader) string {
+	t.Helper()
+	h := sha256.New()
+	_, err := io.Copy(h, r)
+	must(t, err)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// A user writing a byte at a time to a file in a watched directory: the
+// kernel merges the identical events, the queue never overflows, and the
+// file is reported, not thousands of times.
+func TestWriteStormOnAnEntry(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "W")
+	must(t, os.Mkdir(w, 0o755))
+	noisy := filepath.Join(w, "noisy")
+	writeFile(t, noisy, "")
+	r := startFamids(t, w+"\n", "-max-mails", "1000")
+	f, err := os.OpenFile(noisy, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		for range 1000 {
+			_, err := f.Write([]byte("x"))
+			must(t, err)
+		}
+	}
+	must(t, f.Close())
+	r.waitReport(noisy, "change")
+	stopWithin10s(t, r)
+	for _, m := range r.mails() {
+		if strings.Contains(m.Body, "overflowed") {
+			t.Errorf("the queue overflowed:\n%s", m.Body)
+		}
+	}
+	if n := len(r.reportsOn(noisy)); n > 3 { // 2 s of writes: one burst (20 times -settle at most), and its end
+		t.Errorf("%d reports on the file, want one each 20 times -settle at most", n)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -61,8 +62,12 @@ func (k *stateKeeper) owns(path string) bool {
 }
 
 // errUntrustedDir is wrapped by open's error when the state directory is
-// one famids must not write into.
-var errUntrustedDir = errors.New("the state directory cannot be trusted")
+// one famids must not write into; errNoStateDir when it cannot be made
+// (famids run by a user, with the default -state).
+var (
+	errUntrustedDir = errors.New("the state directory cannot be trusted")
+	errNoStateDir   = errors.New("the state directory cannot be made")
+)
 
 // open creates the state directory and locks the state file. On failure
 // famids runs on without state. famids writes there as root: a directory
@@ -72,7 +77,7 @@ var errUntrustedDir = errors.New("the state directory cannot be trusted")
 func (k *stateKeeper) open() error {
 	dir := filepath.Dir(k.file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNoStateDir, err)
 	}
 	if err := unix.Stat(dir, &k.dir); err != nil {
 		return fmt.Errorf("stat %s: %w", quoteIfNeeded(dir), err)
@@ -203,10 +208,16 @@ func (d *daemon) loadState() *state {
 	if err := k.open(); err != nil {
 		msg := quoteIfNeeded(err.Error())
 		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %s\n", msg)
-		if errors.Is(err, errUntrustedDir) {
+		switch {
+		case errors.Is(err, errUntrustedDir):
 			d.notice("no baseline is kept between runs: "+msg,
 				"famids writes its state there as root: whoever can write into that directory could make it overwrite another file.",
 				"Make the state directory, and every directory above it, owned by root and not writable by group or others, then restart famids.")
+		case errors.Is(err, errNoStateDir):
+			// A warning only: famids run by hand by a user, say.
+		default:
+			d.notice("no baseline is kept between runs: "+msg,
+				"What changes while famids is not running cannot be told at the next start.")
 		}
 		k.file = ""
 		return nil
@@ -356,6 +367,33 @@ func (s *state) watched(path string) bool {
 	return ok && (&entry{Names: names}).matches(filepath.Base(path))
 }
 
+// validType reports whether t is a type fileType gives.
+func validType(t string) bool {
+	switch t {
+	case "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev", "unknown":
+		return true
+	}
+	return false
+}
+
+// validDigest reports whether sha is what a record's SHA256 may hold: a
+// hex SHA-256, or a word for none.
+func validDigest(sha string) bool {
+	switch sha {
+	case "", digestUnreadable, digestPending:
+		return true
+	}
+	if len(sha) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(sha); i++ {
+		if !('0' <= sha[i] && sha[i] <= '9' || 'a' <= sha[i] && sha[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // An exact is a string kept byte for byte in the state file. JSON strings
 // hold only UTF-8, and a file name may be any bytes but NUL and '/': a
 // string that is not valid UTF-8 is written as a NUL, which no name holds,
@@ -438,6 +476,13 @@ func (a *attrs) UnmarshalJSON(b []byte) error {
 	var r recordJSON
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
+	}
+	// Only what famids writes: a record is shown in reports as it is.
+	if r.Exists && !validType(r.Type) {
+		return fmt.Errorf("a record of type %s", quoteIfNeeded(r.Type))
+	}
+	if !validDigest(r.SHA256) {
+		return fmt.Errorf("a record of sha256 %s", quoteIfNeeded(r.SHA256))
 	}
 	*a = attrs{
 		Exists: r.Exists, Type: r.Type, Mode: r.Mode, UID: r.UID, GID: r.GID, Size: r.Size,

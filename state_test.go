@@ -193,14 +193,14 @@ func TestStateVersion1(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state.json")
 	writeFile(t, file, `{"version":1,"pid":3,"started":"2026-11-25T08:00:00Z","saved":"2026-11-25T09:00:00Z","clean":true,`+
 		`"watched":{"/d":null},"records":{"/d/a":{"exists":true,"type":"file","mode":420,"size":1,"mtime":"2026-11-25T08:00:00Z",`+
-		`"inode":5,"links":1,"sha256":"ab","dev":2,"ctime":"2026-11-25T08:00:00Z"},"/d/V\ufffdctor":{"exists":true,"type":"file"}}}`)
+		`"inode":5,"links":1,"sha256":"abababababababababababababababababababababababababababababababab","dev":2,"ctime":"2026-11-25T08:00:00Z"},"/d/V\ufffdctor":{"exists":true,"type":"file"}}}`)
 	got, err := loadState(file)
 	must(t, err)
 	if got.Version != stateVersion || !got.Clean || got.PID != 3 {
 		t.Errorf("version 1 state read as %+v", got)
 	}
 	a, ok := got.Records["/d/a"]
-	if !ok || !a.Partial || a.Mode != 0o644 || a.SHA256 != "ab" || a.Inode != 5 {
+	if !ok || !a.Partial || a.Mode != 0o644 || a.SHA256 != strings.Repeat("ab", 32) || a.Inode != 5 {
 		t.Errorf("version 1 record = %v (partial %v), want mode 0644, inode 5, partial", a, a.Partial)
 	}
 	if _, ok := got.Records["/d/V\ufffdctor"]; ok {
@@ -223,7 +223,7 @@ func TestStateVersion1(t *testing.T) {
 func FuzzDecodeState(f *testing.F) {
 	var seed bytes.Buffer
 	encodeState(&seed, &state{Version: stateVersion, PID: 1, Error: "x\xff", Watched: entryNames{"/d\xfe": {"n"}},
-		Records: map[string]attrs{"/d/\xed": {Exists: true, Type: "file", SHA256: "ab", Ext: &extended{Link: "\xff"}}}})
+		Records: map[string]attrs{"/d/\xed": {Exists: true, Type: "file", SHA256: strings.Repeat("ab", 32), Ext: &extended{Link: "\xff"}}}})
 	f.Add(seed.Bytes())
 	f.Add([]byte(`{"version":1,"records":{"/x":{"exists":true}}}`))
 	f.Add([]byte(`{"version":2,"records":{"\u0000!!":{}}}`))
@@ -322,5 +322,47 @@ func TestUntrustedStateDirectory(t *testing.T) {
 				t.Errorf("famids wrote into the untrusted directory")
 			}
 		})
+	}
+}
+
+// A symbolic link another user owns, on the way to the state directory,
+// lets that user choose where famids writes, even in a sticky directory.
+func TestStateDirectoryThroughAUsersLink(t *testing.T) {
+	base := t.TempDir()
+	sticky := filepath.Join(base, "sd")
+	must(t, os.Mkdir(sticky, 0o755))
+	must(t, syscall.Chmod(sticky, 0o1777))
+	victim := filepath.Join(base, "victimdir")
+	must(t, os.Mkdir(victim, 0o700))
+	writeFile(t, filepath.Join(victim, "state.json"), `{"other program":"precious"}`)
+	link := filepath.Join(sticky, "famids")
+	must(t, os.Symlink(victim, link))
+	must(t, os.Lchown(link, 65534, 65534))
+	k := stateKeeper{file: filepath.Join(link, "state.json")}
+	err := k.open()
+	if err == nil {
+		k.unlock()
+		t.Fatal("the state directory reached through a user's link was used")
+	}
+	if !errors.Is(err, errUntrustedDir) || !strings.Contains(err.Error(), "symbolic link "+link+" is owned by uid 65534") {
+		t.Errorf("error %q", err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(victim, "state.json")); string(data) != `{"other program":"precious"}` {
+		t.Errorf("the victim was written: %q", data)
+	}
+}
+
+// A state file forged to hold text famids shows in reports as it is (a
+// type, a digest) is damaged: it could forge a line.
+func TestStateWithForgedFieldsIsDamaged(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	for _, rec := range []string{
+		`{"exists":true,"type":"file","sha256":"abc\nSubject: famids report\nPathname: /etc/shadow\u001b[2J"}`,
+		`{"exists":true,"type":"file\nPathname: /etc/shadow"}`,
+	} {
+		writeFile(t, file, `{"version":2,"records":{"/x":`+rec+`}}`)
+		if _, err := loadState(file); err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("a record %s: err = %v, want the file damaged", rec, err)
+		}
 	}
 }

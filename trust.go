@@ -45,23 +45,33 @@ func untrustedDir(dir string, st *unix.Stat_t) string {
 	return ""
 }
 
-// untrustedDirs returns why a directory above path, or the directory
-// itself when it is one, lets someone else replace what path names, or
-// "". Each directory is looked at as it is, a symbolic link as the link
-// (its target's own directories are those of the real path, which the
-// caller checks too).
+// untrustedDirs returns why someone else could replace what path names,
+// or "": a directory above it (or path itself, when it is one) that is not
+// famids's own, or a symbolic link on the way (or path itself) that
+// another user owns, and so may point elsewhere, even in a sticky
+// directory. Each name is looked at as it is, a symbolic link as the link:
+// the directories of its target are those of the real path, which the
+// caller checks too.
 func untrustedDirs(path string) string {
-	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+	for p := path; ; p = filepath.Dir(p) {
 		var st unix.Stat_t
-		if err := unix.Lstat(dir, &st); err != nil {
-			return fmt.Sprintf("cannot look at directory %s: %s", quoteIfNeeded(dir), quoteIfNeeded(err.Error()))
+		if err := unix.Lstat(p, &st); err != nil {
+			if p == path {
+				continue // not made yet: its directory tells
+			}
+			return fmt.Sprintf("cannot look at directory %s: %s", quoteIfNeeded(p), quoteIfNeeded(err.Error()))
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if why := untrustedDir(dir, &st); why != "" {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if why := untrustedDir(p, &st); why != "" {
 				return why
 			}
+		case unix.S_IFLNK:
+			if !ownedByUs(st.Uid) {
+				return fmt.Sprintf("symbolic link %s is owned by uid %d, neither root nor the user famids runs as (uid %d): its owner can point it elsewhere", quoteIfNeeded(p), st.Uid, os.Getuid())
+			}
 		}
-		if dir == "/" || dir == "." {
+		if p == "/" || p == "." {
 			return ""
 		}
 	}

@@ -47,7 +47,13 @@ const (
 	contentMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE
 	entriesMask = lookupMask | contentMask
 	selfMask    = contentMask | unix.IN_MASK_ADD
-	aliasMask   = selfMask
+	// An alias tells of writes through another name of the file, at
+	// their close (IN_CLOSE_WRITE), not at each write: the directory
+	// already sends IN_MODIFY for writes through the watched name, and
+	// two watches sending it in turn defeat the kernel's merging of
+	// identical events, so that a user writing a byte at a time to a file
+	// in a watched directory would overflow the queue.
+	aliasMask = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_MASK_ADD
 )
 
 // A sub is one entry's interest in a watch.
@@ -795,13 +801,15 @@ type realPath struct {
 	dir  bool
 }
 
-// reals returns what every armed path resolved to, when it exists.
+// reals returns every armed path, and what it resolved to when it
+// exists.
 func (w *watcher) reals() []realPath {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]realPath, 0, len(w.armed))
-	for _, a := range w.armed {
-		if a.exists {
+	out := make([]realPath, 0, 2*len(w.armed))
+	for path, a := range w.armed {
+		out = append(out, realPath{path, a.dir})
+		if a.exists && a.real != path {
 			out = append(out, realPath{a.real, a.dir})
 		}
 	}
