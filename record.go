@@ -319,7 +319,8 @@ func (rc *recorder) hashFile(ctx context.Context, j *job, path string, want attr
 
 // readlink returns where the symbolic link at path points, byte for byte.
 func readlink(path string) string {
-	buf := make([]byte, 256)
+	var small [256]byte // most are short: no allocation but the string
+	buf := small[:]
 	for {
 		n, err := unix.Readlink(path, buf)
 		if err != nil {
@@ -339,7 +340,11 @@ func (a *attrs) setExt(x extended) {
 		a.Ext = nil
 		return
 	}
-	a.Ext = &x
+	// A copy of its own, not &x: x would then be allocated even when it
+	// holds nothing, as it does for nearly every file.
+	p := new(extended)
+	*p = x
+	a.Ext = p
 }
 
 // hashBuffers are the read buffers of hashFD and of the extended

@@ -350,7 +350,9 @@ func (d *daemon) scanned(s *scan, path string, after attrs) {
 		d.hashLater(path, after, before.SHA256, found)
 		return
 	}
-	defer d.hashLater(path, after, "", "")
+	if after.SHA256 == digestPending {
+		defer d.hashLater(path, after, "", "")
+	}
 	diff := differs(before, after)
 	switch {
 	case fresh, len(diff) == 0:

@@ -460,18 +460,6 @@ type recordJSON struct {
 	XattrsSum  exact     `json:"xattrs_sum,omitempty"`
 }
 
-func (a attrs) MarshalJSON() ([]byte, error) {
-	x := a.extended()
-	return json.Marshal(recordJSON{
-		Exists: a.Exists, Type: a.Type, Mode: a.Mode, UID: a.UID, GID: a.GID, Size: a.Size,
-		Mtime: a.Mtime, Ctime: a.Ctime, Inode: a.Inode, Links: a.Links, Dev: a.Dev, SHA256: a.SHA256, Flags: a.Flags,
-		Rdev: a.Rdev, Partial: a.Partial,
-		Link: exact(x.Link), LinkOwner: exact(x.LinkOwner), LinkXattrs: exact(x.LinkXattrs), Real: exact(x.Real),
-		Caps: exact(x.Caps), ACL: exact(x.ACL), DefaultACL: exact(x.DefaultACL),
-		SELinux: exact(x.SELinux), Xattrs: exact(x.Xattrs), XattrsSum: exact(x.XattrsSum),
-	})
-}
-
 func (a *attrs) UnmarshalJSON(b []byte) error {
 	var r recordJSON
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -642,21 +630,105 @@ func encodeState(w io.Writer, s *state) error {
 	bw := bufio.NewWriter(w)
 	bw.Write(head[:len(head)-1]) // open, for the records
 	bw.WriteString(`,"records":{`)
+	var b []byte
 	for i, p := range slices.Sorted(maps.Keys(s.Records)) {
+		b = b[:0]
 		if i > 0 {
-			bw.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(encodeExact(p))
-		value, err := json.Marshal(s.Records[p])
-		if err != nil {
-			return err
-		}
-		bw.Write(key)
-		bw.WriteByte(':')
-		bw.Write(value)
+		b = appendJSONString(b, encodeExact(p))
+		b = append(b, ':')
+		b = s.Records[p].appendJSON(b)
+		bw.Write(b)
 	}
 	bw.WriteString("}}\n")
 	return bw.Flush()
+}
+
+// appendJSON appends a as the state file keeps it: the fields of
+// recordJSON, those empty left out. It is attrs.MarshalJSON without
+// reflection: a save writes ten thousand of them.
+func (a attrs) appendJSON(b []byte) []byte {
+	b = append(b, `{"exists":`...)
+	b = strconv.AppendBool(b, a.Exists)
+	key := func(k string) { b = append(append(append(b, `,"`...), k...), `":`...) }
+	str := func(k, v string) {
+		if v != "" {
+			key(k)
+			b = appendJSONString(b, v)
+		}
+	}
+	num := func(k string, v uint64) {
+		if v != 0 {
+			key(k)
+			b = strconv.AppendUint(b, v, 10)
+		}
+	}
+	tm := func(k string, t time.Time) {
+		if !t.IsZero() {
+			key(k)
+			b = append(t.AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
+		}
+	}
+	x := a.extended()
+	str("type", a.Type)
+	num("mode", uint64(a.Mode))
+	num("uid", uint64(a.UID))
+	num("gid", uint64(a.GID))
+	if a.Size != 0 {
+		key("size")
+		b = strconv.AppendInt(b, a.Size, 10)
+	}
+	tm("mtime", a.Mtime)
+	tm("ctime", a.Ctime)
+	num("inode", a.Inode)
+	num("links", a.Links)
+	num("dev", a.Dev)
+	str("sha256", a.SHA256)
+	num("flags", uint64(a.Flags))
+	num("rdev", a.Rdev)
+	if a.Partial {
+		key("partial")
+		b = append(b, "true"...)
+	}
+	str("link", encodeExact(x.Link))
+	str("link_owner", encodeExact(x.LinkOwner))
+	str("link_xattrs", encodeExact(x.LinkXattrs))
+	str("real", encodeExact(x.Real))
+	str("caps", encodeExact(x.Caps))
+	str("acl", encodeExact(x.ACL))
+	str("default_acl", encodeExact(x.DefaultACL))
+	str("selinux", encodeExact(x.SELinux))
+	str("xattrs", encodeExact(x.Xattrs))
+	str("xattrs_sum", encodeExact(x.XattrsSum))
+	return append(b, '}')
+}
+
+// appendJSONString appends s, which must be valid UTF-8 (encodeExact
+// makes it so), as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 // saveState writes s to file atomically: to a temporary file in the same

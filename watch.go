@@ -388,13 +388,14 @@ func (c *walkCache) setWd(dir string, mask uint32, r wdResult) {
 // kernel does, and returns every lookup made and the real path that path
 // names, or "" when a name on the way does not exist (yet).
 func resolve(path string, c *walkCache) (lookups []lookup, real string) {
-	lookups, real, _ = resolveStat(path, c)
+	lookups, real, _, _ = resolveStat(path, c)
 	return lookups, real
 }
 
 // resolveStat is resolve, which also returns the stat of real when its
-// last look found it, or nil.
-func resolveStat(path string, c *walkCache) (lookups []lookup, real string, st *unix.Stat_t) {
+// last look found it (found). The stat is returned by value: a pointer to
+// each look's would cost an allocation per name per entry.
+func resolveStat(path string, c *walkCache) (lookups []lookup, real string, st unix.Stat_t, found bool) {
 	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
 		return walk(path, c)
 	}
@@ -418,20 +419,20 @@ func resolveStat(path string, c *walkCache) (lookups []lookup, real string, st *
 		fi := cache.lstatOf(path[:end])
 		switch {
 		case fi.err != nil:
-			return lookups, "", nil
+			return lookups, "", st, false
 		case fi.isLink():
 			return walk(path, c)
 		case !fi.isDir() && !leaf:
-			return lookups, "", nil // a file where a directory should be
+			return lookups, "", st, false // a file where a directory should be
 		}
-		dir, st = path[:end], &fi.st
+		dir, st, found = path[:end], fi.st, true
 		start = end + 1
 	}
-	return lookups, dir, st
+	return lookups, dir, st, found
 }
 
 // walk is resolveStat for any path: it follows symbolic links.
-func walk(path string, c *walkCache) (lookups []lookup, real string, st *unix.Stat_t) {
+func walk(path string, c *walkCache) (lookups []lookup, real string, st unix.Stat_t, found bool) {
 	type part struct {
 		name string
 		leaf bool
@@ -449,7 +450,7 @@ func walk(path string, c *walkCache) (lookups []lookup, real string, st *unix.St
 		case "", ".":
 			continue
 		case "..":
-			dir, st = filepath.Dir(dir), nil
+			dir, found = filepath.Dir(dir), false
 			continue
 		}
 		lookups = append(lookups, lookup{dir, p.name, p.leaf})
@@ -460,13 +461,13 @@ func walk(path string, c *walkCache) (lookups []lookup, real string, st *unix.St
 		}
 		fi := cache.lstatOf(next)
 		if fi.err != nil {
-			return lookups, "", nil
+			return lookups, "", st, false
 		}
-		st = nil
+		found = false
 		if fi.isLink() {
 			links++
 			if links > maxSymlinks {
-				return lookups, "", nil
+				return lookups, "", st, false
 			}
 			if filepath.IsAbs(fi.target) {
 				dir = "/"
@@ -479,12 +480,12 @@ func walk(path string, c *walkCache) (lookups []lookup, real string, st *unix.St
 			continue
 		}
 		if !fi.isDir() && len(todo) > 0 {
-			return lookups, "", nil // a file where a directory should be
+			return lookups, "", st, false // a file where a directory should be
 		}
 		dir = next
-		st = &fi.st
+		st, found = fi.st, true
 	}
-	return lookups, dir, st
+	return lookups, dir, st, found
 }
 
 // arm (re)sets every watch the entry at path needs and drops those it no
@@ -532,12 +533,9 @@ func (w *watcher) armWith(path string, c *walkCache) (became string, errs []erro
 // armOnce is armWith without the second look; it reports whether a second
 // look finds the path as it armed it.
 func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool) {
-	lookups, real, found := resolveStat(path, c)
-	var st unix.Stat_t
+	lookups, real, st, found := resolveStat(path, c)
 	exists := real != ""
-	if found != nil {
-		st = *found
-	} else if exists {
+	if !found && exists {
 		exists = unix.Stat(real, &st) == nil
 	}
 	errs = w.subscribe(path, lookups, real, exists, st, c)
@@ -567,7 +565,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		dir string
 		s   sub
 	}
-	var wants []want
+	wants := make([]want, 0, len(lookups)+1)
 	add := func(dir string, mask uint32, s sub) {
 		var wd int
 		var err error
