@@ -354,7 +354,7 @@ func (l *look) take(ctx context.Context, j *job, d *daemon, path string) {
 	if l.dir != "" {
 		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path))
 	}
-	l.after = d.rec.recordJob(ctx, j, path, l.prev)
+	l.after = d.rec.recordJob(ctx, j, path, l.prev, d.w.realOf(path))
 }
 
 // recordedBy ends a job on path: another may be handed out for it.

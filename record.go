@@ -106,13 +106,15 @@ func newRecorder() *recorder {
 // which every change of content, flags or extended attributes moves)
 // keeps prev's hash, flags and extended attributes without being read.
 func (rc *recorder) record(path string, prev *attrs) attrs {
-	return rc.recordJob(context.Background(), nil, path, prev)
+	return rc.recordJob(context.Background(), nil, path, prev, "")
 }
 
 // recordJob is record for a job of the pool: the hash tells j of its
 // progress, and stops once ctx is done, cutting the record short. j may
-// be nil.
-func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *attrs) attrs {
+// be nil. real, when not "", is what the watches found the path resolves
+// to, through every symbolic link on the way; when "", the record asks
+// the kernel of the file it opened.
+func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *attrs, real string) attrs {
 	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err != nil {
 		return attrs{}
@@ -131,7 +133,7 @@ func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *at
 	}
 	switch a.Type {
 	case "file", "dir":
-		rc.readInode(ctx, j, path, !isLink, &a)
+		rc.readInode(ctx, j, path, !isLink, real, &a)
 	case "symlink":
 		// A dangling link: what it points to is all there is.
 	default:
@@ -219,7 +221,7 @@ func fileType(mode uint32) string {
 // replaces a's. nofollow is set when path itself is not a symbolic link.
 // It uses the system calls directly: an os.File would cost an epoll
 // registration attempt and a finalizer per file.
-func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow bool, a *attrs) {
+func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow bool, real string, a *attrs) {
 	fd, st, err := openInode(path, nofollow, a.Type == "dir")
 	if err != nil {
 		if a.Type == "file" {
@@ -240,7 +242,10 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
 	// What the path resolves to, through whatever symbolic links: a
 	// directory on the way swapped for a link to a copy of it shows.
-	if real := readlink("/proc/self/fd/" + strconv.Itoa(fd)); real != "" && real != path {
+	if real == "" {
+		real = readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	}
+	if real != "" && real != path {
 		x.Real = real
 	}
 	a.setExt(x)
@@ -259,18 +264,22 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 var errOtherKind = errors.New("not the kind of file it was")
 
 // openInode opens the regular file or directory at path for reading,
-// never anything else: the path is opened first as a handle only
-// (O_PATH), which opens no device and no FIFO, and only once fstat says it
-// is of the kind wanted is that very inode opened for reading, through
-// /proc/self/fd, whatever the path names by then. A symbolic link swapped
-// to point at a device between a stat and an open cannot make famids open
-// the device. It returns the stat of the file opened.
+// never anything else, and returns the stat of the file opened. Through a
+// symbolic link (nofollow unset), which a user can point anywhere, the
+// path is opened first as a handle only (O_PATH), which opens no device
+// and no FIFO, and only once fstat says it is of the kind wanted is that
+// very inode opened for reading, through /proc/self/fd: a link swapped to
+// point at a device between a stat and an open cannot make famids open
+// the device. A path that is not a link is opened at once, O_NOFOLLOW: a
+// user cannot put a device node in its place (making one takes
+// CAP_MKNOD, a hard link to one is refused across file systems and by
+// fs.protected_hardlinks), and a FIFO of their own, opened read-only
+// without waiting, is closed again unread.
 func openInode(path string, nofollow, dir bool) (fd int, st unix.Stat_t, err error) {
-	flags := unix.O_PATH | unix.O_CLOEXEC
 	if nofollow {
-		flags |= unix.O_NOFOLLOW
+		return openDirect(path, dir)
 	}
-	h, err := unix.Open(path, flags, 0)
+	h, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, st, err
 	}
@@ -290,6 +299,26 @@ func openInode(path string, nofollow, dir bool) (fd int, st unix.Stat_t, err err
 	return fd, st, err
 }
 
+// openDirect is openInode for a path that is not a symbolic link.
+func openDirect(path string, dir bool) (fd int, st unix.Stat_t, err error) {
+	flags, want := unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NOFOLLOW, uint32(unix.S_IFREG)
+	if dir {
+		flags, want = flags|unix.O_DIRECTORY, unix.S_IFDIR
+	}
+	fd, err = unix.Open(path, flags, 0)
+	if err != nil {
+		return -1, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != want {
+		unix.Close(fd)
+		if err == nil {
+			err = errOtherKind
+		}
+		return -1, st, err
+	}
+	return fd, st, nil
+}
+
 // sameStat reports whether a and b stat'ed the same file, untouched in
 // between: the same device, inode, size, mtime and ctime.
 func sameStat(a, b attrs) bool {
@@ -301,7 +330,7 @@ func sameStat(a, b attrs) bool {
 // the file want stat'ed, untouched (sameStat), before and after it is
 // read; ok is false otherwise. It opens it as readInode does.
 func (rc *recorder) hashFile(ctx context.Context, j *job, path string, want attrs) (sha string, ok bool) {
-	fd, _, err := openInode(path, false, false)
+	fd, _, err := openInode(path, false, false) // it may be a link: as one
 	if err != nil {
 		return "", false
 	}

@@ -209,7 +209,7 @@ func TestReadInodeFIFODoesNotBlock(t *testing.T) {
 	a := attrs{Exists: true, Type: "file", Size: 1} // what stat said before the swap
 	done := make(chan struct{})
 	go func() {
-		newRecorder().readInode(context.Background(), nil, p, true, &a)
+		newRecorder().readInode(context.Background(), nil, p, true, "", &a)
 		close(done)
 	}()
 	select {

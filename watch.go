@@ -793,6 +793,28 @@ func (w *watcher) kind(path string) (exists, dir bool) {
 	return false, false
 }
 
+// realOf returns what path resolved to when it, or the directory holding
+// it, was last armed, or "" when famids did not arm it.
+func (w *watcher) realOf(path string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a := w.armed[path]; a != nil {
+		if a.exists {
+			return a.real
+		}
+		return ""
+	}
+	dir := filepath.Dir(path)
+	a := w.armed[dir]
+	switch {
+	case a == nil || !a.exists || !a.dir:
+		return ""
+	case a.real == dir:
+		return path
+	}
+	return filepath.Join(a.real, filepath.Base(path))
+}
+
 // A realPath is what an armed path resolved to.
 type realPath struct {
 	path string
