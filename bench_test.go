@@ -126,7 +126,7 @@ func BenchmarkStormEvent(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
-		evs, err := parseEvents(raw)
+		evs, err := parseEvents(raw, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

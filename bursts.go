@@ -45,20 +45,26 @@ type observation struct {
 func (d *daemon) handle(evs []event) {
 	var obs []observation
 	overflowed := false
-	hits := d.hits[:0]
-	for _, ev := range evs {
+	hits, ends := d.w.routeAll(evs, d.hits[:0], d.ends[:0])
+	start := 0
+	var last *entry // the entry of the hit before: in a storm, the same
+	for i, ev := range evs {
 		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
 			overflowed = true
-			continue
 		}
-		hits = d.w.route(ev, hits[:0])
-		for _, h := range hits {
-			if e := d.entryFor(h.path); e != nil {
+		for _, h := range hits[start:ends[i]] {
+			e := last
+			if e == nil || e.Path != h.path {
+				e = d.entryFor(h.path)
+			}
+			if e != nil {
+				last = e
 				obs = append(obs, d.interpret(e, h)...)
 			}
 		}
+		start = ends[i]
 	}
-	d.hits = hits
+	d.hits, d.ends = hits, ends
 	var seen map[observation]bool
 	if len(obs) > 1 {
 		seen = make(map[observation]bool, len(obs))

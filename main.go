@@ -234,6 +234,7 @@ type daemon struct {
 	arming  map[string]*arming
 	scans   map[string]*scan // running, by kind
 	hits    []hit            // reused by handle, which routes thousands of events a second in a storm
+	ends    []int            // where the hits of each event of the batch end
 	handed  int              // jobs handed out since the loop last waited for one
 	warned  map[string]bool  // watch and state errors already reported
 

@@ -878,6 +878,23 @@ func (w *watcher) release(path string, old, keep []wsub) {
 func (w *watcher) route(ev event, hits []hit) []hit {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.routeLocked(ev, hits)
+}
+
+// routeAll routes every event of a batch, under one lock: a storm brings
+// thousands at a time. ends[i] is where the hits of evs[i] end in hits.
+func (w *watcher) routeAll(evs []event, hits []hit, ends []int) ([]hit, []int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range evs {
+		hits = w.routeLocked(ev, hits)
+		ends = append(ends, len(hits))
+	}
+	return hits, ends
+}
+
+// routeLocked is route; the caller holds mu.
+func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 	wt := w.byWd[ev.wd]
 	if wt == nil {
 		return hits
@@ -926,8 +943,8 @@ func (w *watcher) count() int {
 }
 
 // parseEvents decodes the inotify events in buf.
-func parseEvents(buf []byte) ([]event, error) {
-	var evs []event
+func parseEvents(buf []byte, evs []event) ([]event, error) {
+	evs = evs[:0]
 	all := string(buf) // one allocation for every name of the batch
 	for off := 0; off < len(buf); {
 		if len(buf)-off < unix.SizeofInotifyEvent {
@@ -981,6 +998,7 @@ type eventReader struct {
 	src   io.Reader // reads what is queued, without waiting
 	retry time.Duration
 	buf   []byte
+	evs   []event // what read returns, reused: the loop is done with it by the next read
 
 	last   time.Time     // when the last read returned
 	quick  int           // reads in a row closer than stormGap to the one before
@@ -1026,7 +1044,8 @@ func (r *eventReader) read(now time.Time) ([]event, error) {
 	n, err := r.src.Read(r.buf)
 	var evs []event
 	if err == nil {
-		evs, err = parseEvents(r.buf[:n])
+		evs, err = parseEvents(r.buf[:n], r.evs)
+		r.evs = evs
 	}
 	if err != nil {
 		if !r.failed.IsZero() {
@@ -1063,7 +1082,7 @@ func (w *watcher) queued() ([]event, error) {
 		if n == 0 || err != nil {
 			return all, err
 		}
-		evs, err := parseEvents(buf[:n])
+		evs, err := parseEvents(buf[:n], nil)
 		all = append(all, evs...)
 		if err != nil {
 			return all, err

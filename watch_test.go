@@ -44,7 +44,7 @@ func TestParseEvents(t *testing.T) {
 	// Copy into an aligned buffer, as the kernel's reads are.
 	aligned := make([]byte, len(buf), 4096)
 	copy(aligned, buf)
-	evs, err := parseEvents(aligned)
+	evs, err := parseEvents(aligned, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func TestParseEvents(t *testing.T) {
 	if !slices.Equal(evs, want) {
 		t.Errorf("parseEvents = %+v, want %+v", evs, want)
 	}
-	if evs, err := parseEvents(nil); err != nil || len(evs) != 0 {
-		t.Errorf("parseEvents(nil) = %v, %v; want nothing", evs, err)
+	if evs, err := parseEvents(nil, nil); err != nil || len(evs) != 0 {
+		t.Errorf("parseEvents(nil, nil) = %v, %v; want nothing", evs, err)
 	}
 }
 
@@ -71,7 +71,7 @@ func TestParseEventsTruncated(t *testing.T) {
 		unix.SizeofInotifyEvent*2 + 4,      // the second name cut short
 		unix.SizeofInotifyEvent*2 + 16 - 1, // one byte short
 	} {
-		evs, err := parseEvents(full[:n])
+		evs, err := parseEvents(full[:n], nil)
 		if err == nil {
 			t.Errorf("parseEvents of %d of %d bytes: no error", n, len(full))
 		}
@@ -79,7 +79,7 @@ func TestParseEventsTruncated(t *testing.T) {
 			t.Errorf("parseEvents of %d of %d bytes = %+v, want the whole first event %+v", n, len(full), evs, first)
 		}
 	}
-	if _, err := parseEvents(full[:3]); err == nil {
+	if _, err := parseEvents(full[:3], nil); err == nil {
 		t.Error("parseEvents of 3 bytes: no error")
 	}
 }
@@ -406,7 +406,7 @@ func readRouted(t *testing.T, w *watcher, within time.Duration, done func([]hit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs, err := parseEvents(buf[:n])
+		evs, err := parseEvents(buf[:n], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -681,7 +681,7 @@ func TestWatcherDeleteAndComeBack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no IN_IGNORED for the deleted file's watch: %v", err)
 		}
-		evs, err := parseEvents(buf[:nr])
+		evs, err := parseEvents(buf[:nr], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
