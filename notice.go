@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -144,20 +146,40 @@ func (d *daemon) noticeList(summary string, details, list []string) {
 
 // retryWatches arms again every entry with a watch that could not be set,
 // and, in a watched directory whose entries could not all be watched
-// through their inodes, sets those that are missing.
+// through their inodes, sets those that are missing. Once an entry's
+// watches are all set, what it reports on is compared with its record:
+// while it was not watched, no event could tell of a change.
 func (d *daemon) retryWatches() {
+	var back []string // entries watched in full now
+	left := 0
 	for p := range d.unwatched {
 		e := d.entryFor(p)
 		if e == nil {
 			d.watchFailed(p) // no longer an entry
 			continue
 		}
+		left++
 		d.armThen(e, false, func() {
 			if _, dir := d.w.kind(e.Path); dir {
 				d.realias(e)
 			}
+			if len(d.unwatched[e.Path]) == 0 {
+				back = append(back, e.Path)
+			}
+			if left--; left == 0 && len(back) > 0 {
+				d.compareWatched(back)
+			}
 		})
 	}
+}
+
+// compareWatched compares with their records the paths the entries listed
+// report on, found "once watched".
+func (d *daemon) compareWatched(entries []string) {
+	in := func(p string) bool {
+		return slices.Contains(entries, p) || slices.Contains(entries, filepath.Dir(p))
+	}
+	d.startScan(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
 }
 
 // realias sets the aliases missing in the directory entry e.

@@ -25,6 +25,9 @@ const (
 	foundAfterFlood = "after queue overflow"
 	foundAfterMount = "after a mount change"
 	foundAtVerify   = "at verification"
+	// A path whose watch could not be set (out of inotify watches), once
+	// it could be.
+	foundOnceWatched = "once it could be watched"
 )
 
 // owners returns the entries that report on path: the entry of that path,

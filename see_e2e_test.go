@@ -436,11 +436,27 @@ func TestOutOfWatchesOneNotice(t *testing.T) {
 	if n := strings.Count(m.Body, "\n- "); n < 100 {
 		t.Errorf("the notice lists %d watches, want every one that failed (over 100):\n%s", n, m.Body)
 	}
+	// A change to a file that could not be watched is found once it is.
+	unwatched := ""
+	for _, line := range strings.Split(m.Body, "\n") {
+		if p, ok := strings.CutPrefix(line, "- watch "); ok && unwatched == "" {
+			unwatched, _, _ = strings.Cut(p, ": ")
+		}
+	}
+	if unwatched == "" {
+		t.Fatalf("the notice names no path:\n%s", m.Body)
+	}
+	appendFile(t, unwatched, "unseen")
 	// Once the limit is raised, SIGHUP watches what could not be.
 	runTool(t, "nsenter", "-t", fmt.Sprint(r.cmd.Process.Pid), "-U", "--preserve-credentials", "sh", "-c",
 		"echo 100000 > /proc/sys/user/max_inotify_watches")
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	r.waitNotice("configuration reloaded")
+	found := r.waitReport(unwatched, "change")
+	if got := field(found.Body, "Found"); got != foundOnceWatched {
+		t.Errorf("Found: %q, want %q:\n%s", got, foundOnceWatched, found.Body)
+	}
+	wantDiffers(t, found, "sha256")
 	last := files[len(files)-1]
 	appendFile(t, last, "!")
 	r.waitReport(last, "change")
