@@ -42,6 +42,7 @@ type trigger struct {
 	action string
 	paths  []string // the first is the one the report names first
 	events []string
+	by     []string // FAMIDS_BY_* of the first report's first process
 }
 
 // A joined run is a trigger that others may join.
@@ -65,6 +66,9 @@ func (j *joined) join(t trigger) {
 		}
 	}
 	j.events = appendNew(j.events, t.events...)
+	if j.by == nil {
+		j.by = t.by // who made the first change
+	}
 }
 
 // actions runs entries' actions, each in its own goroutine so that none
@@ -238,7 +242,7 @@ func actionEnv(t trigger) []string {
 	if n < len(t.paths) {
 		env = append(env, "FAMIDS_PATHS_LEFT_OUT="+strconv.Itoa(len(t.paths)-n))
 	}
-	return env
+	return append(env, t.by...)
 }
 
 // actionGrace is how long famids waits, once an action's main process has

@@ -158,7 +158,7 @@ func BenchmarkStorm(b *testing.B) {
 		if at := r.resumeAt(now); !at.IsZero() {
 			timeout = max(at.Sub(now), 0)
 		}
-		if readable, _ := d.poll.wait(d.w.fd, timeout, r.waiting(now)); readable {
+		if readable, _, _ := d.poll.wait(d.w.fd, -1, timeout, r.waiting(now)); readable {
 			evs, err := r.read(time.Now())
 			if err != nil {
 				b.Fatal(err)

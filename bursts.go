@@ -18,10 +18,11 @@ import (
 // A burst is the events seen on one path until it settles.
 type burst struct {
 	path     string
-	told     bool     // an event said the path changed; else it is compared, and reported only if it differs
-	events   []string // FAM event names, each once, in the order seen
-	entries  []string // the configuration entries whose actions run
-	found    string   // how a difference was found when not from an event
+	told     bool        // an event said the path changed; else it is compared, and reported only if it differs
+	events   []string    // FAM event names, each once, in the order seen
+	entries  []string    // the configuration entries whose actions run
+	found    string      // how a difference was found when not from an event
+	by       attribution // who made its changes
 	first    time.Time
 	settled  time.Time // when it settles
 	deadline time.Time // settled, or zero while it waits for a job on its path
@@ -192,7 +193,7 @@ func (d *daemon) observe(o observation) {
 	now := time.Now()
 	b := d.pending[o.path]
 	if b == nil {
-		b = &burst{path: o.path, first: now}
+		b = &burst{path: o.path, first: now, by: d.takeRecent(o.path, now)}
 		d.pending[o.path] = b
 	}
 	if !o.weak {
@@ -315,11 +316,12 @@ func (d *daemon) reportInOrder() {
 	var left []*ordered
 	waiting := false
 	for _, o := range d.inOrder {
+		done := o.done && (o.b.by.read() || now.Sub(o.handed) >= orderPatience)
 		switch {
-		case o.done && !waiting:
+		case done && !waiting:
 			d.recordedBy(o.b.path, &o.l)
 			d.recorded(o.b, o.l.after)
-		case o.done:
+		case done:
 			left = append(left, o)
 		default:
 			left = append(left, o)
@@ -335,7 +337,7 @@ func (d *daemon) reportInOrder() {
 // or zero.
 func (d *daemon) orderAt() time.Time {
 	for _, o := range d.inOrder {
-		if !o.done {
+		if !o.done || !o.b.by.read() {
 			if at := o.handed.Add(orderPatience); time.Now().Before(at) {
 				return at
 			}
@@ -468,6 +470,7 @@ func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
 // merge adds the events of o, a later burst on the same path, to b.
 func (b *burst) merge(o *burst) {
 	b.told = b.told || o.told
+	b.by.merge(o.by)
 	b.events = appendNew(b.events, o.events...)
 	b.entries = appendNew(b.entries, o.entries...)
 }
@@ -495,7 +498,8 @@ func (d *daemon) aliasDir(path string) string {
 // -max-mails a minute, the report and its actions are folded into the
 // minute's digest.
 func (d *daemon) report(b *burst, after attrs) {
-	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after}
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after,
+		By: b.by.processes(), ByMore: b.by.more}
 	if *useSyslog {
 		d.syslog("report: " + r.summary())
 	}
@@ -517,7 +521,7 @@ func (d *daemon) report(b *burst, after attrs) {
 	}
 	d.mail.sendMessage(message{Subject: subjectReport, Body: r.body(), Paths: []string{b.path}})
 	for _, a := range actions {
-		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events})
+		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events, by: byEnv(r.By)})
 	}
 }
 

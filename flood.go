@@ -75,6 +75,9 @@ func (f *flood) foldReport(r *report, actions []string) {
 		}
 		t.paths = appendNew(t.paths, r.Path)
 		t.events = appendNew(t.events, r.Events...)
+		if t.by == nil {
+			t.by = byEnv(r.By)
+		}
 	}
 }
 

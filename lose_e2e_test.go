@@ -458,7 +458,7 @@ func TestSyslog(t *testing.T) {
 	}
 	line := string(buf[:n])
 	// authpriv (10) * 8 + warning (4) = 84
-	want := regexp.MustCompile(`^<84>.* famids\[` + strconv.Itoa(r.cmd.Process.Pid) + `\]: report: ` + regexp.QuoteMeta(f) + `: change; differs: mode ctime\n?$`)
+	want := regexp.MustCompile(`^<84>.* famids\[` + strconv.Itoa(r.cmd.Process.Pid) + `\]: report: ` + regexp.QuoteMeta(f) + `: change; differs: mode ctime; by famids\.test\[` + strconv.Itoa(os.Getpid()) + `\] auid=(-|[0-9]+)\n?$`)
 	if !want.MatchString(line) {
 		t.Errorf("syslog line %q, want it to match %s", line, want)
 	}

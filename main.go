@@ -262,6 +262,16 @@ type daemon struct {
 	held      int       // events seen while suspended
 	overflows int       // queue overflows while suspended
 	strayUSR2 time.Time // when a SIGUSR2 came while reporting was on
+
+	// Who made a change (by.go), with a fanotify group.
+	noBy          string // why famids cannot tell, without one
+	fanBuf        []byte
+	fanEvs        []fanEvent
+	inquiries     map[int32]*inquiry // processes being read, by pid
+	recent        map[string]*recent // processes of events read before their path's burst began
+	fanOverflowed bool               // the notice of it is sent
+	quieted       []unmark           // directories unmarked for a storm
+	unquietAt     time.Time          // when they are marked again, the storm being over; zero while it goes on
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -270,6 +280,13 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		return nil, err
 	}
 	w.aliasBudget = aliasBudgetOf()
+	noBy := ""
+	var fanBuf []byte
+	if w.fan, err = openFanGroup(); err != nil {
+		noBy = err.Error()
+	} else {
+		fanBuf = make([]byte, 64<<10)
+	}
 	p, err := newPoller()
 	if err != nil {
 		w.Close()
@@ -302,6 +319,10 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		leaseWait: leaseBreakTime() + 2*time.Second,
 		state:     stateKeeper{file: *stateFile},
 		started:   time.Now(),
+		noBy:      noBy,
+		fanBuf:    fanBuf,
+		inquiries: make(map[int32]*inquiry),
+		recent:    make(map[string]*recent),
 	}, nil
 }
 
@@ -359,6 +380,11 @@ func (d *daemon) start(problems []problem) {
 		d.syslog("notice: " + msg)
 	}
 	d.checkConfigSecurity()
+	if d.noBy != "" {
+		msg := "reports will not say who made a change: " + d.noBy
+		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
+		d.syslog("notice: " + msg)
+	}
 	prev := d.loadState()
 	fresh := func(string) bool { return true } // a first start: everything is recorded
 	if prev != nil {
@@ -419,18 +445,18 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due(), d.watchErrsAt, d.orderAt())
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due(), d.watchErrsAt, d.orderAt(), d.unquietAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
 		}
-		var readable, mounted bool
+		var readable, fanReadable, mounted bool
 		if left := r.pauseLeft(now); left > 0 {
 			// A storm's pause: sleeping lets Go's scheduler rest, where
 			// waiting in a system call would keep it busy. A signal
 			// waits for the pause to end.
 			time.Sleep(min(left, timeout))
-			readable = true // what piled up meanwhile
+			readable, fanReadable = true, true // what piled up meanwhile
 		} else {
 			if !d.mail.idle() {
 				// Let the mailer's goroutine take what was just sent on
@@ -438,7 +464,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				// with -stdout then goes out at once.
 				runtime.Gosched()
 			}
-			readable, mounted = d.poll.wait(d.w.fd, timeout, r.waiting(now))
+			readable, fanReadable, mounted = d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
 		}
 		if mounted {
 			d.readMountTable() // at once: the mount may be gone by mountAt
@@ -452,6 +478,11 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				return code
 			}
 		}
+		if fanReadable {
+			// Read before inotify's events of the same changes: the
+			// bursts they begin take who made them.
+			d.attribute()
+		}
 		now = time.Now()
 		if readable || r.retrying(now) {
 			evs, err := r.read(now)
@@ -462,9 +493,23 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				return 1
 			}
 			d.handle(evs)
+			if len(evs) > 0 {
+				d.attribute() // what the kernel queued just after them
+			}
+			switch {
+			case len(d.quieted) == 0:
+			case !r.calm():
+				d.unquietAt = time.Time{}
+			case d.unquietAt.IsZero():
+				d.unquietAt = time.Now().Add(quietFor)
+			}
+		}
+		if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
+			d.unquiet() // the storm is over
 		}
 		d.flush(time.Now())
 		d.finishJobs()
+		d.unmark()
 		if len(d.inOrder) > 0 {
 			d.reportInOrder() // those a slow record held up
 		}

@@ -19,7 +19,7 @@ type poller struct {
 	mu     sync.Mutex     // poke against close
 	wake   int            // the eventfd; -1 once closed
 	mounts int            // /proc/self/mountinfo; -1 without
-	fds    [3]unix.PollFd // not allocated at each wait: it runs for every event
+	fds    [4]unix.PollFd // not allocated at each wait: it runs for every event
 }
 
 func newPoller() (*poller, error) {
@@ -35,28 +35,32 @@ func newPoller() (*poller, error) {
 }
 
 // wait waits until timeout has passed (forever when it is negative), poke
-// is called, the mount table changes, or, with events, inotify events are
-// queued on fd. It reports whether events are queued, and whether the
-// mount table changed.
-func (p *poller) wait(fd int, timeout time.Duration, events bool) (readable, mounted bool) {
-	p.fds = [3]unix.PollFd{{Fd: int32(p.wake), Events: unix.POLLIN}, {Fd: int32(p.mounts), Events: unix.POLLPRI}, {Fd: int32(fd), Events: unix.POLLIN}}
-	fds := p.fds[:]
+// is called, the mount table changes, fanotify events are queued on fan
+// (when it is not negative), or, with events, inotify events are queued
+// on fd. It reports whether inotify events are queued, whether fanotify
+// events are, and whether the mount table changed.
+func (p *poller) wait(fd, fan int, timeout time.Duration, events bool) (readable, fanReadable, mounted bool) {
 	if !events {
-		fds = fds[:2]
+		fd = -1 // poll(2) passes over a negative descriptor
+	}
+	p.fds = [4]unix.PollFd{{Fd: int32(p.wake), Events: unix.POLLIN}, {Fd: int32(p.mounts), Events: unix.POLLPRI}, {Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(fan), Events: unix.POLLIN}}
+	fds := p.fds[:]
+	if fan < 0 {
+		fds = fds[:3]
 	}
 	ms := -1
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
 	if _, err := unix.Poll(fds, ms); err != nil {
-		return false, false // EINTR: the loop looks again
+		return false, false, false // EINTR: the loop looks again
 	}
 	if fds[0].Revents != 0 {
 		var count [8]byte
 		unix.Read(p.wake, count[:])
 	}
 	mounted = fds[1].Revents&(unix.POLLPRI|unix.POLLERR) != 0
-	return events && fds[2].Revents != 0, mounted
+	return events && fds[2].Revents != 0, fan >= 0 && fds[3].Revents != 0, mounted
 }
 
 // poke makes wait return. Once the poller is closed it does nothing: the

@@ -129,6 +129,8 @@ type report struct {
 	Found  string // how it was found when not from an event: "at start-up", ...
 	Before attrs
 	After  attrs
+	By     []process // who made the changes, when famids could tell
+	ByMore int       // processes past those
 }
 
 func (r *report) body() string {
@@ -144,6 +146,13 @@ func (r *report) body() string {
 	line("Host: ", r.Host)
 	b = append(b, "Time: "...)
 	b = append(r.Time.UTC().AppendFormat(b, time.RFC3339), '\n')
+	for i, p := range r.By {
+		b = appendBy(append(b, "By: "...), p)
+		if i == len(r.By)-1 && r.ByMore > 0 {
+			b = append(strconv.AppendInt(append(b, " and "...), int64(r.ByMore), 10), " more"...)
+		}
+		b = append(b, '\n')
+	}
 	if r.Found != "" {
 		line("Found: ", r.Found)
 	}
@@ -170,6 +179,9 @@ func (r *report) summary() string {
 	s := fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(r.Path), strings.Join(r.Events, ", "), strings.Join(r.differs(), " "))
 	if r.Found != "" {
 		s += "; found " + r.Found
+	}
+	if by := byline(r.By); by != "" {
+		s += "; " + by
 	}
 	return s
 }

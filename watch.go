@@ -79,6 +79,9 @@ func (s sub) key() string {
 // A watch is one inotify watch descriptor.
 type watch struct {
 	wd    int
+	fkey  uint64               // the key of its inode's fanotify mark; 0 without
+	fmask uint64               // the events marked
+	quiet bool                 // its mark is removed for a storm (fanotify.go)
 	path  string               // the path it was added for
 	all   []sub                // the subs that care about every name
 	named map[string][]pathSub // the others, by the name they care about
@@ -246,6 +249,10 @@ type watcher struct {
 
 	// addWatch is unix.InotifyAddWatch; tests replace it to inject errors.
 	addWatch func(fd int, path string, mask uint32) (int, error)
+
+	// fan is the fanotify group that tells who made each change; nil
+	// without one (fanotify.go).
+	fan *fanGroup
 }
 
 func newWatcher() (*watcher, error) {
@@ -278,6 +285,7 @@ func (w *watcher) endAdd() {
 	for _, wd := range w.doomed {
 		if wt := w.byWd[wd]; wt != nil && wt.empty() {
 			unix.InotifyRmWatch(w.fd, uint32(wd))
+			w.forgetMark(wt)
 			delete(w.byWd, wd)
 		}
 	}
@@ -306,6 +314,9 @@ func (w *watcher) Read(buf []byte) (int, error) {
 // a closed descriptor, or, should its number be taken again, a file that
 // inotify_add_watch refuses: famids opens no other inotify instance.
 func (w *watcher) Close() error {
+	if w.fan != nil {
+		unix.Close(w.fan.fd)
+	}
 	return unix.Close(w.fd)
 }
 
@@ -343,6 +354,7 @@ func (r lstatResult) isDir() bool  { return r.st.Mode&unix.S_IFMT == unix.S_IFDI
 
 type wdResult struct {
 	wd  int
+	m   mark
 	err error
 }
 
@@ -564,16 +576,18 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		wd  int
 		dir string
 		s   sub
+		m   mark
 	}
 	wants := make([]want, 0, len(lookups)+1)
 	add := func(dir string, mask uint32, s sub) {
 		var wd int
+		var m mark
 		var err error
 		if r, ok := c.wdOf(dir, mask); ok {
-			wd, err = r.wd, r.err
+			wd, m, err = r.wd, r.m, r.err
 		} else {
-			wd, err = w.addWatch(w.fd, dir, mask)
-			c.setWd(dir, mask, wdResult{wd, err})
+			wd, m, err = w.watchPath(dir, mask)
+			c.setWd(dir, mask, wdResult{wd, m, err})
 		}
 		if err != nil {
 			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
@@ -582,7 +596,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 			errs = append(errs, watchError(dir, err))
 			return
 		}
-		wants = append(wants, want{wd, dir, s})
+		wants = append(wants, want{wd, dir, s, m})
 	}
 	for _, l := range lookups {
 		r, mask := roleLookup, uint32(lookupMask)
@@ -621,6 +635,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 			wtch, fresh = &watch{wd: wt.wd, path: wt.dir}, true
 			w.byWd[wt.wd] = wtch
 		}
+		w.noteMark(wtch, wt.m)
 		// Only this entry subscribes its subs: the ones it had are
 		// there already, unless the kernel dropped their watch since.
 		if fresh || !slices.Contains(oldSubs, ws) {
@@ -662,7 +677,7 @@ func (w *watcher) alias(dir, name string) error {
 		return nil
 	}
 	w.beginAdd()
-	wd, err := w.addWatch(w.fd, p, aliasMask)
+	wd, m, err := w.watchPath(p, aliasMask)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	defer w.endAdd()
@@ -679,6 +694,7 @@ func (w *watcher) alias(dir, name string) error {
 		if w.byWd[wd] == nil {
 			w.doomed = append(w.doomed, wd)
 			w.byWd[wd] = &watch{wd: wd, path: p}
+			w.noteMark(w.byWd[wd], m)
 		}
 		return nil
 	}
@@ -694,6 +710,7 @@ func (w *watcher) alias(dir, name string) error {
 		wt = &watch{wd: wd, path: p}
 		w.byWd[wd] = wt
 	}
+	w.noteMark(wt, m)
 	wt.add(s)
 	if a.aliases == nil {
 		a.aliases = make(map[string]int32)
@@ -867,6 +884,7 @@ func (w *watcher) release(path string, old, keep []wsub) {
 			// Events still queued for wd find no watch and are dropped:
 			// they concern an inode the path no longer names.
 			unix.InotifyRmWatch(w.fd, uint32(ws.wd))
+			w.forgetMark(wt)
 			delete(w.byWd, int(ws.wd))
 		}
 	}
@@ -922,6 +940,9 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 		addNamed(ev.name, wt.named[ev.name])
 	}
 	if ev.mask&unix.IN_IGNORED != 0 {
+		if w.fan != nil && w.fan.byKey[wt.fkey] == int32(ev.wd) {
+			delete(w.fan.byKey, wt.fkey) // the kernel dropped the mark too
+		}
 		delete(w.byWd, ev.wd)
 		for _, h := range hits[start:] {
 			if a := w.armed[h.path]; a != nil {
@@ -1001,6 +1022,7 @@ type eventReader struct {
 	evs   []event // what read returns, reused: the loop is done with it by the next read
 
 	last   time.Time     // when the last read returned
+	lastN  int           // the events it returned
 	quick  int           // reads in a row closer than stormGap to the one before
 	pause  time.Duration // the storm's pause after it; 0 outside a storm
 	failed time.Time     // when the last read failed; zero when it did not
@@ -1033,6 +1055,11 @@ func (r *eventReader) resumeAt(now time.Time) time.Time {
 	return time.Time{}
 }
 
+// calm reports whether the last read was no part of a storm.
+func (r *eventReader) calm() bool {
+	return r.pause == 0 && r.lastN < quietAfter
+}
+
 // retrying reports whether it is time to try a failed read again.
 func (r *eventReader) retrying(now time.Time) bool {
 	return !r.failed.IsZero() && !now.Before(r.failed.Add(r.retry))
@@ -1056,6 +1083,7 @@ func (r *eventReader) read(now time.Time) ([]event, error) {
 		return evs, nil
 	}
 	r.failed = time.Time{}
+	r.lastN = len(evs)
 	if n > 0 {
 		since := now.Sub(r.last)
 		if since < stormGap {

@@ -1,0 +1,645 @@
+package main
+
+// Who made the change: each fanotify event on a reported path names the
+// process behind it. famids reads who that process is (proc(5)) as soon
+// as it reads the event, before the burst settles and while the process
+// is most likely still there, once per process per burst, in a job: a
+// process can make reading its command line wait. The pidfd the event
+// carries pins the process: what was read is kept only if the process the
+// pidfd names was still there once it was read, so that a pid reused
+// meanwhile is never named for another process's change.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits of attribution. A burst names at most maxBy processes; famids
+// looks at most maxInquiries processes up at once (a process whose command
+// line cannot be read keeps its inquiry busy); a process's ancestors are
+// named up to maxParents; its command line is read up to maxCmdline bytes.
+// An event read before its path's burst begins is kept for recentFor, at
+// most maxRecent paths.
+const (
+	maxBy        = 5
+	maxInquiries = 16
+	maxParents   = 3
+	maxCmdline   = 4096
+	recentFor    = 2 * time.Second
+	maxRecent    = 4096
+)
+
+// unsetID is the login uid and session id of a process started outside
+// any login (proc(5), /proc/PID/loginuid): (uid_t)-1.
+const unsetID = 1<<32 - 1
+
+// A process is what famids read of one process behind an event.
+type process struct {
+	pid     int32
+	exited  bool // gone before all could be read
+	known   bool // the fields below were read, and are the process's
+	comm    string
+	exe     string
+	uid     uint32
+	user    string // uid's name
+	auid    uint32 // unsetID when unset
+	auser   string
+	ses     uint32 // unsetID when unset
+	tty     string // "" when none
+	parents []ancestor
+	cmdline []string // nil when unread
+	cut     bool     // the command line is longer than what was read
+}
+
+// An ancestor is a process up the chain of parents.
+type ancestor struct {
+	comm string
+	pid  int
+}
+
+// An inquiry is one process being read, for one or more bursts.
+type inquiry struct {
+	pid   int32
+	pidfd int32 // closed by the job; < 0 when the process had exited already
+
+	mu   sync.Mutex
+	p    process // what is read so far, under mu
+	done bool    // the job is done; set on the loop
+}
+
+// snapshot returns what is read of the process so far.
+func (l *inquiry) snapshot() process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p
+}
+
+func (l *inquiry) publish(p process) {
+	l.mu.Lock()
+	l.p = p
+	l.mu.Unlock()
+}
+
+// An attribution is who made the changes of one burst.
+type attribution struct {
+	by   []*inquiry
+	more int // processes past maxBy
+}
+
+// add names l, unless its process is named already.
+func (a *attribution) add(l *inquiry) {
+	for _, x := range a.by {
+		if x.pid == l.pid {
+			return
+		}
+	}
+	if len(a.by) == maxBy {
+		a.more++
+		return
+	}
+	a.by = append(a.by, l)
+}
+
+// merge adds the processes b names.
+func (a *attribution) merge(b attribution) {
+	for _, l := range b.by {
+		a.add(l)
+	}
+	a.more += b.more
+}
+
+// read reports whether every process is read.
+func (a *attribution) read() bool {
+	for _, l := range a.by {
+		if !l.done {
+			return false
+		}
+	}
+	return true
+}
+
+// processes returns what was read of each process.
+func (a *attribution) processes() []process {
+	ps := make([]process, len(a.by))
+	for i, l := range a.by {
+		ps[i] = l.snapshot()
+	}
+	return ps
+}
+
+// A recent is the processes of events read before their path's burst
+// began: the two interfaces' queues are read one after the other.
+type recent struct {
+	at time.Time
+	a  attribution
+}
+
+// fanFd returns the fanotify group's descriptor, or -1 without one.
+func (d *daemon) fanFd() int {
+	if d.w.fan == nil {
+		return -1
+	}
+	return d.w.fan.fd
+}
+
+// unmark hands out the removal of the fanotify marks of inodes no longer
+// watched.
+func (d *daemon) unmark() {
+	if us := d.w.takeUnmarks(); len(us) > 0 {
+		d.hand(&job{path: us[0].path, work: func(context.Context, *job) { d.w.removeMarks(us) }, done: func() {}})
+	}
+}
+
+// attribute reads the fanotify events queued and names their processes
+// in the bursts of the paths they concern.
+func (d *daemon) attribute() {
+	if d.w.fan == nil {
+		return
+	}
+	evs, err := d.w.readFan(d.fanBuf, d.fanEvs[:0])
+	d.fanEvs = evs
+	if err != nil {
+		d.warnOnce("who made a change: " + err.Error())
+	}
+	if len(evs) == 0 {
+		return
+	}
+	hits, ends := d.w.routeFan(evs, d.hits[:0], d.ends[:0])
+	batch := make(map[int32]*inquiry) // one inquiry per process per read
+	var idle map[uint64]int           // events that concern nothing famids reports, by inode
+	start := 0
+	now := time.Now()
+	for i, ev := range evs {
+		if ev.mask&unix.FAN_Q_OVERFLOW != 0 && !d.fanOverflowed {
+			d.fanOverflowed = true
+			d.notice("fanotify's event queue overflowed: some reports do not say who made the change",
+				"Every change is still reported; only who made it may be missing, until the queue is read again.")
+		}
+		var paths []string
+		for _, h := range hits[start:ends[i]] {
+			if p := d.concerns(h); p != "" && !contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+		start = ends[i]
+		if len(paths) == 0 && ev.nrefs > 0 {
+			if idle == nil {
+				idle = make(map[uint64]int)
+			}
+			idle[ev.refs[0].key]++
+		}
+		used := false
+		if len(paths) > 0 {
+			l := batch[ev.pid]
+			if l == nil {
+				l, used = d.inquire(ev), true
+				batch[ev.pid] = l
+			}
+			for _, p := range paths {
+				d.attach(p, l, now)
+			}
+		}
+		if !used && ev.pidfd >= 0 {
+			unix.Close(int(ev.pidfd))
+		}
+	}
+	d.hits, d.ends = hits, ends
+	var quiet []unmark
+	for key, n := range idle {
+		if n < quietAfter {
+			continue
+		}
+		if u, ok := d.w.quiet(key); ok {
+			quiet = append(quiet, u)
+		}
+	}
+	if len(quiet) > 0 {
+		d.quieted = append(d.quieted, quiet...)
+		d.hand(&job{path: quiet[0].path, work: func(context.Context, *job) { d.w.setQuiet(quiet, true) }, done: func() {}})
+	}
+}
+
+// unquiet marks again the directories made quiet for a storm, once it
+// is over.
+func (d *daemon) unquiet() {
+	us := d.quieted
+	d.quieted, d.unquietAt = nil, time.Time{}
+	d.hand(&job{path: us[0].path, work: func(context.Context, *job) { d.w.setQuiet(us, false) }, done: func() {}})
+}
+
+// concerns returns the reported path a fanotify event routed as h is
+// about, or "" when famids reports nothing for it: as interpret does for
+// inotify's events, without acting on them.
+func (d *daemon) concerns(h hit) string {
+	e := d.entryFor(h.path)
+	if e == nil {
+		return ""
+	}
+	named := h.name != ""
+	switch h.role {
+	case roleLookup, roleLeaf:
+		if named || h.mask&goneMask != 0 {
+			return e.Path
+		}
+	case roleSelf:
+		return e.Path
+	case roleAlias:
+		if !named && e.matches(h.sub.name) {
+			return e.Path + "/" + h.sub.name
+		}
+	case roleEntries:
+		if !named {
+			return e.Path
+		}
+		if e.matches(h.name) {
+			return e.Path + "/" + h.name
+		}
+	}
+	return ""
+}
+
+// inquire starts reading who the process behind ev is; the inquiry takes
+// ev's pidfd. A process being read already (one that makes reading it
+// wait) is not read twice.
+func (d *daemon) inquire(ev fanEvent) *inquiry {
+	l := &inquiry{pid: ev.pid, pidfd: ev.pidfd}
+	l.p.pid = ev.pid
+	if running := d.inquiries[ev.pid]; running != nil || ev.pidfd < 0 || len(d.inquiries) >= maxInquiries {
+		if ev.pidfd >= 0 {
+			unix.Close(int(ev.pidfd))
+		}
+		if running != nil {
+			return running
+		}
+		l.p.exited = ev.pidfd < 0
+		l.done = true
+		return l
+	}
+	d.inquiries[ev.pid] = l
+	d.hand(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
+		work: func(context.Context, *job) {
+			readProcess(l, d.rec.names)
+			unix.Close(int(l.pidfd))
+		},
+		done: func() {
+			l.done = true
+			delete(d.inquiries, l.pid)
+			d.reportInOrder() // a report may wait for it
+		}})
+	return l
+}
+
+// attach names l's process in the burst of path: the one gathering
+// events, or the one being recorded; without either, the one about to
+// begin.
+func (d *daemon) attach(path string, l *inquiry, now time.Time) {
+	if b := d.pending[path]; b != nil {
+		b.by.add(l)
+		return
+	}
+	for _, o := range d.inOrder {
+		if o.b.path == path {
+			o.b.by.add(l)
+			return
+		}
+	}
+	r := d.recent[path]
+	if r == nil {
+		if len(d.recent) >= maxRecent {
+			d.expireRecent(now)
+			if len(d.recent) >= maxRecent {
+				return
+			}
+		}
+		r = &recent{}
+		d.recent[path] = r
+	}
+	r.at = now
+	r.a.add(l)
+}
+
+// takeRecent returns the processes of events on path read before its
+// burst began.
+func (d *daemon) takeRecent(path string, now time.Time) attribution {
+	r := d.recent[path]
+	if r == nil {
+		return attribution{}
+	}
+	delete(d.recent, path)
+	if now.Sub(r.at) > recentFor {
+		return attribution{}
+	}
+	return r.a
+}
+
+// expireRecent forgets the events read too long ago for a burst to begin.
+func (d *daemon) expireRecent(now time.Time) {
+	for p, r := range d.recent {
+		if now.Sub(r.at) > recentFor {
+			delete(d.recent, p)
+		}
+	}
+}
+
+// readProcess reads who l's process is from /proc/PID, publishing what it
+// has read as it goes: first what never makes a reader wait, then the
+// command line, which the process's memory lock can hold up. What was
+// read is kept only if the pidfd's process was still there after: the
+// pid then named it throughout.
+func readProcess(l *inquiry, names *idNames) {
+	p := process{pid: l.pid}
+	dir := "/proc/" + strconv.Itoa(int(l.pid))
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		p.exited = true
+		l.publish(p)
+		return
+	}
+	comm, fields := parseStat(stat)
+	status, _ := os.ReadFile(dir + "/status")
+	p.comm = comm
+	p.uid = statusUID(status)
+	p.user = names.user(p.uid)
+	p.auid = readID(dir + "/loginuid")
+	if p.auid != unsetID {
+		p.auser = names.user(p.auid)
+	}
+	p.ses = readID(dir + "/sessionid")
+	p.exe, _ = os.Readlink(dir + "/exe")
+	zombie := len(fields) > 0 && fields[0] == "Z"
+	if len(fields) > 4 {
+		p.tty = ttyName(fields[4])
+	}
+	if len(fields) > 1 {
+		p.parents = readParents(fields[1])
+	}
+	if !alive(l.pidfd) {
+		l.publish(process{pid: l.pid, exited: true})
+		return
+	}
+	p.known = true
+	p.exited = zombie
+	l.publish(p)
+	if zombie {
+		return // its memory is gone: no command line
+	}
+	args, cut := readCmdline(dir + "/cmdline")
+	if !alive(l.pidfd) {
+		p.exited = true // what was read before is its; the command line may not be
+		l.publish(p)
+		return
+	}
+	p.cmdline, p.cut = args, cut
+	l.publish(p)
+}
+
+// alive reports whether the process pidfd names has not been reaped: its
+// pid still names it (pidfd_send_signal(2) with signal 0).
+func alive(pidfd int32) bool {
+	return unix.PidfdSendSignal(int(pidfd), 0, nil, 0) == nil
+}
+
+// parseStat returns the command name of a /proc/PID/stat and the fields
+// after it (state, ppid, pgrp, session, tty_nr, ...): the name, in
+// parentheses, may hold spaces and parentheses itself.
+func parseStat(stat []byte) (comm string, fields []string) {
+	open := bytes.IndexByte(stat, '(')
+	end := bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return "", nil
+	}
+	return string(stat[open+1 : end]), strings.Fields(string(stat[end+1:]))
+}
+
+// statusUID returns the effective uid of a /proc/PID/status: the user the
+// process acts as.
+func statusUID(status []byte) uint32 {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 1 {
+				if n, err := strconv.ParseUint(f[1], 10, 32); err == nil {
+					return uint32(n)
+				}
+			}
+		}
+	}
+	return unsetID
+}
+
+// readID reads a number such as /proc/PID/loginuid; unsetID when it
+// cannot.
+func readID(file string) uint32 {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return unsetID
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
+	if err != nil {
+		return unsetID
+	}
+	return uint32(n)
+}
+
+// ttyName names the terminal of a tty_nr of /proc/PID/stat (its device
+// number: devices.txt of the kernel's documentation), or "" for none.
+func ttyName(field string) string {
+	n, err := strconv.ParseUint(field, 10, 32)
+	if err != nil || n == 0 {
+		return ""
+	}
+	major, minor := uint32((n>>8)&0xfff), uint32((n&0xff)|((n>>12)&0xfff00))
+	switch {
+	case major >= 136 && major <= 143:
+		return "pts/" + strconv.Itoa(int((major-136)*256+minor))
+	case major == 4 && minor < 64:
+		return "tty" + strconv.Itoa(int(minor))
+	case major == 4:
+		return "ttyS" + strconv.Itoa(int(minor-64))
+	}
+	return strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor))
+}
+
+// readParents returns up to maxParents ancestors, from the parent pid up.
+func readParents(ppid string) []ancestor {
+	var out []ancestor
+	for len(out) < maxParents {
+		pid, err := strconv.Atoi(ppid)
+		if err != nil || pid <= 0 {
+			break
+		}
+		stat, err := os.ReadFile("/proc/" + ppid + "/stat")
+		if err != nil {
+			break
+		}
+		comm, fields := parseStat(stat)
+		out = append(out, ancestor{comm, pid})
+		if len(fields) < 2 {
+			break
+		}
+		ppid = fields[1]
+	}
+	return out
+}
+
+// readCmdline reads a /proc/PID/cmdline, up to maxCmdline bytes, as its
+// arguments; cut says there was more.
+func readCmdline(file string) (args []string, cut bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	buf := make([]byte, maxCmdline+1)
+	n := 0
+	for n < len(buf) {
+		m, err := f.Read(buf[n:])
+		n += m
+		if err != nil || m == 0 {
+			break
+		}
+	}
+	if n > maxCmdline {
+		n, cut = maxCmdline, true
+	}
+	data := strings.TrimSuffix(string(buf[:n]), "\x00")
+	if data == "" {
+		return []string{}, cut
+	}
+	return strings.Split(data, "\x00"), cut
+}
+
+// appendBy appends the By: line's value for p (CONTRACT "Who made the
+// change"): every text the process chose (its name, its executable's
+// path, its arguments) is quoted, so that none can forge a field or a
+// line.
+func appendBy(b []byte, p process) []byte {
+	b = append(b, "pid="...)
+	b = strconv.AppendInt(b, int64(p.pid), 10)
+	if p.pid == 0 {
+		return append(b, " (outside famids's pid namespace)"...)
+	}
+	if p.exited {
+		b = append(b, " (exited)"...)
+	}
+	if !p.known {
+		return b
+	}
+	b = appendText(b, " comm=", p.comm)
+	b = appendText(b, " exe=", orDash(p.exe))
+	b = appendID(b, " uid=", p.uid, p.user)
+	b = appendID(b, " auid=", p.auid, p.auser)
+	b = append(b, " ses="...)
+	if p.ses == unsetID {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendUint(b, uint64(p.ses), 10)
+	}
+	b = appendText(b, " tty=", orDash(p.tty))
+	if len(p.parents) > 0 {
+		var chain []byte
+		for i, a := range p.parents {
+			if i > 0 {
+				chain = append(chain, '<')
+			}
+			chain = append(chain, quoteComm(a.comm)...)
+			chain = append(strconv.AppendInt(append(chain, '('), int64(a.pid), 10), ')')
+		}
+		b = appendText(b, " parents=", string(chain))
+	}
+	if p.cmdline != nil {
+		line := shellJoin(p.cmdline)
+		if p.cut {
+			line += " ..."
+		}
+		b = strconv.AppendQuote(append(b, " cmdline="...), line)
+	}
+	return b
+}
+
+// appendID appends key and a user id with its name, or "-" when unset.
+func appendID(b []byte, key string, id uint32, name string) []byte {
+	b = append(b, key...)
+	if id == unsetID {
+		return append(b, '-')
+	}
+	b = strconv.AppendUint(b, uint64(id), 10)
+	if name != "" && name != strconv.FormatUint(uint64(id), 10) {
+		b = append(append(append(b, '('), name...), ')')
+	}
+	return b
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// quoteComm quotes a process name in a chain of parents when it holds
+// anything that could be read as part of the chain.
+func quoteComm(comm string) string {
+	if strings.ContainsAny(comm, "()< ") {
+		return strconv.Quote(comm)
+	}
+	return quoteIfNeeded(comm)
+}
+
+// shellJoin joins arguments as a shell would read them back: an argument
+// that holds anything but plain characters is single-quoted.
+func shellJoin(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	return b.String()
+}
+
+// byline returns the end of a syslog line for the first process of ps:
+// "by COMM[PID] auid=N", or "" without one.
+func byline(ps []process) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	p := ps[0]
+	comm := "?"
+	if p.known {
+		comm = quoteComm(p.comm)
+	}
+	auid := "-"
+	if p.known && p.auid != unsetID {
+		auid = strconv.FormatUint(uint64(p.auid), 10)
+	}
+	return "by " + comm + "[" + strconv.Itoa(int(p.pid)) + "] auid=" + auid
+}
+
+// byEnv returns the action's environment of who made the change: the
+// first process's pid, uid and login uid, each left out when unknown.
+func byEnv(ps []process) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	p := ps[0]
+	env := []string{"FAMIDS_BY_PID=" + strconv.Itoa(int(p.pid))}
+	if p.known {
+		env = append(env, "FAMIDS_BY_UID="+strconv.FormatUint(uint64(p.uid), 10))
+		if p.auid != unsetID {
+			env = append(env, "FAMIDS_BY_AUID="+strconv.FormatUint(uint64(p.auid), 10))
+		}
+	}
+	return env
+}

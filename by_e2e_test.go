@@ -1,0 +1,215 @@
+package main
+
+// End-to-end tests of "By:" lines: who made a change, read through
+// fanotify and /proc while famids runs as root.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// byLines returns the By: lines of a report.
+func byLines(m mail) []string {
+	var out []string
+	for _, line := range strings.Split(m.Body, "\n") {
+		if v, ok := strings.CutPrefix(line, "By: "); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// byPid returns the By: line naming pid, or "".
+func byPid(m mail, pid int) string {
+	for _, l := range byLines(m) {
+		if strings.HasPrefix(l+" ", "pid="+strconv.Itoa(pid)+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// heldShell starts sh -c script, prefixed with wrap, and keeps the shell
+// alive once its script is done (it waits on its standard input), until
+// the test ends or release is called: famids then finds it in /proc.
+func heldShell(t *testing.T, wrap []string, script string) (pid int, release func()) {
+	t.Helper()
+	argv := append(append([]string{}, wrap...), "sh", "-c", script+"\nread line")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	release = func() {
+		in.Close()
+		cmd.Wait()
+	}
+	t.Cleanup(release)
+	return cmd.Process.Pid, release
+}
+
+func TestByShell(t *testing.T) {
+	r, f := startOnFile(t)
+	pid, _ := heldShell(t, nil, "echo changed >> "+f)
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	if by == "" {
+		t.Fatalf("no By: line names the shell, pid %d:\n%s", pid, m.Body)
+	}
+	for _, want := range []string{" comm=sh ", " exe=/usr/bin/dash ", " uid=0(root) ", " parents=famids.test(" + strconv.Itoa(os.Getpid()) + ")<", ` cmdline="sh -c 'echo changed >> ` + f + `\nread line'"`} {
+		if !strings.Contains(by+" ", want) {
+			t.Errorf("By: %s\nwant it to hold %q", by, want)
+		}
+	}
+	if strings.Contains(by, "(exited)") {
+		t.Errorf("the shell is still running, By: says it exited: %s", by)
+	}
+}
+
+// sharedFile returns a new file, holding "x", that every user can write,
+// in a directory every user can search.
+func sharedFile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "famids-shared")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	must(t, os.Chmod(dir, 0o755))
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	must(t, os.Chmod(f, 0o666))
+	return f
+}
+
+func TestByAnotherUser(t *testing.T) {
+	needTool(t, "setpriv")
+	f := sharedFile(t)
+	r := startFamids(t, f+"\n")
+	pid, _ := heldShell(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, "echo nobody was here >> "+f)
+	m := r.waitMail("the report of nobody's write", func(m mail) bool { return strings.Contains(m.Body, "nobody was here") || byPid(m, pid) != "" })
+	by := byPid(m, pid)
+	if !strings.Contains(by, " uid=65534(nobody) ") {
+		t.Errorf("By: %q, want pid=%d with uid=65534(nobody):\n%s", by, pid, m.Body)
+	}
+}
+
+func TestByShortLivedCopy(t *testing.T) {
+	r, f := startOnFile(t)
+	src := filepath.Join(t.TempDir(), "trojan")
+	writeFile(t, src, "#!/bin/sh\n")
+	cp := exec.Command("cp", src, f)
+	must(t, cp.Run())
+	m := r.waitReport(f, "change")
+	by := byPid(m, cp.Process.Pid)
+	if by == "" {
+		t.Fatalf("no By: line names cp, pid %d:\n%s", cp.Process.Pid, m.Body)
+	}
+	if !strings.Contains(by, "(exited)") && !strings.Contains(by, " comm=cp ") {
+		t.Errorf("By: %s\nwant comm=cp, or (exited)", by)
+	}
+}
+
+func TestByTwoProcessesOneBurst(t *testing.T) {
+	r, f := startOnFile(t, "-settle", "1s")
+	writer, _ := heldShell(t, nil, "echo x >> "+f)
+	chmod := exec.Command("chmod", "600", f)
+	must(t, chmod.Run())
+	m := r.waitReport(f, "change")
+	if byPid(m, writer) == "" || byPid(m, chmod.Process.Pid) == "" {
+		t.Errorf("want a By: line for the writer (pid %d) and for chmod (pid %d):\n%s", writer, chmod.Process.Pid, m.Body)
+	}
+	if n := len(byLines(m)); n != 2 {
+		t.Errorf("%d By: lines, want 2:\n%s", n, m.Body)
+	}
+}
+
+func TestByLoginUser(t *testing.T) {
+	r, f := startOnFile(t)
+	// Setting the login uid of a process that has none is what pam_loginuid
+	// does at a login; the session id comes with it.
+	pid, _ := heldShell(t, nil, "echo 4242 > /proc/self/loginuid && echo by a login >> "+f)
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	ses, err := os.ReadFile(fmt.Sprintf("/proc/%d/sessionid", pid))
+	must(t, err)
+	for _, want := range []string{" auid=4242 ", " ses=" + strings.TrimSpace(string(ses)) + " "} {
+		if !strings.Contains(by, want) {
+			t.Errorf("By: %q, want it to hold %q:\n%s", by, want, m.Body)
+		}
+	}
+}
+
+func TestByThroughAnotherName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	must(t, os.Mkdir(dir, 0o755))
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	other := filepath.Join(t.TempDir(), "link")
+	must(t, os.Link(f, other))
+	r := startFamids(t, dir+"\n")
+	pid, _ := heldShell(t, nil, "echo through a link >> "+other)
+	m := r.waitReport(f, "change")
+	if byPid(m, pid) == "" {
+		t.Errorf("no By: line names the shell that wrote through %s, pid %d:\n%s", other, pid, m.Body)
+	}
+}
+
+func TestByCreateAndRename(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc")
+	must(t, os.Mkdir(dir, 0o755))
+	passwd := filepath.Join(dir, "passwd")
+	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
+	r := startFamids(t, dir+", , passwd | cron.d\n")
+	// Replaced as editors and package managers do: a new file renamed
+	// over the old name; and a name that should never appear.
+	writeFile(t, passwd+".new", "evil\n")
+	mv := exec.Command("mv", passwd+".new", passwd)
+	must(t, mv.Run())
+	cronD := filepath.Join(dir, "cron.d")
+	mkdir := exec.Command("mkdir", cronD)
+	must(t, mkdir.Run())
+	for p, pid := range map[string]int{passwd: mv.Process.Pid, cronD: mkdir.Process.Pid} {
+		m := r.waitReport(p, "create", "change")
+		if byPid(m, pid) == "" {
+			t.Errorf("no By: line names pid %d in the report on %s:\n%s", pid, p, m.Body)
+		}
+	}
+}
+
+func TestByInActionEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	out := filepath.Join(dir, "by.env")
+	r := startFamids(t, fmt.Sprintf("%s, env | grep ^FAMIDS_BY_ | sort > %s\n", f, out))
+	shell, _ := heldShell(t, nil, "echo 77 > /proc/self/loginuid && echo x >> "+f)
+	r.waitAction(f)
+	env, err := os.ReadFile(out)
+	must(t, err)
+	want := fmt.Sprintf("FAMIDS_BY_AUID=77\nFAMIDS_BY_PID=%d\nFAMIDS_BY_UID=0\n", shell)
+	if got := string(env); got != want {
+		t.Errorf("the action's FAMIDS_BY_ environment:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestByWithoutCapSysAdmin(t *testing.T) {
+	needTool(t, "setpriv")
+	f := filepath.Join(t.TempDir(), "f")
+	writeFile(t, f, "x")
+	r := newRun(t, f+"\n")
+	r.wrap = []string{"setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--"}
+	r.start()
+	appendFile(t, f, "y")
+	m := r.waitReport(f, "change")
+	if lines := byLines(m); len(lines) != 0 {
+		t.Errorf("famids without CAP_SYS_ADMIN wrote By: lines:\n%s", m.Body)
+	}
+	const why = "famids: reports will not say who made a change: famids does not run as root: fanotify needs CAP_SYS_ADMIN\n"
+	if n := strings.Count(r.stderr.String(), why); n != 1 {
+		t.Errorf("standard error says why %d times, want once:\n%s", n, r.stderr.String())
+	}
+	noMoreMails(t, r, 1)
+}
