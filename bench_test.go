@@ -141,10 +141,23 @@ func BenchmarkStormEvent(b *testing.B) {
 // BenchmarkStorm floods a watched directory with real file operations,
 // while famids reads and handles the events, until it has seen the last
 // one. The generator's system calls are included: compare it with
-// BenchmarkStormUnwatched.
+// BenchmarkStormUnwatched. "by" reads fanotify's events too, as famids
+// does as root; "inotify" only inotify's.
 func BenchmarkStorm(b *testing.B) {
+	b.Run("by", func(b *testing.B) { benchStorm(b, true) })
+	b.Run("inotify", func(b *testing.B) { benchStorm(b, false) })
+}
+
+func benchStorm(b *testing.B, by bool) {
 	dir := b.TempDir()
 	d := benchDaemon(b, dir+", , passwd | shadow | done\n")
+	if by && d.w.fan == nil {
+		b.Fatalf("no fanotify group: %s", d.noBy)
+	}
+	if !by && d.w.fan != nil {
+		unix.Close(d.w.fan.fd) // its marks go with it
+		d.w.fan = nil
+	}
 	r := &eventReader{src: d.w, retry: time.Second, buf: make([]byte, 64<<10)}
 	done := filepath.Join(dir, "done")
 	b.ResetTimer()
@@ -158,13 +171,12 @@ func BenchmarkStorm(b *testing.B) {
 		if at := r.resumeAt(now); !at.IsZero() {
 			timeout = max(at.Sub(now), 0)
 		}
-		if readable, _, _ := d.poll.wait(d.w.fd, -1, timeout, r.waiting(now)); readable {
-			evs, err := r.read(time.Now())
-			if err != nil {
-				b.Fatal(err)
-			}
-			d.handle(evs)
+		readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+		if err := d.take(r, readable, fanReadable); err != nil {
+			b.Fatal(err)
 		}
+		d.finishJobs()
+		d.unmark()
 	}
 	b.StopTimer()
 	if len(d.pending) != 1 {

@@ -499,7 +499,7 @@ func (d *daemon) aliasDir(path string) string {
 // minute's digest.
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after,
-		By: b.by.processes(), ByMore: b.by.more}
+		By: b.by.processes(), ByMore: b.by.more()}
 	if *useSyslog {
 		d.syslog("report: " + r.summary())
 	}

@@ -12,7 +12,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,9 +91,12 @@ func (l *inquiry) publish(p process) {
 
 // An attribution is who made the changes of one burst.
 type attribution struct {
-	by   []*inquiry
-	more int // processes past maxBy
+	by    []*inquiry
+	extra map[int32]bool // processes past maxBy, by pid, up to maxExtra
 }
+
+// maxExtra bounds the processes past maxBy a burst counts.
+const maxExtra = 1024
 
 // add names l, unless its process is named already.
 func (a *attribution) add(l *inquiry) {
@@ -100,11 +105,21 @@ func (a *attribution) add(l *inquiry) {
 			return
 		}
 	}
-	if len(a.by) == maxBy {
-		a.more++
+	if len(a.by) < maxBy {
+		a.by = append(a.by, l)
 		return
 	}
-	a.by = append(a.by, l)
+	a.addExtra(l.pid)
+}
+
+func (a *attribution) addExtra(pid int32) {
+	if len(a.extra) == maxExtra || slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.pid == pid }) {
+		return
+	}
+	if a.extra == nil {
+		a.extra = make(map[int32]bool)
+	}
+	a.extra[pid] = true
 }
 
 // merge adds the processes b names.
@@ -112,8 +127,13 @@ func (a *attribution) merge(b attribution) {
 	for _, l := range b.by {
 		a.add(l)
 	}
-	a.more += b.more
+	for pid := range b.extra {
+		a.addExtra(pid)
+	}
 }
+
+// more returns how many processes made changes past those named.
+func (a *attribution) more() int { return len(a.extra) }
 
 // read reports whether every process is read.
 func (a *attribution) read() bool {
@@ -283,9 +303,10 @@ func (d *daemon) inquire(ev fanEvent) *inquiry {
 		return l
 	}
 	d.inquiries[ev.pid] = l
+	g := glanceAt(ev.pid)
 	d.hand(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
 		work: func(context.Context, *job) {
-			readProcess(l, d.rec.names)
+			readProcess(l, g, d.rec.names)
 			unix.Close(int(l.pidfd))
 		},
 		done: func() {
@@ -348,32 +369,53 @@ func (d *daemon) expireRecent(now time.Time) {
 	}
 }
 
-// readProcess reads who l's process is from /proc/PID, publishing what it
-// has read as it goes: first what never makes a reader wait, then the
-// command line, which the process's memory lock can hold up. What was
-// read is kept only if the pidfd's process was still there after: the
-// pid then named it throughout.
-func readProcess(l *inquiry, names *idNames) {
-	p := process{pid: l.pid}
-	dir := "/proc/" + strconv.Itoa(int(l.pid))
+// A glance is what famids reads of a process on its loop, the moment its
+// first event is read: a short-lived process (a cp, a chmod) is often
+// gone within a few tens of microseconds, before a job could start.
+// These files of /proc are made from the process's own structures
+// without taking its memory's lock, so that no process can make reading
+// them wait; the rest (names, ancestors, the command line) is read by a
+// job.
+type glance struct {
+	stat, status []byte // nil: the process was gone
+	auid, ses    uint32
+	exe          string
+}
+
+// glanceAt reads what a glance holds of process pid.
+func glanceAt(pid int32) glance {
+	dir := "/proc/" + strconv.Itoa(int(pid))
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
+		return glance{}
+	}
+	g := glance{stat: stat, auid: readID(dir + "/loginuid"), ses: readID(dir + "/sessionid")}
+	g.status, _ = os.ReadFile(dir + "/status")
+	g.exe, _ = os.Readlink(dir + "/exe")
+	return g
+}
+
+// readProcess reads who l's process is, from what a glance saw and from
+// /proc/PID, publishing what it has read as it goes: first what never
+// makes a reader wait, then the command line, which the process's memory
+// lock can hold up. What was read is kept only if the pidfd's process was
+// still there after: the pid then named it throughout.
+func readProcess(l *inquiry, g glance, names *idNames) {
+	p := process{pid: l.pid}
+	if g.stat == nil {
 		p.exited = true
 		l.publish(p)
 		return
 	}
-	comm, fields := parseStat(stat)
-	status, _ := os.ReadFile(dir + "/status")
+	comm, fields := parseStat(g.stat)
 	p.comm = comm
-	p.uid = statusUID(status)
+	p.uid = statusUID(g.status)
 	p.user = names.user(p.uid)
-	p.auid = readID(dir + "/loginuid")
+	p.auid, p.ses, p.exe = g.auid, g.ses, g.exe
 	if p.auid != unsetID {
 		p.auser = names.user(p.auid)
 	}
-	p.ses = readID(dir + "/sessionid")
-	p.exe, _ = os.Readlink(dir + "/exe")
-	zombie := len(fields) > 0 && fields[0] == "Z"
+	gone := exiting(fields)
 	if len(fields) > 4 {
 		p.tty = ttyName(fields[4])
 	}
@@ -385,19 +427,53 @@ func readProcess(l *inquiry, names *idNames) {
 		return
 	}
 	p.known = true
-	p.exited = zombie
+	p.exited = gone
 	l.publish(p)
-	if zombie {
+	if gone {
 		return // its memory is gone: no command line
 	}
+	dir := "/proc/" + strconv.Itoa(int(l.pid))
 	args, cut := readCmdline(dir + "/cmdline")
 	if !alive(l.pidfd) {
 		p.exited = true // what was read before is its; the command line may not be
 		l.publish(p)
 		return
 	}
+	if stat, err := os.ReadFile(dir + "/stat"); err != nil || exitingStat(stat) {
+		// It began to exit since the glance: its memory, and with it the
+		// command line, may have been gone when it was read.
+		p.exited = true
+		if len(args) == 0 {
+			l.publish(p)
+			return
+		}
+	}
 	p.cmdline, p.cut = args, cut
 	l.publish(p)
+}
+
+// exitingStat reports whether a /proc/PID/stat is an exiting process's.
+func exitingStat(stat []byte) bool {
+	_, fields := parseStat(stat)
+	return exiting(fields)
+}
+
+// pfExiting is the flag of a process on its way out, in the flags field of
+// /proc/PID/stat (PF_EXITING, linux/sched.h).
+const pfExiting = 0x4
+
+// exiting reports whether the fields of a /proc/PID/stat after the name
+// are those of a process that has exited, or is exiting: a zombie, or one
+// whose memory (its command line, its executable) may be gone already.
+func exiting(fields []string) bool {
+	if len(fields) > 0 && fields[0] == "Z" {
+		return true
+	}
+	if len(fields) > 6 {
+		flags, err := strconv.ParseUint(fields[6], 10, 32)
+		return err == nil && flags&pfExiting != 0
+	}
+	return false
 }
 
 // alive reports whether the process pidfd names has not been reaped: its
@@ -642,4 +718,26 @@ func byEnv(ps []process) []string {
 		}
 	}
 	return env
+}
+
+// sayUnmarked says, on standard error and in syslog, which watched paths
+// fanotify refused to mark (a file system that cannot identify its files
+// to it, or too many marks): their reports will have no By: line. It is
+// said at start-up and after each reload, not mailed: the reports
+// themselves are whole.
+func (d *daemon) sayUnmarked() {
+	list := d.w.takeUnmarked()
+	if len(list) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("reports of %d path(s) will not say who made a change", len(list))
+	fmt.Fprintf(os.Stderr, "famids: %s:\n", msg)
+	for i, item := range list {
+		if i == shownOnStderr {
+			fmt.Fprintf(os.Stderr, "famids: ... and %d more\n", len(list)-shownOnStderr)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "famids: - %s\n", item)
+	}
+	d.syslog(fmt.Sprintf("notice: %s: %s", msg, list[0]))
 }

@@ -126,6 +126,21 @@ func TestByTwoProcessesOneBurst(t *testing.T) {
 	}
 }
 
+// Eight processes write in one burst: five are named, the other three
+// counted once each, however often they write.
+func TestByManyProcessesOneBurst(t *testing.T) {
+	r, f := startOnFile(t, "-settle", "1s")
+	for i := range 8 {
+		cmd := exec.Command("sh", "-c", fmt.Sprintf("echo %d >> %s; echo %d >> %s", i, f, i, f))
+		must(t, cmd.Run())
+	}
+	m := r.waitReport(f, "change")
+	lines := byLines(m)
+	if len(lines) != maxBy+1 || lines[maxBy] != "... and 3 more" {
+		t.Errorf("By: lines %q, want %d processes and \"... and 3 more\":\n%s", lines, maxBy, m.Body)
+	}
+}
+
 func TestByLoginUser(t *testing.T) {
 	r, f := startOnFile(t)
 	// Setting the login uid of a process that has none is what pam_loginuid

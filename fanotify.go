@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,7 +45,13 @@ type fanGroup struct {
 	byKey       map[uint64]int32 // the watch of each marked inode, by the key of its handle
 	handleFlags int              // for name_to_handle_at
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
+	unmarked    map[string]error // paths whose inode could not be marked, not yet told
 }
+
+// maxUnmarked bounds the paths an unmarked group keeps to tell of: a user
+// making files by the thousand on a file system that refuses marks must
+// not grow famids.
+const maxUnmarked = 1000
 
 // openFanGroup makes famids's fanotify group, or says why it cannot: famids
 // then reports as before, without saying who made a change.
@@ -63,7 +69,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), handleFlags: unix.AT_EMPTY_PATH | atHandleFID}
+	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), handleFlags: unix.AT_EMPTY_PATH | atHandleFID}
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
 	}
@@ -205,9 +211,19 @@ func (g *fanGroup) keyOf(fd int) (uint64, error) {
 
 // noteMark records m, the mark of the inode of wt. The caller holds mu.
 func (w *watcher) noteMark(wt *watch, m mark) {
-	if w.fan == nil || m.err != nil || m.key == 0 {
+	if w.fan == nil {
 		return
 	}
+	if m.err != nil {
+		if len(w.fan.unmarked) < maxUnmarked {
+			w.fan.unmarked[wt.path] = m.err
+		}
+		return
+	}
+	if m.key == 0 {
+		return
+	}
+	delete(w.fan.unmarked, wt.path)
 	if wt.fkey != 0 && wt.fkey != m.key {
 		w.forgetMark(wt)
 	}
@@ -215,6 +231,23 @@ func (w *watcher) noteMark(wt *watch, m mark) {
 	wt.fmask |= m.mask
 	wt.quiet = false // marked again
 	w.fan.byKey[m.key] = int32(wt.wd)
+}
+
+// takeUnmarked returns, sorted, each path whose inode could not be marked
+// since it was last called, with why: who changes it cannot be told.
+func (w *watcher) takeUnmarked() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fan == nil || len(w.fan.unmarked) == 0 {
+		return nil
+	}
+	list := make([]string, 0, len(w.fan.unmarked))
+	for p, err := range w.fan.unmarked {
+		list = append(list, quoteIfNeeded(p)+": "+quoteIfNeeded(err.Error()))
+	}
+	clear(w.fan.unmarked)
+	slices.Sort(list)
+	return list
 }
 
 // forgetMark forgets the mark of the inode of wt, which is watched no
@@ -355,20 +388,34 @@ func (w *watcher) readFan(buf []byte, evs []fanEvent) ([]fanEvent, error) {
 	}
 }
 
-// fanMetaSize is the size of struct fanotify_event_metadata.
-const fanMetaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
+// The layout of struct fanotify_event_metadata (linux/fanotify.h): its
+// size, and where its fields are.
+const (
+	fanMetaSize    = 24
+	fanMetaVersion = 4  // u8 vers
+	fanMetaLenAt   = 6  // u16 metadata_len
+	fanMaskAt      = 8  // u64 mask
+	fanPidAt       = 20 // s32 pid
+)
 
 // parseFanEvents decodes the fanotify events in buf (linux/fanotify.h):
 // each a struct fanotify_event_metadata, then its information records.
+// It reads fields by their offsets, so that no buffer, however made, is
+// read out of bounds or misaligned.
 func parseFanEvents(buf []byte, evs []fanEvent, seed maphash.Seed) []fanEvent {
 	for off := 0; off+fanMetaSize <= len(buf); {
-		m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
-		end := off + int(m.Event_len)
-		if m.Event_len < uint32(fanMetaSize) || end > len(buf) || int(m.Metadata_len) < fanMetaSize {
+		eventLen := int(binary.NativeEndian.Uint32(buf[off:]))
+		metaLen := int(binary.NativeEndian.Uint16(buf[off+fanMetaLenAt:]))
+		end := off + eventLen
+		if buf[off+fanMetaVersion] != unix.FANOTIFY_METADATA_VERSION || eventLen < fanMetaSize || end > len(buf) || metaLen < fanMetaSize || metaLen > eventLen {
 			break // not what the kernel writes
 		}
-		ev := fanEvent{mask: m.Mask, pid: m.Pid, pidfd: -1}
-		for rec := off + int(m.Metadata_len); rec+4 <= end; {
+		ev := fanEvent{
+			mask:  binary.NativeEndian.Uint64(buf[off+fanMaskAt:]),
+			pid:   int32(binary.NativeEndian.Uint32(buf[off+fanPidAt:])),
+			pidfd: -1,
+		}
+		for rec := off + metaLen; rec+4 <= end; {
 			typ := buf[rec]
 			n := int(binary.NativeEndian.Uint16(buf[rec+2:]))
 			if n < 4 || rec+n > end {

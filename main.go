@@ -400,9 +400,42 @@ func (d *daemon) start(problems []problem) {
 	})
 }
 
+// take reads and handles what the two event queues hold: fanotify's
+// first, so that the bursts inotify's events of the same changes begin
+// take who made them, then inotify's, then what fanotify queued just
+// after them. The error is inotify's: famids cannot go on without it.
+func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
+	if fanReadable {
+		d.attribute()
+	}
+	now := time.Now()
+	if readable || r.retrying(now) {
+		evs, err := r.read(now)
+		if err != nil {
+			return err
+		}
+		d.handle(evs)
+		if len(evs) > 0 {
+			d.attribute()
+		}
+		switch {
+		case len(d.quieted) == 0:
+		case !r.calm():
+			d.unquietAt = time.Time{}
+		case d.unquietAt.IsZero():
+			d.unquietAt = time.Now().Add(quietFor)
+		}
+	}
+	if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
+		d.unquiet() // the storm is over
+	}
+	return nil
+}
+
 // startedUp is the end of start-up: the first comparison is done.
 func (d *daemon) startedUp(*scan) {
 	d.noticeWatchErrors()
+	d.sayUnmarked()
 	// The start trusts what stat says of a file since the last run; the
 	// first verification hashes every file (see fullHashEvery).
 	d.hashedAll = time.Time{}
@@ -478,34 +511,11 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				return code
 			}
 		}
-		if fanReadable {
-			// Read before inotify's events of the same changes: the
-			// bursts they begin take who made them.
-			d.attribute()
-		}
-		now = time.Now()
-		if readable || r.retrying(now) {
-			evs, err := r.read(now)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
-				d.fatal = err.Error()
-				d.stop()
-				return 1
-			}
-			d.handle(evs)
-			if len(evs) > 0 {
-				d.attribute() // what the kernel queued just after them
-			}
-			switch {
-			case len(d.quieted) == 0:
-			case !r.calm():
-				d.unquietAt = time.Time{}
-			case d.unquietAt.IsZero():
-				d.unquietAt = time.Now().Add(quietFor)
-			}
-		}
-		if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
-			d.unquiet() // the storm is over
+		if err := d.take(r, readable, fanReadable); err != nil {
+			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
+			d.fatal = err.Error()
+			d.stop()
+			return 1
 		}
 		d.flush(time.Now())
 		d.finishJobs()

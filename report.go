@@ -146,12 +146,11 @@ func (r *report) body() string {
 	line("Host: ", r.Host)
 	b = append(b, "Time: "...)
 	b = append(r.Time.UTC().AppendFormat(b, time.RFC3339), '\n')
-	for i, p := range r.By {
-		b = appendBy(append(b, "By: "...), p)
-		if i == len(r.By)-1 && r.ByMore > 0 {
-			b = append(strconv.AppendInt(append(b, " and "...), int64(r.ByMore), 10), " more"...)
-		}
-		b = append(b, '\n')
+	for _, p := range r.By {
+		b = append(appendBy(append(b, "By: "...), p), '\n')
+	}
+	if r.ByMore > 0 {
+		b = append(strconv.AppendInt(append(b, "By: ... and "...), int64(r.ByMore), 10), " more\n"...)
 	}
 	if r.Found != "" {
 		line("Found: ", r.Found)

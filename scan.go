@@ -528,6 +528,7 @@ func (d *daemon) reload() {
 	}
 	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
 	d.armEntries(added, true, func() {
+		d.sayUnmarked()
 		d.startScan(&scan{kind: "reload", fresh: isNew, only: isNew})
 	})
 	d.retryWatches()

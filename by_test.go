@@ -1,0 +1,381 @@
+package main
+
+// Unit tests of who made a change: reading /proc, writing By: lines, and
+// decoding fanotify's events.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseStat(t *testing.T) {
+	// A process may name itself anything, parentheses and spaces too:
+	// the name ends at the last ')'.
+	comm, fields := parseStat([]byte("4242 (a) (b) S 1 c) R 17 4242 4242 34816 4242 0\n"))
+	if comm != "a) (b) S 1 c" {
+		t.Errorf("comm = %q", comm)
+	}
+	if len(fields) < 5 || fields[0] != "R" || fields[1] != "17" || fields[4] != "34816" {
+		t.Errorf("fields = %q", fields)
+	}
+	if comm, fields := parseStat([]byte("4242 no name")); comm != "" || fields != nil {
+		t.Errorf("without parentheses: %q %q", comm, fields)
+	}
+}
+
+func TestTTYName(t *testing.T) {
+	for _, tt := range []struct {
+		major, minor uint32
+		want         string
+	}{
+		{0, 0, ""},
+		{136, 0, "pts/0"},
+		{136, 7, "pts/7"},
+		{137, 44, "pts/300"},
+		{136, 300, "pts/300"}, // a minor past 255, encoded high
+		{4, 1, "tty1"},
+		{4, 64, "ttyS0"},
+		{4, 65, "ttyS1"},
+		{5, 1, "5:1"},
+	} {
+		// tty_nr in /proc/PID/stat: minor bits 0-7 and 20-31, major bits 8-19.
+		n := tt.minor&0xff | tt.major<<8 | (tt.minor&^0xff)<<12
+		if got := ttyName(fmt.Sprint(n)); got != tt.want {
+			t.Errorf("ttyName(%d:%d) = %q, want %q", tt.major, tt.minor, got, tt.want)
+		}
+	}
+	if got := ttyName("junk"); got != "" {
+		t.Errorf("ttyName(junk) = %q", got)
+	}
+}
+
+func TestStatusUID(t *testing.T) {
+	status := []byte("Name:\tsudo\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n")
+	if got := statusUID(status); got != 0 {
+		t.Errorf("statusUID = %d, want the effective uid 0", got)
+	}
+	if got := statusUID([]byte("Name:\tx\n")); got != unsetID {
+		t.Errorf("statusUID without Uid: = %d", got)
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cp", "/tmp/x", "/bin/ls"}, "cp /tmp/x /bin/ls"},
+		{[]string{"sh", "-c", "echo x >> /etc/passwd"}, `sh -c 'echo x >> /etc/passwd'`},
+		{[]string{"echo", "it's"}, `echo 'it'\''s'`},
+		{[]string{"touch", ""}, "touch ''"},
+		{[]string{"a\nb"}, "'a\nb'"},
+	} {
+		if got := shellJoin(tt.args); got != tt.want {
+			t.Errorf("shellJoin(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+// A process chooses its name, its executable's path and its arguments:
+// none of them may forge a field or a line.
+func TestAppendBy(t *testing.T) {
+	full := process{
+		pid: 4242, known: true, comm: "cp", exe: "/usr/bin/cp",
+		uid: 0, user: "root", auid: 1000, auser: "alice", ses: 3, tty: "pts/0",
+		parents: []ancestor{{"bash", 4200}, {"sshd", 4100}, {"sshd", 812}},
+		cmdline: []string{"cp", "/tmp/x", "/bin/ls"},
+	}
+	for _, tt := range []struct {
+		name string
+		p    process
+		want string
+	}{
+		{"full", full, `pid=4242 comm=cp exe=/usr/bin/cp uid=0(root) auid=1000(alice) ses=3 tty=pts/0 parents=bash(4200)<sshd(4100)<sshd(812) cmdline="cp /tmp/x /bin/ls"`},
+		{"exited, nothing known", process{pid: 7, exited: true}, "pid=7 (exited)"},
+		{"exited, known", process{pid: 7, exited: true, known: true, comm: "rm", uid: 65534, auid: unsetID, ses: unsetID}, "pid=7 (exited) comm=rm exe=- uid=65534 auid=- ses=- tty=-"},
+		{"outside the namespace", process{pid: 0}, "pid=0 (outside famids's pid namespace)"},
+		{"hostile", process{
+			pid: 9, known: true, comm: "x\nBy: pid=1", exe: "/tmp/a b", uid: 1000, user: "1000",
+			auid: unsetID, ses: unsetID,
+			parents: []ancestor{{"a(1)<b", 8}},
+			cmdline: []string{"sh", "-c", "echo \"x\"\n"}, cut: true,
+		}, `pid=9 comm="x\nBy: pid=1" exe="/tmp/a b" uid=1000 auid=- ses=- tty=- parents="\"a(1)<b\"(8)" cmdline="sh -c 'echo \"x\"\n' ..."`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(appendBy(nil, tt.p))
+			if got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+			if strings.ContainsAny(got, "\n\r") {
+				t.Errorf("a By: line holds a line break: %q", got)
+			}
+		})
+	}
+}
+
+func TestBylineAndEnvironment(t *testing.T) {
+	p := process{pid: 4242, known: true, comm: "vi m", uid: 0, auid: 1000, ses: 3}
+	if got, want := byline([]process{p}), `by "vi m"[4242] auid=1000`; got != want {
+		t.Errorf("byline = %q, want %q", got, want)
+	}
+	if got, want := byline([]process{{pid: 7, exited: true}}), "by ?[7] auid=-"; got != want {
+		t.Errorf("byline of an exited process = %q, want %q", got, want)
+	}
+	if got := byline(nil); got != "" {
+		t.Errorf("byline of nobody = %q", got)
+	}
+	if got, want := strings.Join(byEnv([]process{p}), " "), "FAMIDS_BY_PID=4242 FAMIDS_BY_UID=0 FAMIDS_BY_AUID=1000"; got != want {
+		t.Errorf("byEnv = %q, want %q", got, want)
+	}
+	if got, want := strings.Join(byEnv([]process{{pid: 7, exited: true}}), " "), "FAMIDS_BY_PID=7"; got != want {
+		t.Errorf("byEnv of an exited process = %q, want %q", got, want)
+	}
+}
+
+func TestReportBodyBy(t *testing.T) {
+	when := time.Date(2026, 11, 25, 19, 15, 25, 0, time.UTC)
+	r := report{
+		Path: "/bin/ls", Events: []string{"change"}, Host: "web1", Time: when,
+		Before: lsBefore, After: lsAfter,
+		By: []process{
+			{pid: 4242, known: true, comm: "cp", exe: "/usr/bin/cp", uid: 0, user: "root", auid: 1000, auser: "alice", ses: 3, tty: "pts/0",
+				parents: []ancestor{{"sudo", 4241}, {"bash", 4200}, {"sshd", 4100}}, cmdline: []string{"cp", "/tmp/x", "/bin/ls"}},
+			{pid: 4250, exited: true},
+		},
+		ByMore: 2,
+	}
+	goldenFile(t, "report-by.golden", r.body())
+	want := "/bin/ls: change; differs: mode size mtime ctime sha256 flags caps xattrs; by cp[4242] auid=1000"
+	if got := r.summary(); got != want {
+		t.Errorf("summary (syslog and digest line):\n got %s\nwant %s", got, want)
+	}
+}
+
+// readProcess must never give a pid's new process for the one an event
+// named: the pidfd taken with the event says whether it is still that.
+func TestReadProcessReusedPid(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// Our own pid stands for the reused one: it names a live process,
+	// which is not the one the pidfd is of.
+	l := &inquiry{pid: int32(os.Getpid()), pidfd: int32(pidfd)}
+	readProcess(l, glanceAt(l.pid), newIDNames())
+	if p := l.snapshot(); !p.exited || p.known {
+		t.Errorf("a reaped process read through a reused pid: %+v; want exited and nothing known", p)
+	}
+}
+
+func TestReadProcessLive(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	l := &inquiry{pid: int32(cmd.Process.Pid), pidfd: int32(pidfd)}
+	readProcess(l, glanceAt(l.pid), newIDNames())
+	p := l.snapshot()
+	if !p.known || p.exited || p.comm != "sleep" || !strings.HasSuffix(p.exe, "/sleep") || p.uid != uint32(os.Geteuid()) {
+		t.Fatalf("read %+v", p)
+	}
+	if got := strings.Join(p.cmdline, " "); got != "sleep 60" {
+		t.Errorf("cmdline = %q", got)
+	}
+	if len(p.parents) == 0 || p.parents[0].pid != os.Getpid() {
+		t.Errorf("parents = %v, want this test (%d) first", p.parents, os.Getpid())
+	}
+}
+
+// fanEventBytes lays out one event as the kernel does (linux/fanotify.h):
+// the metadata, a pidfd record, and one record per handle.
+func fanEventBytes(mask uint64, pid, pidfd int32, records ...[]byte) []byte {
+	b := make([]byte, fanMetaSize)
+	b[fanMetaVersion] = unix.FANOTIFY_METADATA_VERSION
+	binary.NativeEndian.PutUint16(b[fanMetaLenAt:], fanMetaSize)
+	binary.NativeEndian.PutUint64(b[fanMaskAt:], mask)
+	binary.NativeEndian.PutUint32(b[16:], uint32(0xffffffff)) // fd: FAN_NOFD
+	binary.NativeEndian.PutUint32(b[fanPidAt:], uint32(pid))
+	rec := make([]byte, 8)
+	rec[0] = unix.FAN_EVENT_INFO_TYPE_PIDFD
+	binary.NativeEndian.PutUint16(rec[2:], 8)
+	binary.NativeEndian.PutUint32(rec[4:], uint32(pidfd))
+	b = append(b, rec...)
+	for _, r := range records {
+		b = append(b, r...)
+	}
+	binary.NativeEndian.PutUint32(b, uint32(len(b)))
+	return b
+}
+
+// fidRecord lays out a struct fanotify_event_info_fid: header, fsid,
+// struct file_handle, and, for DFID_NAME, the name, NUL-padded to 4 bytes.
+func fidRecord(typ uint8, fsid uint64, handle []byte, name string) []byte {
+	b := make([]byte, 4, 64)
+	b[0] = typ
+	b = binary.NativeEndian.AppendUint64(b, fsid)
+	b = binary.NativeEndian.AppendUint32(b, uint32(len(handle)))
+	b = binary.NativeEndian.AppendUint32(b, 1) // handle_type
+	b = append(b, handle...)
+	if typ == unix.FAN_EVENT_INFO_TYPE_DFID_NAME {
+		b = append(b, name...)
+		b = append(b, 0)
+	}
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	binary.NativeEndian.PutUint16(b[2:], uint16(len(b)))
+	return b
+}
+
+func TestParseFanEvents(t *testing.T) {
+	seed := maphash.MakeSeed()
+	dir, file := []byte{1, 2, 3, 4, 5, 6, 7, 8}, []byte{9, 10, 11, 12, 13, 14, 15, 16}
+	buf := fanEventBytes(unix.FAN_CREATE, 4242, 17,
+		fidRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 99, dir, "new\nname"),
+		fidRecord(unix.FAN_EVENT_INFO_TYPE_FID, 99, file, ""))
+	buf = append(buf, fanEventBytes(unix.FAN_ATTRIB|unix.FAN_ONDIR, 4243, -1,
+		fidRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 99, dir, "."))...)
+	buf = append(buf, 1, 2, 3) // a partial event is not one
+	evs := parseFanEvents(buf, nil, seed)
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2: %+v", len(evs), evs)
+	}
+	key := func(handle []byte) uint64 {
+		return maphash.Bytes(seed, fidRecord(unix.FAN_EVENT_INFO_TYPE_FID, 99, handle, "")[4:])
+	}
+	e := evs[0]
+	if e.mask != unix.FAN_CREATE || e.pid != 4242 || e.pidfd != 17 || e.nrefs != 2 {
+		t.Errorf("first event %+v", e)
+	}
+	if e.refs[0] != (fanRef{key(dir), "new\nname"}) || e.refs[1] != (fanRef{key(file), ""}) {
+		t.Errorf("first event's inodes %+v", e.refs)
+	}
+	e = evs[1]
+	if e.pid != 4243 || e.pidfd != -1 || e.nrefs != 1 || e.refs[0] != (fanRef{key(dir), ""}) {
+		t.Errorf("second event (on the directory itself, named \".\") %+v", e)
+	}
+	// The key of a handle is the one keyOf computes of the inode itself.
+	if got := parseFanEvents(buf[:fanMetaSize-1], nil, seed); len(got) != 0 {
+		t.Errorf("a short buffer decoded as %+v", got)
+	}
+}
+
+// keyOf must compute, from an inode famids opens, the key parseFanEvents
+// computes from the handle fanotify reports of it: or no event is routed.
+func TestFanKeyMatchesEvents(t *testing.T) {
+	g, err := openFanGroup()
+	if err != nil {
+		t.Fatal(err) // the tests run as root (README)
+	}
+	defer unix.Close(g.fd)
+	dir := t.TempDir()
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	m := g.mark(fd, fdPath(fd), unix.IN_CREATE)
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	if err := os.WriteFile(dir+"/f", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var evs []fanEvent
+	for deadline := time.Now().Add(5 * time.Second); len(evs) == 0 && time.Now().Before(deadline); {
+		n, err := unix.Read(g.fd, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = parseFanEvents(buf[:n], nil, g.seed)
+	}
+	if len(evs) == 0 {
+		t.Fatal("no fanotify event within 5s")
+	}
+	unix.Close(int(evs[0].pidfd))
+	if evs[0].pid != int32(os.Getpid()) || evs[0].nrefs == 0 || evs[0].refs[0] != (fanRef{m.key, "f"}) {
+		t.Errorf("event %+v; want pid %d and the directory's key %x with name f", evs[0], os.Getpid(), m.key)
+	}
+}
+
+func FuzzParseFanEvents(f *testing.F) {
+	f.Add(fanEventBytes(unix.FAN_MODIFY, 1, 3, fidRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 1, []byte{1, 2, 3, 4}, "x")))
+	f.Add([]byte{})
+	seed := maphash.MakeSeed()
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		for _, e := range parseFanEvents(buf, nil, seed) {
+			if e.nrefs > len(e.refs) {
+				t.Fatalf("nrefs %d", e.nrefs)
+			}
+		}
+	})
+}
+
+// Paths fanotify would not mark are told once, and no more than
+// maxUnmarked are kept.
+func TestTakeUnmarked(t *testing.T) {
+	w := &watcher{fan: &fanGroup{byKey: map[uint64]int32{}, unmarked: map[string]error{}}}
+	why := errors.New("its file system cannot tell fanotify which file changed")
+	w.noteMark(&watch{path: "/mnt/b\nc"}, mark{err: why})
+	w.noteMark(&watch{path: "/mnt/a"}, mark{err: why})
+	got := w.takeUnmarked()
+	want := []string{`"/mnt/b\nc": ` + why.Error(), "/mnt/a: " + why.Error()}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("takeUnmarked = %q, want %q", got, want)
+	}
+	if got := w.takeUnmarked(); got != nil {
+		t.Errorf("told twice: %q", got)
+	}
+	for i := range maxUnmarked + 10 {
+		w.noteMark(&watch{path: fmt.Sprint("/mnt/", i)}, mark{err: why})
+	}
+	if got := w.takeUnmarked(); len(got) != maxUnmarked {
+		t.Errorf("%d kept, want %d", len(got), maxUnmarked)
+	}
+}
+
+// A burst names five processes, and counts the others once each however
+// often they write.
+func TestAttributionCountsEachProcessOnce(t *testing.T) {
+	var a, b attribution
+	for range 3 {
+		for pid := range int32(8) {
+			a.add(&inquiry{pid: 100 + pid})
+		}
+	}
+	b.add(&inquiry{pid: 100}) // named in a already
+	b.add(&inquiry{pid: 200})
+	a.merge(b)
+	if len(a.by) != maxBy || a.more() != 4 {
+		t.Errorf("%d named and %d more, want %d and 4", len(a.by), a.more(), maxBy)
+	}
+}
