@@ -66,8 +66,49 @@ type ancestor struct {
 	pid  int
 }
 
+// A procID tells one process from another: its pid, and the inode of a
+// pidfd of it, which pidfs (Linux 6.9) never gives two processes; 0 where
+// every pidfd shares one inode, or without a pidfd.
+type procID struct {
+	pid int32
+	ino uint64
+}
+
+// same reports whether a and b may be the same process.
+func (a procID) same(b procID) bool {
+	return a.pid == b.pid && (a.ino == 0 || b.ino == 0 || a.ino == b.ino)
+}
+
+// pidfdID returns the procID of the process of pidfd, whose pid is pid;
+// pidfs says pidfds are pidfs's, whose inodes tell processes apart.
+func pidfdID(pid, pidfd int32, pidfs bool) procID {
+	id := procID{pid: pid}
+	var st unix.Stat_t
+	if pidfs && pidfd >= 0 && unix.Fstat(int(pidfd), &st) == nil {
+		id.ino = st.Ino
+	}
+	return id
+}
+
+// pidfsMagic is the file system type of pidfds on Linux 6.9 and later
+// (PIDFS_MAGIC, linux/magic.h).
+const pidfsMagic = 0x50494446
+
+// havePidfs reports whether pidfds are pidfs's: each process's pidfd has
+// an inode of its own.
+func havePidfs() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	return unix.Fstatfs(fd, &fs) == nil && fs.Type == pidfsMagic
+}
+
 // An inquiry is one process being read, for one or more bursts.
 type inquiry struct {
+	id    procID
 	pid   int32
 	pidfd int32 // closed by the job; < 0 when the process had exited already
 
@@ -92,7 +133,7 @@ func (l *inquiry) publish(p process) {
 // An attribution is who made the changes of one burst.
 type attribution struct {
 	by    []*inquiry
-	extra map[int32]bool // processes past maxBy, by pid, up to maxExtra
+	extra map[procID]bool // processes past maxBy, up to maxExtra
 }
 
 // maxExtra bounds the processes past maxBy a burst counts.
@@ -100,26 +141,29 @@ const maxExtra = 1024
 
 // add names l, unless its process is named already.
 func (a *attribution) add(l *inquiry) {
-	for _, x := range a.by {
-		if x.pid == l.pid {
-			return
-		}
+	if a.names(l.id) {
+		return
 	}
 	if len(a.by) < maxBy {
 		a.by = append(a.by, l)
 		return
 	}
-	a.addExtra(l.pid)
+	a.addExtra(l.id)
 }
 
-func (a *attribution) addExtra(pid int32) {
-	if len(a.extra) == maxExtra || slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.pid == pid }) {
+// names reports whether the attribution names process id already.
+func (a *attribution) names(id procID) bool {
+	return slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.id.same(id) }) || a.extra[id]
+}
+
+func (a *attribution) addExtra(id procID) {
+	if len(a.extra) == maxExtra || a.names(id) {
 		return
 	}
 	if a.extra == nil {
-		a.extra = make(map[int32]bool)
+		a.extra = make(map[procID]bool)
 	}
-	a.extra[pid] = true
+	a.extra[id] = true
 }
 
 // merge adds the processes b names.
@@ -127,8 +171,8 @@ func (a *attribution) merge(b attribution) {
 	for _, l := range b.by {
 		a.add(l)
 	}
-	for pid := range b.extra {
-		a.addExtra(pid)
+	for id := range b.extra {
+		a.addExtra(id)
 	}
 }
 
@@ -192,8 +236,8 @@ func (d *daemon) attribute() {
 		return
 	}
 	hits, ends := d.w.routeFan(evs, d.hits[:0], d.ends[:0])
-	batch := make(map[int32]*inquiry) // one inquiry per process per read
-	var idle map[uint64]int           // events that concern nothing famids reports, by inode
+	var batch map[procID]*inquiry // one inquiry per process per read
+	var idle map[uint64]int       // events that concern nothing famids reports, by inode
 	start := 0
 	now := time.Now()
 	for i, ev := range evs {
@@ -217,13 +261,19 @@ func (d *daemon) attribute() {
 		}
 		used := false
 		if len(paths) > 0 {
-			l := batch[ev.pid]
-			if l == nil {
-				l, used = d.inquire(ev), true
-				batch[ev.pid] = l
+			id := pidfdID(ev.pid, ev.pidfd, d.w.fan.pidfs)
+			l := batch[id]
+			if l == nil && !d.named(paths, id, now) {
+				l, used = d.inquire(ev, id), true
+				if batch == nil {
+					batch = make(map[procID]*inquiry)
+				}
+				batch[id] = l
 			}
-			for _, p := range paths {
-				d.attach(p, l, now)
+			if l != nil {
+				for _, p := range paths {
+					d.attach(p, l, now)
+				}
 			}
 		}
 		if !used && ev.pidfd >= 0 {
@@ -288,10 +338,14 @@ func (d *daemon) concerns(h hit) string {
 // inquire starts reading who the process behind ev is; the inquiry takes
 // ev's pidfd. A process being read already (one that makes reading it
 // wait) is not read twice.
-func (d *daemon) inquire(ev fanEvent) *inquiry {
-	l := &inquiry{pid: ev.pid, pidfd: ev.pidfd}
+func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
+	l := &inquiry{id: id, pid: ev.pid, pidfd: ev.pidfd}
 	l.p.pid = ev.pid
-	if running := d.inquiries[ev.pid]; running != nil || ev.pidfd < 0 || len(d.inquiries) >= maxInquiries {
+	running := d.inquiries[ev.pid]
+	if running != nil && !running.id.same(id) {
+		running = nil // the pid of a process that has gone: this one is another
+	}
+	if running != nil || ev.pidfd < 0 || len(d.inquiries) >= maxInquiries {
 		if ev.pidfd >= 0 {
 			unix.Close(int(ev.pidfd))
 		}
@@ -311,7 +365,9 @@ func (d *daemon) inquire(ev fanEvent) *inquiry {
 		},
 		done: func() {
 			l.done = true
-			delete(d.inquiries, l.pid)
+			if d.inquiries[l.pid] == l {
+				delete(d.inquiries, l.pid)
+			}
 			d.reportInOrder() // a report may wait for it
 		}})
 	return l
@@ -325,11 +381,9 @@ func (d *daemon) attach(path string, l *inquiry, now time.Time) {
 		b.by.add(l)
 		return
 	}
-	for _, o := range d.inOrder {
-		if o.b.path == path {
-			o.b.by.add(l)
-			return
-		}
+	if b := d.inOrderBurst(path); b != nil {
+		b.by.add(l)
+		return
 	}
 	r := d.recent[path]
 	if r == nil {
@@ -348,6 +402,37 @@ func (d *daemon) attach(path string, l *inquiry, now time.Time) {
 
 // takeRecent returns the processes of events on path read before its
 // burst began.
+// inOrderBurst returns the burst of path that settled and waits for its
+// record, or nil.
+func (d *daemon) inOrderBurst(path string) *burst {
+	for _, o := range d.inOrder {
+		if o.b.path == path {
+			return o.b
+		}
+	}
+	return nil
+}
+
+// named reports whether the bursts (or recent events) of every one of
+// paths name process id already: it is then not looked up again, once
+// per process per burst.
+func (d *daemon) named(paths []string, id procID, now time.Time) bool {
+	for _, p := range paths {
+		var a *attribution
+		if b := d.pending[p]; b != nil {
+			a = &b.by
+		} else if b := d.inOrderBurst(p); b != nil {
+			a = &b.by
+		} else if r := d.recent[p]; r != nil && now.Sub(r.at) <= recentFor {
+			a = &r.a
+		}
+		if a == nil || !a.names(id) {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *daemon) takeRecent(path string, now time.Time) attribution {
 	r := d.recent[path]
 	if r == nil {

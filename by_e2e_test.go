@@ -228,3 +228,23 @@ func TestByWithoutCapSysAdmin(t *testing.T) {
 	}
 	noMoreMails(t, r, 1)
 }
+
+// An editor saving a file makes a dozen events on names famids does not
+// report (its swap file made, written, removed) just before it writes the
+// file, then exits a few milliseconds later: famids must read on at once,
+// not pause as in a storm, and name it while it is still there.
+func TestByEditorSave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc")
+	must(t, os.Mkdir(dir, 0o755))
+	passwd := filepath.Join(dir, "passwd")
+	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
+	r := startFamids(t, dir+", , passwd\n")
+	script := "cd " + dir + "; for i in 1 2 3 4; do : > .passwd.swp; echo s >> .passwd.swp; rm .passwd.swp; done; echo evil >> passwd; sleep 0.01"
+	sh := exec.Command("sh", "-c", script)
+	must(t, sh.Run())
+	m := r.waitReport(passwd, "change")
+	by := byPid(m, sh.Process.Pid)
+	if !strings.Contains(by, " comm=sh ") || !strings.Contains(by, " uid=0(root) ") {
+		t.Errorf("By: %q; want the shell (pid %d) named with comm=sh and its uid, as it lived 10ms after its write:\n%s", by, sh.Process.Pid, m.Body)
+	}
+}

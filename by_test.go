@@ -363,19 +363,62 @@ func TestTakeUnmarked(t *testing.T) {
 	}
 }
 
+// inquiryOf returns an inquiry of process pid whose pidfd has inode ino.
+func inquiryOf(pid int32, ino uint64) *inquiry {
+	return &inquiry{id: procID{pid, ino}, pid: pid}
+}
+
 // A burst names five processes, and counts the others once each however
 // often they write.
 func TestAttributionCountsEachProcessOnce(t *testing.T) {
 	var a, b attribution
 	for range 3 {
 		for pid := range int32(8) {
-			a.add(&inquiry{pid: 100 + pid})
+			a.add(inquiryOf(100+pid, 0))
 		}
 	}
-	b.add(&inquiry{pid: 100}) // named in a already
-	b.add(&inquiry{pid: 200})
+	b.add(inquiryOf(100, 0)) // named in a already
+	b.add(inquiryOf(200, 0))
 	a.merge(b)
 	if len(a.by) != maxBy || a.more() != 4 {
 		t.Errorf("%d named and %d more, want %d and 4", len(a.by), a.more(), maxBy)
+	}
+}
+
+// Two processes that had one pid, one after the other, are two: pidfs
+// gives their pidfds different inodes.
+func TestAttributionTellsReusedPids(t *testing.T) {
+	var a attribution
+	a.add(inquiryOf(4242, 7001))
+	a.add(inquiryOf(4242, 7001))
+	a.add(inquiryOf(4242, 7002))
+	if len(a.by) != 2 {
+		t.Errorf("%d named, want the two processes of pid 4242", len(a.by))
+	}
+	if !a.names(procID{4242, 0}) || a.names(procID{4243, 7001}) {
+		t.Error("names: a pid without inode is any process of that pid; another pid is another process")
+	}
+}
+
+func TestPidfdID(t *testing.T) {
+	if !havePidfs() {
+		t.Skip("pidfds without inodes of their own (before Linux 6.9): nothing to tell apart")
+	}
+	a := exec.Command("true")
+	must(t, a.Start())
+	fa, err := unix.PidfdOpen(a.Process.Pid, 0)
+	must(t, err)
+	defer unix.Close(fa)
+	fself, err := unix.PidfdOpen(os.Getpid(), 0)
+	must(t, err)
+	defer unix.Close(fself)
+	a.Wait()
+	ida, idself := pidfdID(int32(a.Process.Pid), int32(fa), true), pidfdID(int32(os.Getpid()), int32(fself), true)
+	if ida.ino == 0 || idself.ino == 0 || ida.ino == idself.ino {
+		t.Errorf("pidfd inodes %d and %d: want two, both set", ida.ino, idself.ino)
+	}
+	// The same pid with another process's inode is another process.
+	if (procID{ida.pid, idself.ino}).same(ida) {
+		t.Error("a pid reused by another process passes for the first")
 	}
 }

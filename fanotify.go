@@ -44,6 +44,7 @@ type fanGroup struct {
 	seed        maphash.Seed
 	byKey       map[uint64]int32 // the watch of each marked inode, by the key of its handle
 	handleFlags int              // for name_to_handle_at
+	pidfs       bool             // pidfds have inodes of their own (pidfdID)
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
 	unmarked    map[string]error // paths whose inode could not be marked, not yet told
 }
@@ -69,7 +70,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), handleFlags: unix.AT_EMPTY_PATH | atHandleFID}
+	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
 	}

@@ -987,18 +987,22 @@ func parseEvents(buf []byte, evs []event) ([]event, error) {
 }
 
 // A storm is events arriving faster than famids reads them one at a time:
-// stormReads reads in a row, each closer than stormGap to the one before.
-// One change sends up to three events (IN_MODIFY, IN_ATTRIB,
-// IN_CLOSE_WRITE), which reads made at once take one at a time: that is
-// no storm. In a storm, famids pauses between reads to let about
+// stormReads reads in a row, each closer than stormGap to the one before,
+// that bring stormMinEvents events or more. One change sends up to three
+// events (IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE), which reads made at once
+// take one at a time, and an editor saving a file a dozen (its swap file
+// made, written and removed): that is no storm, and famids reads on at
+// once, while the process that made the change can still be looked up
+// (see by.go). In a storm, famids pauses between reads to let about
 // stormBatch events pile up in the kernel's queue (a sixteenth of its
 // default size), for a read costs far more than an event does; the pause
 // is never longer than maxPause. A lone change is read at once.
 const (
-	stormGap   = time.Millisecond
-	stormReads = 4
-	stormBatch = 1000
-	maxPause   = 20 * time.Millisecond
+	stormGap       = time.Millisecond
+	stormReads     = 4
+	stormMinEvents = 64
+	stormBatch     = 1000
+	maxPause       = 20 * time.Millisecond
 )
 
 // stormPause returns how long to wait before the next read when n events
@@ -1024,6 +1028,7 @@ type eventReader struct {
 	last   time.Time     // when the last read returned
 	lastN  int           // the events it returned
 	quick  int           // reads in a row closer than stormGap to the one before
+	quickN int           // the events those reads brought
 	pause  time.Duration // the storm's pause after it; 0 outside a storm
 	failed time.Time     // when the last read failed; zero when it did not
 }
@@ -1088,10 +1093,11 @@ func (r *eventReader) read(now time.Time) ([]event, error) {
 		since := now.Sub(r.last)
 		if since < stormGap {
 			r.quick++
+			r.quickN += len(evs)
 		} else {
-			r.quick = 0
+			r.quick, r.quickN = 0, len(evs)
 		}
-		r.pause = stormPause(len(evs), since, r.pause > 0, r.quick >= stormReads-1)
+		r.pause = stormPause(len(evs), since, r.pause > 0, r.quick >= stormReads-1 && r.quickN >= stormMinEvents)
 		if n > len(r.buf)/2 {
 			r.pause = 0 // more is waiting
 		}

@@ -175,25 +175,32 @@ func TestEventReaderRetry(t *testing.T) {
 func TestEventReaderStorm(t *testing.T) {
 	one := rawEvent(5, unix.IN_CREATE, 0, "junk", 16)
 	many := bytes.Repeat(one, 300)
-	src := &fakeReader{results: []fakeRead{{data: one}, {data: one}, {data: one}, {data: one}, {data: many}, {data: one}}}
+	var results []fakeRead
+	for range stormMinEvents {
+		results = append(results, fakeRead{data: one})
+	}
+	src := &fakeReader{results: append(results, fakeRead{data: many}, fakeRead{data: one})}
 	r := &eventReader{src: src, retry: time.Second, buf: make([]byte, 64<<10)}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	r.read(now)
 	if !r.waiting(now) {
 		t.Fatal("a lone event makes the reader pause")
 	}
-	// One change: IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, each read at once.
-	for range 2 {
+	// One change (IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE), or an editor's
+	// save (a dozen events), each read at once: no storm.
+	for range 12 {
 		now = now.Add(50 * time.Microsecond)
 		r.read(now)
 		if !r.waiting(now) {
-			t.Fatal("the events of one change make the reader pause")
+			t.Fatal("the events of one save make the reader pause")
 		}
 	}
-	now = now.Add(50 * time.Microsecond)
-	r.read(now) // a fourth one at once: a storm
+	for range stormMinEvents - 13 {
+		now = now.Add(50 * time.Microsecond)
+		r.read(now)
+	}
 	if r.waiting(now) || r.pause <= 0 || r.pause > maxPause {
-		t.Fatalf("in a storm, pause %v, want a pause up to %v", r.pause, maxPause)
+		t.Fatalf("in a storm (%d events read at once one by one), pause %v, want a pause up to %v", stormMinEvents, r.pause, maxPause)
 	}
 	now = r.resumeAt(now)
 	r.read(now) // 300 events piled up: still a storm
