@@ -23,7 +23,7 @@ import (
 
 // benchDaemon returns a daemon watching the entries of conf, mailing
 // nowhere, with no state.
-func benchDaemon(b *testing.B, conf string) *daemon {
+func benchDaemon(b testing.TB, conf string) *daemon {
 	b.Helper()
 	cfg, problems := parseConfig("bench.conf", conf)
 	if len(problems) > 0 {
@@ -190,7 +190,7 @@ func BenchmarkStormUnwatched(b *testing.B) {
 }
 
 // storm creates, writes, closes and removes n files in dir.
-func storm(b *testing.B, dir string, n int) {
+func storm(b testing.TB, dir string, n int) {
 	data := []byte("junk\n")
 	for i := range n {
 		p := filepath.Join(dir, "junk"+strconv.Itoa(i))

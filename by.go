@@ -357,6 +357,7 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		return l
 	}
 	d.inquiries[ev.pid] = l
+	d.lookups++
 	g := glanceAt(ev.pid)
 	d.hand(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
 		work: func(context.Context, *job) {

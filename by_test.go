@@ -422,3 +422,35 @@ func TestPidfdID(t *testing.T) {
 		t.Error("a pid reused by another process passes for the first")
 	}
 }
+
+// A storm on names famids does not report reads no /proc: only the
+// important write that ends it is looked up.
+func TestStormLooksNoProcessUp(t *testing.T) {
+	dir := t.TempDir()
+	d := benchDaemon(t, dir+", , passwd\n")
+	if d.w.fan == nil {
+		t.Fatalf("no fanotify group: %s", d.noBy)
+	}
+	r := &eventReader{src: d.w, retry: time.Second, buf: make([]byte, 64<<10)}
+	storm(t, dir, 2000)
+	passwd := dir + "/passwd"
+	writeFile(t, passwd, "root:x:0:0")
+	for deadline := time.Now().Add(10 * time.Second); d.pending[passwd] == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("no burst on passwd within 10s")
+		}
+		readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), 100*time.Millisecond, true)
+		if err := d.take(r, readable, fanReadable); err != nil {
+			t.Fatal(err)
+		}
+		d.finishJobs()
+		d.unmark()
+	}
+	d.take(r, false, true) // fanotify's events of the write, should inotify's have come first
+	if d.lookups != 1 {
+		t.Errorf("%d processes looked up in /proc, want 1: the writer of passwd, none for 8,000 events on other names", d.lookups)
+	}
+	if !d.pending[passwd].by.names(procID{pid: int32(os.Getpid())}) {
+		t.Errorf("the burst on passwd does not name this test (pid %d)", os.Getpid())
+	}
+}

@@ -268,6 +268,7 @@ type daemon struct {
 	fanBuf        []byte
 	fanEvs        []fanEvent
 	inquiries     map[int32]*inquiry // processes being read, by pid
+	lookups       int                // processes looked up in /proc since the start
 	recent        map[string]*recent // processes of events read before their path's burst began
 	fanOverflowed bool               // the notice of it is sent
 	quieted       []unmark           // directories unmarked for a storm
