@@ -173,10 +173,7 @@ func TestByThroughAnotherName(t *testing.T) {
 }
 
 func TestByCreateAndRename(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "etc")
-	must(t, os.Mkdir(dir, 0o755))
-	passwd := filepath.Join(dir, "passwd")
-	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
+	dir, passwd := etcDir(t)
 	r := startFamids(t, dir+", , passwd | cron.d\n")
 	// Replaced as editors and package managers do: a new file renamed
 	// over the old name; and a name that should never appear.
@@ -234,10 +231,7 @@ func TestByWithoutCapSysAdmin(t *testing.T) {
 // file, then exits a few milliseconds later: famids must read on at once,
 // not pause as in a storm, and name it while it is still there.
 func TestByEditorSave(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "etc")
-	must(t, os.Mkdir(dir, 0o755))
-	passwd := filepath.Join(dir, "passwd")
-	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
+	dir, passwd := etcDir(t)
 	r := startFamids(t, dir+", , passwd\n")
 	script := "cd " + dir + "; for i in 1 2 3 4; do : > .passwd.swp; echo s >> .passwd.swp; rm .passwd.swp; done; echo evil >> passwd; sleep 0.01"
 	sh := exec.Command("sh", "-c", script)
@@ -247,4 +241,14 @@ func TestByEditorSave(t *testing.T) {
 	if !strings.Contains(by, " comm=sh ") || !strings.Contains(by, " uid=0(root) ") {
 		t.Errorf("By: %q; want the shell (pid %d) named with comm=sh and its uid, as it lived 10ms after its write:\n%s", by, sh.Process.Pid, m.Body)
 	}
+}
+
+// etcDir returns a new directory etc holding passwd, and passwd's path.
+func etcDir(t *testing.T) (dir, passwd string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "etc")
+	must(t, os.Mkdir(dir, 0o755))
+	passwd = filepath.Join(dir, "passwd")
+	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
+	return dir, passwd
 }
