@@ -500,6 +500,9 @@ func (d *daemon) aliasDir(path string) string {
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after,
 		By: b.by.processes(), ByMore: b.by.more()}
+	// Events came, fanotify's among them, yet none named a process: say
+	// so, rather than let the report pass for one found by comparison.
+	r.ByUnknown = d.w.fan != nil && b.found == "" && len(r.By) == 0
 	if *useSyslog {
 		d.syslog("report: " + r.summary())
 	}

@@ -44,20 +44,24 @@ const unsetID = 1<<32 - 1
 
 // A process is what famids read of one process behind an event.
 type process struct {
-	pid     int32
-	exited  bool // gone before all could be read
-	known   bool // the fields below were read, and are the process's
-	comm    string
-	exe     string
-	uid     uint32
-	user    string // uid's name
-	auid    uint32 // unsetID when unset
-	auser   string
-	ses     uint32 // unsetID when unset
-	tty     string // "" when none
-	parents []ancestor
-	cmdline []string // nil when unread
-	cut     bool     // the command line is longer than what was read
+	pid    int32
+	exited bool // gone before all could be read
+	known  bool // the fields below were read, and are the process's
+	comm   string
+	exe    string
+	uid    uint32
+	user   string // uid's name
+	auid   uint32 // unsetID when unset
+	auser  string
+	ses    uint32 // unsetID when unset
+	mntns  string // its mount namespace, when not famids's: exe is a path there
+	// threadUIDs are the effective uids of its threads, when they are
+	// not all uid: any of them may have made the change.
+	threadUIDs []uidName
+	tty        string // "" when none
+	parents    []ancestor
+	cmdline    []string // nil when unread
+	cut        bool     // the command line is longer than what was read
 }
 
 // An ancestor is a process up the chain of parents.
@@ -341,27 +345,33 @@ func (d *daemon) concerns(h hit) string {
 func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 	l := &inquiry{id: id, pid: ev.pid, pidfd: ev.pidfd}
 	l.p.pid = ev.pid
-	running := d.inquiries[ev.pid]
-	if running != nil && !running.id.same(id) {
-		running = nil // the pid of a process that has gone: this one is another
-	}
-	if running != nil || ev.pidfd < 0 || len(d.inquiries) >= maxInquiries {
+	if running := d.inquiries[ev.pid]; running != nil && running.id.same(id) {
 		if ev.pidfd >= 0 {
 			unix.Close(int(ev.pidfd))
 		}
-		if running != nil {
-			return running
+		return running
+	}
+	if ev.pidfd < 0 {
+		l.p.exited, l.done = true, true // gone before the event was read
+		return l
+	}
+	d.lookups++
+	g := glanceAt(ev.pid)
+	if len(d.inquiries) >= maxInquiries {
+		// Every lookup is busy (command lines that do not come back):
+		// what the glance saw is what is known, its ids unnamed.
+		p, _ := g.process(ev.pid)
+		if p.known && !alive(l.pidfd) {
+			p = process{pid: ev.pid, exited: true}
 		}
-		l.p.exited = ev.pidfd < 0
-		l.done = true
+		l.p, l.done = p, true
+		unix.Close(int(l.pidfd))
 		return l
 	}
 	d.inquiries[ev.pid] = l
-	d.lookups++
-	g := glanceAt(ev.pid)
-	d.hand(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
+	d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
 		work: func(context.Context, *job) {
-			readProcess(l, g, d.rec.names)
+			readProcess(l, g, d.rec.names, d.w.fan.mntns)
 			unix.Close(int(l.pidfd))
 		},
 		done: func() {
@@ -460,8 +470,8 @@ func (d *daemon) expireRecent(now time.Time) {
 // gone within a few tens of microseconds, before a job could start.
 // These files of /proc are made from the process's own structures
 // without taking its memory's lock, so that no process can make reading
-// them wait; the rest (names, ancestors, the command line) is read by a
-// job.
+// them wait; the rest (names, ancestors, threads, the command line) is
+// read by a job.
 type glance struct {
 	stat, status []byte // nil: the process was gone
 	auid, ses    uint32
@@ -481,51 +491,78 @@ func glanceAt(pid int32) glance {
 	return g
 }
 
-// readProcess reads who l's process is, from what a glance saw and from
-// /proc/PID, publishing what it has read as it goes: first what never
-// makes a reader wait, then the command line, which the process's memory
-// lock can hold up. What was read is kept only if the pidfd's process was
-// still there after: the pid then named it throughout.
-func readProcess(l *inquiry, g glance, names *idNames) {
-	p := process{pid: l.pid}
+// process returns what g tells of process pid, its ids not yet named, and
+// its parent's pid; known is false when it was gone. A process whose
+// first thread has exited while others run on is not gone: its program
+// and command line are read through those (see readThreads).
+func (g glance) process(pid int32) (p process, ppid string) {
+	p = process{pid: pid}
 	if g.stat == nil {
 		p.exited = true
-		l.publish(p)
-		return
+		return p, ""
 	}
 	comm, fields := parseStat(g.stat)
+	p.known = true
 	p.comm = comm
-	p.uid = statusUID(g.status)
-	p.user = names.user(p.uid)
+	p.uid = statusField(g.status, "Uid:", 1)
 	p.auid, p.ses, p.exe = g.auid, g.ses, g.exe
-	if p.auid != unsetID {
-		p.auser = names.user(p.auid)
-	}
-	gone := exiting(fields)
+	p.exited = exiting(fields) && threadsOf(g.status) <= 1
 	if len(fields) > 4 {
 		p.tty = ttyName(fields[4])
 	}
 	if len(fields) > 1 {
-		p.parents = readParents(fields[1])
+		ppid = fields[1]
+	}
+	return p, ppid
+}
+
+// readProcess reads who l's process is, from what a glance saw and from
+// /proc/PID, publishing what it has read as it goes: first what never
+// makes a reader wait, then the command line, which the process's memory
+// lock can hold up. What was read is kept only if the pidfd's process was
+// still there after: the pid then named it throughout. mntns is famids's
+// own mount namespace.
+func readProcess(l *inquiry, g glance, names *idNames, mntns string) {
+	p, ppid := g.process(l.pid)
+	if !p.known {
+		l.publish(p)
+		return
+	}
+	dir := "/proc/" + strconv.Itoa(int(l.pid))
+	p.user = names.user(p.uid)
+	if p.auid != unsetID {
+		p.auser = names.user(p.auid)
+	}
+	p.parents = readParents(ppid)
+	if ns, err := os.Readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
+		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
+	}
+	// The program and command line of a process whose first thread has
+	// exited are its other threads'.
+	from := dir
+	if threadsOf(g.status) > 1 {
+		var live string
+		p.threadUIDs, live = readThreads(dir, names)
+		if p.exe == "" && live != "" {
+			from = dir + "/task/" + live
+			p.exe, _ = os.Readlink(from + "/exe")
+		}
 	}
 	if !alive(l.pidfd) {
 		l.publish(process{pid: l.pid, exited: true})
 		return
 	}
-	p.known = true
-	p.exited = gone
 	l.publish(p)
-	if gone {
+	if p.exited {
 		return // its memory is gone: no command line
 	}
-	dir := "/proc/" + strconv.Itoa(int(l.pid))
-	args, cut := readCmdline(dir + "/cmdline")
+	args, cut := readCmdline(from + "/cmdline")
 	if !alive(l.pidfd) {
 		p.exited = true // what was read before is its; the command line may not be
 		l.publish(p)
 		return
 	}
-	if stat, err := os.ReadFile(dir + "/stat"); err != nil || exitingStat(stat) {
+	if stat, err := os.ReadFile(from + "/stat"); err != nil || exitingStat(stat) {
 		// It began to exit since the glance: its memory, and with it the
 		// command line, may have been gone when it was read.
 		p.exited = true
@@ -542,6 +579,55 @@ func readProcess(l *inquiry, g glance, names *idNames) {
 func exitingStat(stat []byte) bool {
 	_, fields := parseStat(stat)
 	return exiting(fields)
+}
+
+// maxThreads is how many threads of a process famids reads the
+// credentials of.
+const maxThreads = 64
+
+// readThreads returns the effective uids of the threads of the process
+// whose /proc directory is dir, when they are not all one (each thread has
+// credentials of its own, and any of them may have made the change), and
+// the id of a thread that has not exited.
+func readThreads(dir string, names *idNames) (uids []uidName, live string) {
+	f, err := os.Open(dir + "/task")
+	if err != nil {
+		return nil, ""
+	}
+	tids, _ := f.Readdirnames(maxThreads)
+	f.Close()
+	for _, tid := range tids {
+		status, err := os.ReadFile(dir + "/task/" + tid + "/status")
+		if err != nil {
+			continue
+		}
+		if live == "" && !strings.Contains(statusLine(status, "State:"), "Z") {
+			live = tid
+		}
+		uid := statusField(status, "Uid:", 1)
+		if uid != unsetID && !slices.ContainsFunc(uids, func(u uidName) bool { return u.id == uid }) {
+			uids = append(uids, uidName{uid, names.user(uid)})
+		}
+	}
+	if len(uids) < 2 {
+		uids = nil
+	}
+	return uids, live
+}
+
+// threadsOf returns the number of threads of a /proc/PID/status, 1 when
+// it does not say.
+func threadsOf(status []byte) uint32 {
+	if n := statusField(status, "Threads:", 0); n != unsetID {
+		return n
+	}
+	return 1
+}
+
+// A uidName is a user id with its name.
+type uidName struct {
+	id   uint32
+	name string
 }
 
 // pfExiting is the flag of a process on its way out, in the flags field of
@@ -580,16 +666,24 @@ func parseStat(stat []byte) (comm string, fields []string) {
 	return string(stat[open+1 : end]), strings.Fields(string(stat[end+1:]))
 }
 
-// statusUID returns the effective uid of a /proc/PID/status: the user the
-// process acts as.
-func statusUID(status []byte) uint32 {
+// statusLine returns the value of the line of a /proc/PID/status that
+// begins with key, or "".
+func statusLine(status []byte, key string) string {
 	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			if f := strings.Fields(rest); len(f) > 1 {
-				if n, err := strconv.ParseUint(f[1], 10, 32); err == nil {
-					return uint32(n)
-				}
-			}
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// statusField returns the i-th number of the line of a /proc/PID/status
+// that begins with key (Uid: real, effective, saved, file system), or
+// unsetID.
+func statusField(status []byte, key string, i int) uint32 {
+	if f := strings.Fields(statusLine(status, key)); len(f) > i {
+		if n, err := strconv.ParseUint(f[i], 10, 32); err == nil {
+			return uint32(n)
 		}
 	}
 	return unsetID
@@ -695,7 +789,17 @@ func appendBy(b []byte, p process) []byte {
 	}
 	b = appendText(b, " comm=", p.comm)
 	b = appendText(b, " exe=", orDash(p.exe))
+	if p.mntns != "" {
+		b = append(append(b, " mntns="...), p.mntns...)
+	}
 	b = appendID(b, " uid=", p.uid, p.user)
+	for i, u := range p.threadUIDs {
+		key := ","
+		if i == 0 {
+			key = " thread_uids="
+		}
+		b = appendID(b, key, u.id, u.name)
+	}
 	b = appendID(b, " auid=", p.auid, p.auser)
 	b = append(b, " ses="...)
 	if p.ses == unsetID {
@@ -745,10 +849,11 @@ func orDash(s string) string {
 	return s
 }
 
-// quoteComm quotes a process name in a chain of parents when it holds
-// anything that could be read as part of the chain.
+// quoteComm quotes a process name in a chain of parents, or in a syslog
+// line's "COMM[PID]", when it holds anything that could be read as part
+// of either.
 func quoteComm(comm string) string {
-	if strings.ContainsAny(comm, "()< ") {
+	if strings.ContainsAny(comm, "()<[] ") {
 		return strconv.Quote(comm)
 	}
 	return quoteIfNeeded(comm)

@@ -68,6 +68,9 @@ func TestByShell(t *testing.T) {
 	if strings.Contains(by, "(exited)") {
 		t.Errorf("the shell is still running, By: says it exited: %s", by)
 	}
+	if strings.Contains(by, " mntns=") || strings.Contains(by, " thread_uids=") {
+		t.Errorf("a shell in famids's mount namespace, of one thread: %s", by)
+	}
 }
 
 // sharedFile returns a new file, holding "x", that every user can write,
@@ -219,7 +222,7 @@ func TestByWithoutCapSysAdmin(t *testing.T) {
 	if lines := byLines(m); len(lines) != 0 {
 		t.Errorf("famids without CAP_SYS_ADMIN wrote By: lines:\n%s", m.Body)
 	}
-	const why = "famids: reports will not say who made a change: famids does not run as root: fanotify needs CAP_SYS_ADMIN\n"
+	const why = "famids: reports will not say who made a change: famids runs without CAP_SYS_ADMIN, which fanotify needs\n"
 	if n := strings.Count(r.stderr.String(), why); n != 1 {
 		t.Errorf("standard error says why %d times, want once:\n%s", n, r.stderr.String())
 	}
@@ -251,4 +254,106 @@ func etcDir(t *testing.T) (dir, passwd string) {
 	passwd = filepath.Join(dir, "passwd")
 	writeFile(t, passwd, "root:x:0:0::/root:/bin/sh\n")
 	return dir, passwd
+}
+
+// buildC compiles the C program testdata/name.c, for a test that needs
+// what Go does not do (a thread with credentials of its own, a pid
+// chosen), and returns its path.
+func buildC(t *testing.T, name string) string {
+	t.Helper()
+	gcc := needTool(t, "gcc")
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command(gcc, "-pthread", "-o", bin, filepath.Join("testdata", name+".c")).CombinedOutput(); err != nil {
+		t.Fatalf("gcc %s.c: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// heldProgram starts argv and waits for its first line of output; the
+// program lives until the test ends (its standard input is closed then).
+func heldProgram(t *testing.T, argv ...string) (pid int, line string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Wait()
+	})
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for !strings.HasSuffix(b.String(), "\n") {
+		if _, err := out.Read(buf); err != nil {
+			t.Fatalf("%s: %v before a line (%q)", argv[0], err, b.String())
+		}
+		b.WriteByte(buf[0])
+	}
+	return cmd.Process.Pid, strings.TrimSpace(b.String())
+}
+
+// A thread has credentials of its own: a root thread writes while the
+// first thread, whose credentials /proc/PID/status shows, is nobody.
+func TestByThreadsOfOtherUsers(t *testing.T) {
+	bin := buildC(t, "threads")
+	r, f := startOnFile(t)
+	pid, _ := heldProgram(t, bin, f, "setuid")
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	if !strings.Contains(by, " uid=65534(nobody) thread_uids=65534(nobody),0(root) ") {
+		t.Errorf("By: %q; want uid=65534(nobody) with thread_uids=65534(nobody),0(root):\n%s", by, m.Body)
+	}
+}
+
+// A process whose first thread exited writes through another: it is
+// alive, and its program and command line are read through that thread.
+func TestByFirstThreadExited(t *testing.T) {
+	bin := buildC(t, "threads")
+	r, f := startOnFile(t)
+	pid, _ := heldProgram(t, bin, f, "leader-exits")
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	if strings.Contains(by, "(exited)") || !strings.Contains(by, " exe="+bin+" ") || !strings.Contains(by, ` cmdline="`+bin+" "+f+` leader-exits"`) {
+		t.Errorf("By: %q; want it alive, with exe=%s and its command line:\n%s", by, bin, m.Body)
+	}
+}
+
+// A pid freed and taken again within one burst names two processes.
+func TestByPidReusedInBurst(t *testing.T) {
+	if !havePidfs() {
+		t.Skip("before Linux 6.9, pidfds do not tell two processes of one pid apart")
+	}
+	bin := buildC(t, "reuse")
+	r, f := startOnFile(t, "-settle", "1s")
+	_, line := heldProgram(t, bin, f)
+	pid, err := strconv.Atoi(line)
+	must(t, err)
+	m := r.waitReport(f, "change")
+	var named []string
+	for _, l := range byLines(m) {
+		if strings.HasPrefix(l+" ", "pid="+line+" ") {
+			named = append(named, l)
+		}
+	}
+	if len(named) != 2 || !strings.Contains(named[1], " comm=second ") && !strings.Contains(named[0], " comm=second ") {
+		t.Errorf("pid %d wrote as two processes; By: lines naming it %q, want two, one of them comm=second:\n%s", pid, named, m.Body)
+	}
+}
+
+// A process in a mount namespace of its own may see other files at the
+// paths famids sees: its program's path is marked as its namespace's.
+func TestByOtherMountNamespace(t *testing.T) {
+	needTool(t, "unshare")
+	r, f := startOnFile(t)
+	pid, _ := heldShell(t, []string{"unshare", "-m", "--propagation", "private"}, "echo from another namespace >> "+f)
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	must(t, err)
+	want := " mntns=" + strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]") + " "
+	if !strings.Contains(by, want) {
+		t.Errorf("By: %q; want it to hold %q:\n%s", by, want, m.Body)
+	}
 }

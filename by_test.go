@@ -58,13 +58,19 @@ func TestTTYName(t *testing.T) {
 	}
 }
 
-func TestStatusUID(t *testing.T) {
-	status := []byte("Name:\tsudo\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n")
-	if got := statusUID(status); got != 0 {
-		t.Errorf("statusUID = %d, want the effective uid 0", got)
+func TestStatusField(t *testing.T) {
+	status := []byte("Name:\tsudo\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nThreads:\t3\n")
+	if got := statusField(status, "Uid:", 1); got != 0 {
+		t.Errorf("effective uid = %d, want 0", got)
 	}
-	if got := statusUID([]byte("Name:\tx\n")); got != unsetID {
-		t.Errorf("statusUID without Uid: = %d", got)
+	if got := threadsOf(status); got != 3 {
+		t.Errorf("threads = %d, want 3", got)
+	}
+	if got := statusField([]byte("Name:\tx\n"), "Uid:", 1); got != unsetID {
+		t.Errorf("uid without Uid: = %d", got)
+	}
+	if got := threadsOf(nil); got != 1 {
+		t.Errorf("threads of nothing = %d, want 1", got)
 	}
 }
 
@@ -103,6 +109,11 @@ func TestAppendBy(t *testing.T) {
 		{"exited, nothing known", process{pid: 7, exited: true}, "pid=7 (exited)"},
 		{"exited, known", process{pid: 7, exited: true, known: true, comm: "rm", uid: 65534, auid: unsetID, ses: unsetID}, "pid=7 (exited) comm=rm exe=- uid=65534 auid=- ses=- tty=-"},
 		{"outside the namespace", process{pid: 0}, "pid=0 (outside famids's pid namespace)"},
+		{"threads and another mount namespace", process{
+			pid: 11, known: true, comm: "apt-check", exe: "/usr/bin/cp", mntns: "4026532451",
+			uid: 1000, user: "alice", auid: unsetID, ses: unsetID,
+			threadUIDs: []uidName{{1000, "alice"}, {0, "root"}},
+		}, "pid=11 comm=apt-check exe=/usr/bin/cp mntns=4026532451 uid=1000(alice) thread_uids=1000(alice),0(root) auid=- ses=- tty=-"},
 		{"hostile", process{
 			pid: 9, known: true, comm: "x\nBy: pid=1", exe: "/tmp/a b", uid: 1000, user: "1000",
 			auid: unsetID, ses: unsetID,
@@ -126,6 +137,9 @@ func TestBylineAndEnvironment(t *testing.T) {
 	p := process{pid: 4242, known: true, comm: "vi m", uid: 0, auid: 1000, ses: 3}
 	if got, want := byline([]process{p}), `by "vi m"[4242] auid=1000`; got != want {
 		t.Errorf("byline = %q, want %q", got, want)
+	}
+	if got, want := byline([]process{{pid: 8, known: true, comm: "vi[1]", auid: unsetID}}), `by "vi[1]"[8] auid=-`; got != want {
+		t.Errorf("byline of a name with brackets = %q, want %q", got, want)
 	}
 	if got, want := byline([]process{{pid: 7, exited: true}}), "by ?[7] auid=-"; got != want {
 		t.Errorf("byline of an exited process = %q, want %q", got, want)
@@ -178,7 +192,7 @@ func TestReadProcessReusedPid(t *testing.T) {
 	// Our own pid stands for the reused one: it names a live process,
 	// which is not the one the pidfd is of.
 	l := &inquiry{pid: int32(os.Getpid()), pidfd: int32(pidfd)}
-	readProcess(l, glanceAt(l.pid), newIDNames())
+	readProcess(l, glanceAt(l.pid), newIDNames(), "")
 	if p := l.snapshot(); !p.exited || p.known {
 		t.Errorf("a reaped process read through a reused pid: %+v; want exited and nothing known", p)
 	}
@@ -197,7 +211,7 @@ func TestReadProcessLive(t *testing.T) {
 	}
 	defer unix.Close(pidfd)
 	l := &inquiry{pid: int32(cmd.Process.Pid), pidfd: int32(pidfd)}
-	readProcess(l, glanceAt(l.pid), newIDNames())
+	readProcess(l, glanceAt(l.pid), newIDNames(), "")
 	p := l.snapshot()
 	if !p.known || p.exited || p.comm != "sleep" || !strings.HasSuffix(p.exe, "/sleep") || p.uid != uint32(os.Geteuid()) {
 		t.Fatalf("read %+v", p)
@@ -452,5 +466,39 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 	}
 	if !d.pending[passwd].by.names(procID{pid: int32(os.Getpid())}) {
 		t.Errorf("the burst on passwd does not name this test (pid %d)", os.Getpid())
+	}
+}
+
+// When every lookup is busy (command lines that do not come back), a new
+// process is still named with what the glance saw, not by a bare pid.
+func TestInquireWhenLookupsAreBusy(t *testing.T) {
+	d := &daemon{inquiries: make(map[int32]*inquiry)}
+	for i := range int32(maxInquiries) {
+		d.inquiries[1_000_000+i] = &inquiry{pid: 1_000_000 + i}
+	}
+	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
+	must(t, err)
+	l := d.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
+	if !l.done {
+		t.Fatal("a lookup started although all are busy")
+	}
+	p := l.snapshot()
+	if !p.known || p.exited || p.comm == "" || p.uid != uint32(os.Geteuid()) || p.exe == "" {
+		t.Errorf("named as %q; want what the glance saw: comm, exe, uid", appendBy(nil, p))
+	}
+	if err := unix.Close(pidfd); err == nil {
+		t.Error("inquire left the event's pidfd open")
+	}
+}
+
+// A report from events that no fanotify event named a process for says
+// so, in the mail and in the syslog line.
+func TestReportByUnknown(t *testing.T) {
+	r := report{Path: "/etc/cron.d/x", Events: []string{"create"}, Host: "h", Time: time.Unix(0, 0), After: lsBefore, ByUnknown: true}
+	if body := r.body(); !strings.Contains(body, "\nTime: 1970-01-01T00:00:00Z\nBy: unknown\nBefore: ") {
+		t.Errorf("body:\n%s\nwant a line \"By: unknown\" after Time:", body)
+	}
+	if s := r.summary(); !strings.HasSuffix(s, "; by unknown") {
+		t.Errorf("summary %q, want it to end with \"; by unknown\"", s)
 	}
 }

@@ -45,6 +45,7 @@ type fanGroup struct {
 	byKey       map[uint64]int32 // the watch of each marked inode, by the key of its handle
 	handleFlags int              // for name_to_handle_at
 	pidfs       bool             // pidfds have inodes of their own (pidfdID)
+	mntns       string           // famids's mount namespace, as /proc/self/ns/mnt reads
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
 	unmarked    map[string]error // paths whose inode could not be marked, not yet told
 }
@@ -64,6 +65,9 @@ func openFanGroup() (*fanGroup, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, syscall.EPERM):
+		if os.Geteuid() == 0 {
+			return nil, errors.New("famids runs without CAP_SYS_ADMIN, which fanotify needs")
+		}
 		return nil, errors.New("famids does not run as root: fanotify needs CAP_SYS_ADMIN")
 	case errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOSYS):
 		return nil, errors.New("the kernel's fanotify cannot report who made a change (Linux 5.15 or later is needed)")
@@ -71,6 +75,7 @@ func openFanGroup() (*fanGroup, error) {
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
 	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
+	g.mntns, _ = os.Readlink("/proc/self/ns/mnt")
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
 	}

@@ -216,6 +216,7 @@ type daemon struct {
 	poll      *poller
 	pool      *pool
 	slow      *pool // hashes of files over bigFile, one at a time, at the lowest priority
+	procs     *pool // processes looked up (by.go): a command line that never comes back holds no file's record
 	mail      *mailer
 	flood     *flood
 	acts      *actions
@@ -302,6 +303,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		poll:      p,
 		pool:      newPool(p.poke),
 		slow:      newPoolOf(p.poke, 1, 1, true),
+		procs:     newPoolOf(p.poke, maxInquiries, maxInquiries, false),
 		mail:      m,
 		flood:     newFlood(*maxMails),
 		acts:      acts,
@@ -590,6 +592,9 @@ func (d *daemon) finishJobs() {
 	for _, j := range d.slow.take() {
 		j.done()
 	}
+	for _, j := range d.procs.take() {
+		j.done()
+	}
 	for {
 		done := d.pool.take()
 		if len(done) == 0 {
@@ -744,6 +749,7 @@ func (d *daemon) stop() {
 	}
 	d.pool.stop()
 	d.slow.stop()
+	d.procs.stop()
 	d.w.Close()
 	for _, o := range d.inOrder {
 		if o.done { // held up by a record that did not end in time

@@ -131,6 +131,9 @@ type report struct {
 	After  attrs
 	By     []process // who made the changes, when famids could tell
 	ByMore int       // processes past those
+	// ByUnknown says that famids could have told who made the change,
+	// and cannot (see the README, "Who made the change").
+	ByUnknown bool
 }
 
 func (r *report) body() string {
@@ -151,6 +154,9 @@ func (r *report) body() string {
 	}
 	if r.ByMore > 0 {
 		b = append(strconv.AppendInt(append(b, "By: ... and "...), int64(r.ByMore), 10), " more\n"...)
+	}
+	if r.ByUnknown {
+		b = append(b, "By: unknown\n"...)
 	}
 	if r.Found != "" {
 		line("Found: ", r.Found)
@@ -181,6 +187,8 @@ func (r *report) summary() string {
 	}
 	if by := byline(r.By); by != "" {
 		s += "; " + by
+	} else if r.ByUnknown {
+		s += "; by unknown"
 	}
 	return s
 }
