@@ -254,6 +254,17 @@ func (n *idNames) user(id uint32) string {
 	})
 }
 
+// cachedUser returns the name of user id when it is known already,
+// without waiting: the loop never reads the user database.
+func (n *idNames) cachedUser(id uint32) (string, bool) {
+	if !n.mu.TryLock() {
+		return "", false
+	}
+	defer n.mu.Unlock()
+	name, ok := n.users[id]
+	return name, ok
+}
+
 func (n *idNames) group(id uint32) string {
 	return n.lookup(n.groups, id, func(s string) (string, error) {
 		g, err := user.LookupGroupId(s)

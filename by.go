@@ -10,7 +10,6 @@ package main
 // meanwhile is never named for another process's change.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -38,87 +37,16 @@ const (
 	maxRecent    = 4096
 )
 
-// unsetID is the login uid and session id of a process started outside
-// any login (proc(5), /proc/PID/loginuid): (uid_t)-1.
-const unsetID = 1<<32 - 1
-
-// A process is what famids read of one process behind an event.
-type process struct {
-	pid    int32
-	exited bool // gone before all could be read
-	known  bool // the fields below were read, and are the process's
-	comm   string
-	exe    string
-	uid    uint32
-	user   string // uid's name
-	auid   uint32 // unsetID when unset
-	auser  string
-	ses    uint32 // unsetID when unset
-	mntns  string // its mount namespace, when not famids's: exe is a path there
-	// threadUIDs are the effective uids of its threads, when they are
-	// not all uid: any of them may have made the change.
-	threadUIDs []uidName
-	tty        string // "" when none
-	parents    []ancestor
-	cmdline    []string // nil when unread
-	cut        bool     // the command line is longer than what was read
-}
-
-// An ancestor is a process up the chain of parents.
-type ancestor struct {
-	comm string
-	pid  int
-}
-
-// A procID tells one process from another: its pid, and the inode of a
-// pidfd of it, which pidfs (Linux 6.9) never gives two processes; 0 where
-// every pidfd shares one inode, or without a pidfd.
-type procID struct {
-	pid int32
-	ino uint64
-}
-
-// same reports whether a and b may be the same process.
-func (a procID) same(b procID) bool {
-	return a.pid == b.pid && (a.ino == 0 || b.ino == 0 || a.ino == b.ino)
-}
-
-// pidfdID returns the procID of the process of pidfd, whose pid is pid;
-// pidfs says pidfds are pidfs's, whose inodes tell processes apart.
-func pidfdID(pid, pidfd int32, pidfs bool) procID {
-	id := procID{pid: pid}
-	var st unix.Stat_t
-	if pidfs && pidfd >= 0 && unix.Fstat(int(pidfd), &st) == nil {
-		id.ino = st.Ino
-	}
-	return id
-}
-
-// pidfsMagic is the file system type of pidfds on Linux 6.9 and later
-// (PIDFS_MAGIC, linux/magic.h).
-const pidfsMagic = 0x50494446
-
-// havePidfs reports whether pidfds are pidfs's: each process's pidfd has
-// an inode of its own.
-func havePidfs() bool {
-	fd, err := unix.PidfdOpen(os.Getpid(), 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	var fs unix.Statfs_t
-	return unix.Fstatfs(fd, &fs) == nil && fs.Type == pidfsMagic
-}
-
 // An inquiry is one process being read, for one or more bursts.
 type inquiry struct {
 	id    procID
 	pid   int32
 	pidfd int32 // closed by the job; < 0 when the process had exited already
 
-	mu   sync.Mutex
-	p    process // what is read so far, under mu
-	done bool    // the job is done; set on the loop
+	mu    sync.Mutex
+	p     process // what is read so far, under mu
+	ready bool    // all but its threads is read; set on the loop
+	done  bool    // all is read; set on the loop
 }
 
 // snapshot returns what is read of the process so far.
@@ -136,8 +64,9 @@ func (l *inquiry) publish(p process) {
 
 // An attribution is who made the changes of one burst.
 type attribution struct {
-	by    []*inquiry
-	extra map[procID]bool // processes past maxBy, up to maxExtra
+	by     []*inquiry
+	extra  map[int32][]uint64 // processes past maxBy: the pidfd inodes of each pid (procID)
+	nextra int                // how many, up to maxExtra
 }
 
 // maxExtra bounds the processes past maxBy a burst counts.
@@ -157,17 +86,19 @@ func (a *attribution) add(l *inquiry) {
 
 // names reports whether the attribution names process id already.
 func (a *attribution) names(id procID) bool {
-	return slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.id.same(id) }) || a.extra[id]
+	return slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.id.same(id) }) ||
+		slices.ContainsFunc(a.extra[id.pid], func(ino uint64) bool { return id.same(procID{id.pid, ino}) })
 }
 
 func (a *attribution) addExtra(id procID) {
-	if len(a.extra) == maxExtra || a.names(id) {
+	if a.nextra == maxExtra || a.names(id) {
 		return
 	}
 	if a.extra == nil {
-		a.extra = make(map[procID]bool)
+		a.extra = make(map[int32][]uint64)
 	}
-	a.extra[id] = true
+	a.extra[id.pid] = append(a.extra[id.pid], id.ino)
+	a.nextra++
 }
 
 // merge adds the processes b names.
@@ -175,18 +106,20 @@ func (a *attribution) merge(b attribution) {
 	for _, l := range b.by {
 		a.add(l)
 	}
-	for id := range b.extra {
-		a.addExtra(id)
+	for pid, inos := range b.extra {
+		for _, ino := range inos {
+			a.addExtra(procID{pid, ino})
+		}
 	}
 }
 
 // more returns how many processes made changes past those named.
-func (a *attribution) more() int { return len(a.extra) }
+func (a *attribution) more() int { return a.nextra }
 
 // read reports whether every process is read.
 func (a *attribution) read() bool {
 	for _, l := range a.by {
-		if !l.done {
+		if !l.ready {
 			return false
 		}
 	}
@@ -352,34 +285,44 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		return running
 	}
 	if ev.pidfd < 0 {
-		l.p.exited, l.done = true, true // gone before the event was read
+		l.p.exited = true // gone before the event was read
+		l.ready, l.done = true, true
 		return l
 	}
 	d.lookups++
-	g := glanceAt(ev.pid)
-	if len(d.inquiries) >= maxInquiries {
-		// Every lookup is busy (command lines that do not come back):
-		// what the glance saw is what is known, its ids unnamed.
-		p, _ := g.process(ev.pid)
-		if p.known && !alive(l.pidfd) {
-			p = process{pid: ev.pid, exited: true}
-		}
-		l.p, l.done = p, true
+	p, ppid, threads := glance(ev.pid, d.procBuf, d.rec.names)
+	if p.known && !alive(l.pidfd) {
+		p = process{pid: ev.pid, exited: true} // what was read may be another's
+	}
+	l.p = p
+	if !p.known || len(d.inquiries) >= maxInquiries {
+		// Gone; or every lookup is busy (command lines that do not come
+		// back): what the glance saw is what is known.
 		unix.Close(int(l.pidfd))
+		l.ready, l.done = true, true
 		return l
 	}
 	d.inquiries[ev.pid] = l
+	d.looking++
+	finish := func() {
+		l.done = true
+		if d.inquiries[l.pid] == l {
+			delete(d.inquiries, l.pid)
+		}
+		unix.Close(int(l.pidfd))
+	}
 	d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
-		work: func(context.Context, *job) {
-			readProcess(l, g, d.rec.names, d.w.fan.mntns)
-			unix.Close(int(l.pidfd))
-		},
+		work: func(context.Context, *job) { readMore(l, ppid, threads, d.rec.names, d.w.fan.mntns) },
 		done: func() {
-			l.done = true
-			if d.inquiries[l.pid] == l {
-				delete(d.inquiries, l.pid)
-			}
+			l.ready = true
 			d.reportInOrder() // a report may wait for it
+			if threads <= 1 {
+				finish()
+				return
+			}
+			d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)) + "/task",
+				work: func(context.Context, *job) { readThreadUIDs(l, d.rec.names) },
+				done: finish})
 		}})
 	return l
 }
@@ -463,312 +406,6 @@ func (d *daemon) expireRecent(now time.Time) {
 			delete(d.recent, p)
 		}
 	}
-}
-
-// A glance is what famids reads of a process on its loop, the moment its
-// first event is read: a short-lived process (a cp, a chmod) is often
-// gone within a few tens of microseconds, before a job could start.
-// These files of /proc are made from the process's own structures
-// without taking its memory's lock, so that no process can make reading
-// them wait; the rest (names, ancestors, threads, the command line) is
-// read by a job.
-type glance struct {
-	stat, status []byte // nil: the process was gone
-	auid, ses    uint32
-	exe          string
-}
-
-// glanceAt reads what a glance holds of process pid.
-func glanceAt(pid int32) glance {
-	dir := "/proc/" + strconv.Itoa(int(pid))
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		return glance{}
-	}
-	g := glance{stat: stat, auid: readID(dir + "/loginuid"), ses: readID(dir + "/sessionid")}
-	g.status, _ = os.ReadFile(dir + "/status")
-	g.exe, _ = os.Readlink(dir + "/exe")
-	return g
-}
-
-// process returns what g tells of process pid, its ids not yet named, and
-// its parent's pid; known is false when it was gone. A process whose
-// first thread has exited while others run on is not gone: its program
-// and command line are read through those (see readThreads).
-func (g glance) process(pid int32) (p process, ppid string) {
-	p = process{pid: pid}
-	if g.stat == nil {
-		p.exited = true
-		return p, ""
-	}
-	comm, fields := parseStat(g.stat)
-	p.known = true
-	p.comm = comm
-	p.uid = statusField(g.status, "Uid:", 1)
-	p.auid, p.ses, p.exe = g.auid, g.ses, g.exe
-	p.exited = exiting(fields) && threadsOf(g.status) <= 1
-	if len(fields) > 4 {
-		p.tty = ttyName(fields[4])
-	}
-	if len(fields) > 1 {
-		ppid = fields[1]
-	}
-	return p, ppid
-}
-
-// readProcess reads who l's process is, from what a glance saw and from
-// /proc/PID, publishing what it has read as it goes: first what never
-// makes a reader wait, then the command line, which the process's memory
-// lock can hold up. What was read is kept only if the pidfd's process was
-// still there after: the pid then named it throughout. mntns is famids's
-// own mount namespace.
-func readProcess(l *inquiry, g glance, names *idNames, mntns string) {
-	p, ppid := g.process(l.pid)
-	if !p.known {
-		l.publish(p)
-		return
-	}
-	dir := "/proc/" + strconv.Itoa(int(l.pid))
-	p.user = names.user(p.uid)
-	if p.auid != unsetID {
-		p.auser = names.user(p.auid)
-	}
-	p.parents = readParents(ppid)
-	if ns, err := os.Readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
-		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
-	}
-	// The program and command line of a process whose first thread has
-	// exited are its other threads'.
-	from := dir
-	if threadsOf(g.status) > 1 {
-		var live string
-		p.threadUIDs, live = readThreads(dir, names)
-		if p.exe == "" && live != "" {
-			from = dir + "/task/" + live
-			p.exe, _ = os.Readlink(from + "/exe")
-		}
-	}
-	if !alive(l.pidfd) {
-		l.publish(process{pid: l.pid, exited: true})
-		return
-	}
-	l.publish(p)
-	if p.exited {
-		return // its memory is gone: no command line
-	}
-	args, cut := readCmdline(from + "/cmdline")
-	if !alive(l.pidfd) {
-		p.exited = true // what was read before is its; the command line may not be
-		l.publish(p)
-		return
-	}
-	if stat, err := os.ReadFile(from + "/stat"); err != nil || exitingStat(stat) {
-		// It began to exit since the glance: its memory, and with it the
-		// command line, may have been gone when it was read.
-		p.exited = true
-		if len(args) == 0 {
-			l.publish(p)
-			return
-		}
-	}
-	p.cmdline, p.cut = args, cut
-	l.publish(p)
-}
-
-// exitingStat reports whether a /proc/PID/stat is an exiting process's.
-func exitingStat(stat []byte) bool {
-	_, fields := parseStat(stat)
-	return exiting(fields)
-}
-
-// maxThreads is how many threads of a process famids reads the
-// credentials of.
-const maxThreads = 64
-
-// readThreads returns the effective uids of the threads of the process
-// whose /proc directory is dir, when they are not all one (each thread has
-// credentials of its own, and any of them may have made the change), and
-// the id of a thread that has not exited.
-func readThreads(dir string, names *idNames) (uids []uidName, live string) {
-	f, err := os.Open(dir + "/task")
-	if err != nil {
-		return nil, ""
-	}
-	tids, _ := f.Readdirnames(maxThreads)
-	f.Close()
-	for _, tid := range tids {
-		status, err := os.ReadFile(dir + "/task/" + tid + "/status")
-		if err != nil {
-			continue
-		}
-		if live == "" && !strings.Contains(statusLine(status, "State:"), "Z") {
-			live = tid
-		}
-		uid := statusField(status, "Uid:", 1)
-		if uid != unsetID && !slices.ContainsFunc(uids, func(u uidName) bool { return u.id == uid }) {
-			uids = append(uids, uidName{uid, names.user(uid)})
-		}
-	}
-	if len(uids) < 2 {
-		uids = nil
-	}
-	return uids, live
-}
-
-// threadsOf returns the number of threads of a /proc/PID/status, 1 when
-// it does not say.
-func threadsOf(status []byte) uint32 {
-	if n := statusField(status, "Threads:", 0); n != unsetID {
-		return n
-	}
-	return 1
-}
-
-// A uidName is a user id with its name.
-type uidName struct {
-	id   uint32
-	name string
-}
-
-// pfExiting is the flag of a process on its way out, in the flags field of
-// /proc/PID/stat (PF_EXITING, linux/sched.h).
-const pfExiting = 0x4
-
-// exiting reports whether the fields of a /proc/PID/stat after the name
-// are those of a process that has exited, or is exiting: a zombie, or one
-// whose memory (its command line, its executable) may be gone already.
-func exiting(fields []string) bool {
-	if len(fields) > 0 && fields[0] == "Z" {
-		return true
-	}
-	if len(fields) > 6 {
-		flags, err := strconv.ParseUint(fields[6], 10, 32)
-		return err == nil && flags&pfExiting != 0
-	}
-	return false
-}
-
-// alive reports whether the process pidfd names has not been reaped: its
-// pid still names it (pidfd_send_signal(2) with signal 0).
-func alive(pidfd int32) bool {
-	return unix.PidfdSendSignal(int(pidfd), 0, nil, 0) == nil
-}
-
-// parseStat returns the command name of a /proc/PID/stat and the fields
-// after it (state, ppid, pgrp, session, tty_nr, ...): the name, in
-// parentheses, may hold spaces and parentheses itself.
-func parseStat(stat []byte) (comm string, fields []string) {
-	open := bytes.IndexByte(stat, '(')
-	end := bytes.LastIndexByte(stat, ')')
-	if open < 0 || end < open {
-		return "", nil
-	}
-	return string(stat[open+1 : end]), strings.Fields(string(stat[end+1:]))
-}
-
-// statusLine returns the value of the line of a /proc/PID/status that
-// begins with key, or "".
-func statusLine(status []byte, key string) string {
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			return rest
-		}
-	}
-	return ""
-}
-
-// statusField returns the i-th number of the line of a /proc/PID/status
-// that begins with key (Uid: real, effective, saved, file system), or
-// unsetID.
-func statusField(status []byte, key string, i int) uint32 {
-	if f := strings.Fields(statusLine(status, key)); len(f) > i {
-		if n, err := strconv.ParseUint(f[i], 10, 32); err == nil {
-			return uint32(n)
-		}
-	}
-	return unsetID
-}
-
-// readID reads a number such as /proc/PID/loginuid; unsetID when it
-// cannot.
-func readID(file string) uint32 {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return unsetID
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
-	if err != nil {
-		return unsetID
-	}
-	return uint32(n)
-}
-
-// ttyName names the terminal of a tty_nr of /proc/PID/stat (its device
-// number: devices.txt of the kernel's documentation), or "" for none.
-func ttyName(field string) string {
-	n, err := strconv.ParseUint(field, 10, 32)
-	if err != nil || n == 0 {
-		return ""
-	}
-	major, minor := uint32((n>>8)&0xfff), uint32((n&0xff)|((n>>12)&0xfff00))
-	switch {
-	case major >= 136 && major <= 143:
-		return "pts/" + strconv.Itoa(int((major-136)*256+minor))
-	case major == 4 && minor < 64:
-		return "tty" + strconv.Itoa(int(minor))
-	case major == 4:
-		return "ttyS" + strconv.Itoa(int(minor-64))
-	}
-	return strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor))
-}
-
-// readParents returns up to maxParents ancestors, from the parent pid up.
-func readParents(ppid string) []ancestor {
-	var out []ancestor
-	for len(out) < maxParents {
-		pid, err := strconv.Atoi(ppid)
-		if err != nil || pid <= 0 {
-			break
-		}
-		stat, err := os.ReadFile("/proc/" + ppid + "/stat")
-		if err != nil {
-			break
-		}
-		comm, fields := parseStat(stat)
-		out = append(out, ancestor{comm, pid})
-		if len(fields) < 2 {
-			break
-		}
-		ppid = fields[1]
-	}
-	return out
-}
-
-// readCmdline reads a /proc/PID/cmdline, up to maxCmdline bytes, as its
-// arguments; cut says there was more.
-func readCmdline(file string) (args []string, cut bool) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	buf := make([]byte, maxCmdline+1)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err != nil || m == 0 {
-			break
-		}
-	}
-	if n > maxCmdline {
-		n, cut = maxCmdline, true
-	}
-	data := strings.TrimSuffix(string(buf[:n]), "\x00")
-	if data == "" {
-		return []string{}, cut
-	}
-	return strings.Split(data, "\x00"), cut
 }
 
 // appendBy appends the By: line's value for p (CONTRACT "Who made the

@@ -270,6 +270,8 @@ type daemon struct {
 	fanEvs        []fanEvent
 	inquiries     map[int32]*inquiry // processes being read, by pid
 	lookups       int                // processes looked up in /proc since the start
+	looking       int                // lookups handed out since the loop last waited for one
+	procBuf       []byte             // what the loop reads of a process in /proc
 	recent        map[string]*recent // processes of events read before their path's burst began
 	fanOverflowed bool               // the notice of it is sent
 	quieted       []unmark           // directories unmarked for a storm
@@ -325,6 +327,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		noBy:      noBy,
 		fanBuf:    fanBuf,
 		inquiries: make(map[int32]*inquiry),
+		procBuf:   make([]byte, procBufSize),
 		recent:    make(map[string]*recent),
 	}, nil
 }
@@ -403,14 +406,12 @@ func (d *daemon) start(problems []problem) {
 	})
 }
 
-// take reads and handles what the two event queues hold: fanotify's
-// first, so that the bursts inotify's events of the same changes begin
-// take who made them, then inotify's, then what fanotify queued just
-// after them. The error is inotify's: famids cannot go on without it.
+// take reads and handles what the two event queues hold: inotify's
+// first, and the records of bursts that settle are handed out, then
+// fanotify's, whose processes are looked up while those records are
+// made; a burst begun before its process is known takes it when it is
+// (attach). The error is inotify's: famids cannot go on without it.
 func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
-	if fanReadable {
-		d.attribute()
-	}
 	now := time.Now()
 	if readable || r.retrying(now) {
 		evs, err := r.read(now)
@@ -418,9 +419,8 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 			return err
 		}
 		d.handle(evs)
-		if len(evs) > 0 {
-			d.attribute()
-		}
+		d.flush(time.Now())
+		fanReadable = fanReadable || len(evs) > 0
 		switch {
 		case len(d.quieted) == 0:
 		case !r.calm():
@@ -428,6 +428,9 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 		case d.unquietAt.IsZero():
 			d.unquietAt = time.Now().Add(quietFor)
 		}
+	}
+	if fanReadable {
+		d.attribute()
 	}
 	if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
 		d.unquiet() // the storm is over
@@ -588,6 +591,12 @@ func (d *daemon) finishJobs() {
 	if d.handed > 0 {
 		d.handed = 0
 		d.pool.await(quickWait)
+	}
+	if d.looking > 0 {
+		// A report may wait for a process just looked up, as for a
+		// record just handed out.
+		d.looking = 0
+		d.procs.await(quickWait)
 	}
 	for _, j := range d.slow.take() {
 		j.done()

@@ -1,0 +1,409 @@
+package main
+
+// What famids reads of a process behind an event, from /proc (proc(5)):
+// at once on the loop, what no process can make a reader wait for; then,
+// beside the loop, the rest.
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// unsetID is the login uid and session id of a process started outside
+// any login (proc(5), /proc/PID/loginuid): (uid_t)-1.
+const unsetID = 1<<32 - 1
+
+// A process is what famids read of one process behind an event.
+type process struct {
+	pid    int32
+	exited bool // gone before all could be read
+	known  bool // the fields below were read, and are the process's
+	comm   string
+	exe    string
+	uid    uint32
+	user   string // uid's name
+	auid   uint32 // unsetID when unset
+	auser  string
+	ses    uint32 // unsetID when unset
+	mntns  string // its mount namespace, when not famids's: exe is a path there
+	// threadUIDs are the effective uids of its threads, when they are
+	// not all uid: any of them may have made the change.
+	threadUIDs []uidName
+	tty        string // "" when none
+	parents    []ancestor
+	cmdline    []string // nil when unread
+	cut        bool     // the command line is longer than what was read
+}
+
+// An ancestor is a process up the chain of parents.
+type ancestor struct {
+	comm string
+	pid  int
+}
+
+// A procID tells one process from another: its pid, and the inode of a
+// pidfd of it, which pidfs (Linux 6.9) never gives two processes; 0 where
+// every pidfd shares one inode, or without a pidfd.
+type procID struct {
+	pid int32
+	ino uint64
+}
+
+// same reports whether a and b may be the same process.
+func (a procID) same(b procID) bool {
+	return a.pid == b.pid && (a.ino == 0 || b.ino == 0 || a.ino == b.ino)
+}
+
+// pidfdID returns the procID of the process of pidfd, whose pid is pid;
+// pidfs says pidfds are pidfs's, whose inodes tell processes apart.
+func pidfdID(pid, pidfd int32, pidfs bool) procID {
+	id := procID{pid: pid}
+	var st unix.Stat_t
+	if pidfs && pidfd >= 0 && unix.Fstat(int(pidfd), &st) == nil {
+		id.ino = st.Ino
+	}
+	return id
+}
+
+// pidfsMagic is the file system type of pidfds on Linux 6.9 and later
+// (PIDFS_MAGIC, linux/magic.h).
+const pidfsMagic = 0x50494446
+
+// havePidfs reports whether pidfds are pidfs's: each process's pidfd has
+// an inode of its own.
+func havePidfs() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	return unix.Fstatfs(fd, &fs) == nil && fs.Type == pidfsMagic
+}
+
+// procBufSize is the size of the buffer the loop reads /proc into: a
+// /proc/PID/status is about 1.5 KiB.
+const procBufSize = 4096
+
+// procFile reads a small file of /proc into buf, in one read (the kernel
+// makes such a file whole at the first), or returns nil.
+func procFile(path string, buf []byte) []byte {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, buf)
+	if err != nil || n < 0 {
+		return nil
+	}
+	return buf[:n]
+}
+
+// glance reads, on the loop, the moment a process's first event is read,
+// who it is: a short-lived process (a cp, a chmod) is often gone within
+// a few tens of microseconds, before a job could start. These files of
+// /proc (stat, status, loginuid, sessionid, exe) are made from the
+// process's own structures without taking its memory's lock: no process
+// can make reading them wait. Ids are named when their names are known
+// already. It returns the process's parent's pid and number of threads
+// too, for readMore; p.known is false when it was gone.
+func glance(pid int32, buf []byte, names *idNames) (p process, ppid string, threads uint32) {
+	p = process{pid: pid}
+	dir := "/proc/" + strconv.Itoa(int(pid))
+	stat := procFile(dir+"/stat", buf)
+	if stat == nil {
+		p.exited = true
+		return p, "", 0
+	}
+	comm, fields := parseStat(stat)
+	p.known, p.comm = true, comm
+	if len(fields) > 4 {
+		p.tty = ttyName(fields[4])
+	}
+	status := procFile(dir+"/status", buf)
+	p.uid = statusField(status, "Uid:", 1)
+	threads = threadsOf(status)
+	// A process whose first thread has exited while others run on is
+	// not gone: its program and command line are read through those.
+	p.exited = exiting(fields) && threads <= 1
+	p.auid = readID(dir+"/loginuid", buf)
+	p.ses = readID(dir+"/sessionid", buf)
+	p.exe, _ = os.Readlink(dir + "/exe")
+	if len(fields) > 1 {
+		ppid = fields[1]
+	}
+	p.user, _ = names.cachedUser(p.uid)
+	if p.auid != unsetID {
+		p.auser, _ = names.cachedUser(p.auid)
+	}
+	return p, ppid, threads
+}
+
+// readMore reads, beside the loop, the rest of what is told of l's
+// process: its ids' names, its parents (from ppid up), its mount
+// namespace when not famids's (mntns), and its command line, which the
+// process's memory lock can hold up.
+// What was read is kept only if the pidfd's process was still there
+// after: the pid then named it throughout.
+func readMore(l *inquiry, ppid string, threads uint32, names *idNames, mntns string) {
+	p := l.snapshot()
+	dir := "/proc/" + strconv.Itoa(int(l.pid))
+	p.parents = readParents(ppid, make([]byte, procBufSize))
+	p.user = names.user(p.uid)
+	if p.auid != unsetID {
+		p.auser = names.user(p.auid)
+	}
+	if ns, err := os.Readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
+		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
+	}
+	from := dir
+	if p.exe == "" && threads > 1 {
+		if tid := liveThread(dir); tid != "" {
+			from = dir + "/task/" + tid // the first thread has exited
+			p.exe, _ = os.Readlink(from + "/exe")
+		}
+	}
+	if !alive(l.pidfd) {
+		l.publish(process{pid: l.pid, exited: true})
+		return
+	}
+	l.publish(p)
+	if p.exited {
+		return // its memory is gone: no command line
+	}
+	args, cut := readCmdline(from + "/cmdline")
+	if !alive(l.pidfd) {
+		p.exited = true // what was read before is its; the command line may not be
+		l.publish(p)
+		return
+	}
+	if stat, err := os.ReadFile(from + "/stat"); err != nil || exitingStat(stat) {
+		// It began to exit since the glance: its memory, and with it the
+		// command line, may have been gone when it was read.
+		p.exited = true
+		if len(args) == 0 {
+			l.publish(p)
+			return
+		}
+	}
+	p.cmdline, p.cut = args, cut
+	l.publish(p)
+}
+
+// maxThreads is how many threads of a process famids reads the
+// credentials of.
+const maxThreads = 64
+
+// tasks returns the thread ids of the process whose /proc directory is
+// dir, up to maxThreads.
+func tasks(dir string) []string {
+	f, err := os.Open(dir + "/task")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	tids, _ := f.Readdirnames(maxThreads)
+	return tids
+}
+
+// liveThread returns the id of a thread of the process whose /proc
+// directory is dir that has not exited, or "".
+func liveThread(dir string) string {
+	for _, tid := range tasks(dir) {
+		if stat, err := os.ReadFile(dir + "/task/" + tid + "/stat"); err == nil && !exitingStat(stat) {
+			return tid
+		}
+	}
+	return ""
+}
+
+// readThreadUIDs adds to what l tells the effective uids of its process's
+// threads, when they are not all one: each thread has credentials of its
+// own, and fanotify does not say which thread made the change. It reads
+// a status file a thread, and runs after the rest is read: a report that
+// cannot wait goes without it.
+func readThreadUIDs(l *inquiry, names *idNames) {
+	dir := "/proc/" + strconv.Itoa(int(l.pid))
+	var uids []uidName
+	for _, tid := range tasks(dir) {
+		status, err := os.ReadFile(dir + "/task/" + tid + "/status")
+		if err != nil {
+			continue
+		}
+		uid := statusField(status, "Uid:", 1)
+		if uid != unsetID && !slices.ContainsFunc(uids, func(u uidName) bool { return u.id == uid }) {
+			uids = append(uids, uidName{uid, names.user(uid)})
+		}
+	}
+	if len(uids) < 2 || !alive(l.pidfd) {
+		return
+	}
+	p := l.snapshot()
+	p.threadUIDs = uids
+	l.publish(p)
+}
+
+// readID reads a number such as /proc/PID/loginuid into buf; unsetID when
+// it cannot.
+func readID(file string, buf []byte) uint32 {
+	n, err := strconv.ParseUint(string(bytes.TrimSpace(procFile(file, buf))), 10, 32)
+	if err != nil {
+		return unsetID
+	}
+	return uint32(n)
+}
+
+// readParents returns up to maxParents ancestors, from the parent pid up,
+// reading their stat files into buf.
+func readParents(ppid string, buf []byte) []ancestor {
+	var out []ancestor
+	for len(out) < maxParents {
+		pid, err := strconv.Atoi(ppid)
+		if err != nil || pid <= 0 {
+			break
+		}
+		stat := procFile("/proc/"+ppid+"/stat", buf)
+		if stat == nil {
+			break
+		}
+		comm, fields := parseStat(stat)
+		out = append(out, ancestor{comm, pid})
+		if len(fields) < 2 {
+			break
+		}
+		ppid = fields[1]
+	}
+	return out
+}
+
+// exitingStat reports whether a /proc/PID/stat is an exiting process's.
+func exitingStat(stat []byte) bool {
+	_, fields := parseStat(stat)
+	return exiting(fields)
+}
+
+// threadsOf returns the number of threads of a /proc/PID/status, 1 when
+// it does not say.
+func threadsOf(status []byte) uint32 {
+	if n := statusField(status, "Threads:", 0); n != unsetID {
+		return n
+	}
+	return 1
+}
+
+// A uidName is a user id with its name.
+type uidName struct {
+	id   uint32
+	name string
+}
+
+// pfExiting is the flag of a process on its way out, in the flags field of
+// /proc/PID/stat (PF_EXITING, linux/sched.h).
+const pfExiting = 0x4
+
+// exiting reports whether the fields of a /proc/PID/stat after the name
+// are those of a process that has exited, or is exiting: a zombie, or one
+// whose memory (its command line, its executable) may be gone already.
+func exiting(fields []string) bool {
+	if len(fields) > 0 && fields[0] == "Z" {
+		return true
+	}
+	if len(fields) > 6 {
+		flags, err := strconv.ParseUint(fields[6], 10, 32)
+		return err == nil && flags&pfExiting != 0
+	}
+	return false
+}
+
+// alive reports whether the process pidfd names has not been reaped: its
+// pid still names it (pidfd_send_signal(2) with signal 0).
+func alive(pidfd int32) bool {
+	return unix.PidfdSendSignal(int(pidfd), 0, nil, 0) == nil
+}
+
+// parseStat returns the command name of a /proc/PID/stat and the fields
+// after it (state, ppid, pgrp, session, tty_nr, ...): the name, in
+// parentheses, may hold spaces and parentheses itself.
+func parseStat(stat []byte) (comm string, fields []string) {
+	open := bytes.IndexByte(stat, '(')
+	end := bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return "", nil
+	}
+	return string(stat[open+1 : end]), strings.Fields(string(stat[end+1:]))
+}
+
+// statusLine returns the value of the line of a /proc/PID/status that
+// begins with key, or "".
+func statusLine(status []byte, key string) string {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// statusField returns the i-th number of the line of a /proc/PID/status
+// that begins with key (Uid: real, effective, saved, file system), or
+// unsetID.
+func statusField(status []byte, key string, i int) uint32 {
+	if f := strings.Fields(statusLine(status, key)); len(f) > i {
+		if n, err := strconv.ParseUint(f[i], 10, 32); err == nil {
+			return uint32(n)
+		}
+	}
+	return unsetID
+}
+
+// ttyName names the terminal of a tty_nr of /proc/PID/stat (its device
+// number: devices.txt of the kernel's documentation), or "" for none.
+func ttyName(field string) string {
+	n, err := strconv.ParseUint(field, 10, 32)
+	if err != nil || n == 0 {
+		return ""
+	}
+	major, minor := uint32((n>>8)&0xfff), uint32((n&0xff)|((n>>12)&0xfff00))
+	switch {
+	case major >= 136 && major <= 143:
+		return "pts/" + strconv.Itoa(int((major-136)*256+minor))
+	case major == 4 && minor < 64:
+		return "tty" + strconv.Itoa(int(minor))
+	case major == 4:
+		return "ttyS" + strconv.Itoa(int(minor-64))
+	}
+	return strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor))
+}
+
+// readCmdline reads a /proc/PID/cmdline, up to maxCmdline bytes, as its
+// arguments; cut says there was more.
+func readCmdline(file string) (args []string, cut bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	buf := make([]byte, maxCmdline+1)
+	n := 0
+	for n < len(buf) {
+		m, err := f.Read(buf[n:])
+		n += m
+		if err != nil || m == 0 {
+			break
+		}
+	}
+	if n > maxCmdline {
+		n, cut = maxCmdline, true
+	}
+	data := strings.TrimSuffix(string(buf[:n]), "\x00")
+	if data == "" {
+		return []string{}, cut
+	}
+	return strings.Split(data, "\x00"), cut
+}
