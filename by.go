@@ -87,7 +87,7 @@ func (a *attribution) add(l *inquiry) {
 // names reports whether the attribution names process id already.
 func (a *attribution) names(id procID) bool {
 	return slices.ContainsFunc(a.by, func(l *inquiry) bool { return l.id.same(id) }) ||
-		slices.ContainsFunc(a.extra[id.pid], func(ino uint64) bool { return id.same(procID{id.pid, ino}) })
+		slices.ContainsFunc(a.extra[id.pid], func(ino uint64) bool { return procID{id.pid, ino}.same(id) })
 }
 
 func (a *attribution) addExtra(id procID) {

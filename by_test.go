@@ -395,13 +395,13 @@ func TestAttributionCountsEachProcessOnce(t *testing.T) {
 	}
 	b.add(inquiryOf(100, 0)) // named in a already
 	b.add(inquiryOf(200, 0))
-	// A process past the five seen once with its pidfd, once after it
-	// exited (no pidfd, no inode): one process.
-	a.add(inquiryOf(107, 9001))
-	a.add(inquiryOf(107, 0))
+	// A process past the five seen once with its pidfd, then once after
+	// it exited (no pidfd, no inode): one process.
+	a.add(inquiryOf(300, 9001))
+	a.add(inquiryOf(300, 0))
 	a.merge(b)
-	if len(a.by) != maxBy || a.more() != 4 {
-		t.Errorf("%d named and %d more, want %d and 4", len(a.by), a.more(), maxBy)
+	if len(a.by) != maxBy || a.more() != 5 {
+		t.Errorf("%d named and %d more, want %d and 5", len(a.by), a.more(), maxBy)
 	}
 }
 
@@ -414,6 +414,13 @@ func TestAttributionTellsReusedPids(t *testing.T) {
 	a.add(inquiryOf(4242, 7002))
 	if len(a.by) != 2 {
 		t.Errorf("%d named, want the two processes of pid 4242", len(a.by))
+	}
+	// Read gone first, then alive: the living one came after, with the pid.
+	var b attribution
+	b.add(inquiryOf(5000, 0))
+	b.add(inquiryOf(5000, 7003))
+	if len(b.by) != 2 {
+		t.Errorf("%d named, want the gone process of pid 5000 and the one that took its pid", len(b.by))
 	}
 	if !a.names(procID{4242, 0}) || a.names(procID{4243, 7001}) {
 		t.Error("names: a pid without inode is any process of that pid; another pid is another process")

@@ -54,9 +54,13 @@ type procID struct {
 	ino uint64
 }
 
-// same reports whether a and b may be the same process.
+// same reports whether b, a process an event read later names, may be a,
+// a process named before. Without pidfs every inode is 0: one pid, one
+// process. With it, an inode of 0 is a process that had exited when its
+// event was read: b may then be a, which exited since; but a process
+// read alive after a was read gone is another, a pid reused.
 func (a procID) same(b procID) bool {
-	return a.pid == b.pid && (a.ino == 0 || b.ino == 0 || a.ino == b.ino)
+	return a.pid == b.pid && (a.ino == b.ino || b.ino == 0)
 }
 
 // pidfdID returns the procID of the process of pidfd, whose pid is pid;
