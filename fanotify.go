@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +49,9 @@ type fanGroup struct {
 	mntns       string           // famids's mount namespace, as /proc/self/ns/mnt reads
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
 	unmarked    map[string]error // paths whose inode could not be marked, not yet told
+
+	fsidMu sync.Mutex
+	fsids  map[uint64]unix.Fsid // the file system id of each device: one fstatfs a file system, not a file
 }
 
 // maxUnmarked bounds the paths an unmarked group keeps to tell of: a user
@@ -74,7 +78,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
+	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
 	g.mntns, _ = os.Readlink("/proc/self/ns/mnt")
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
@@ -180,7 +184,7 @@ func (g *fanGroup) mark(fd int, self string, mask uint32) mark {
 	if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD, fm, unix.AT_FDCWD, self); err != nil {
 		return mark{err: fanMarkError(err)}
 	}
-	key, err := g.keyOf(fd)
+	key, err := g.keyOf(fd, st.Dev)
 	return mark{key: key, mask: fm, err: err}
 }
 
@@ -195,24 +199,42 @@ func fanMarkError(err error) error {
 	return fmt.Errorf("fanotify_mark: %w", err)
 }
 
-// keyOf returns the key of the handle of the inode fd is open on, laid out
-// as fanotify reports it: the file system's id, then the file handle
-// (struct file_handle, open_by_handle_at(2)).
-func (g *fanGroup) keyOf(fd int) (uint64, error) {
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &fs); err != nil {
-		return 0, fmt.Errorf("fstatfs: %w", err)
+// keyOf returns the key of the handle of the inode fd is open on, on
+// device dev, laid out as fanotify reports it: the file system's id, then
+// the file handle (struct file_handle, open_by_handle_at(2)).
+func (g *fanGroup) keyOf(fd int, dev uint64) (uint64, error) {
+	g.fsidMu.Lock()
+	fsid, ok := g.fsids[dev]
+	g.fsidMu.Unlock()
+	if !ok {
+		var fs unix.Statfs_t
+		if err := unix.Fstatfs(fd, &fs); err != nil {
+			return 0, fmt.Errorf("fstatfs: %w", err)
+		}
+		fsid = fs.Fsid
+		g.fsidMu.Lock()
+		g.fsids[dev] = fsid
+		g.fsidMu.Unlock()
 	}
 	h, _, err := unix.NameToHandleAt(fd, "", g.handleFlags)
 	if err != nil {
 		return 0, fmt.Errorf("name_to_handle_at: %w", err)
 	}
 	b := make([]byte, 0, 16+h.Size())
-	b = binary.NativeEndian.AppendUint32(b, uint32(fs.Fsid.Val[0]))
-	b = binary.NativeEndian.AppendUint32(b, uint32(fs.Fsid.Val[1]))
+	b = binary.NativeEndian.AppendUint32(b, uint32(fsid.Val[0]))
+	b = binary.NativeEndian.AppendUint32(b, uint32(fsid.Val[1]))
 	b = binary.NativeEndian.AppendUint32(b, uint32(h.Size()))
 	b = binary.NativeEndian.AppendUint32(b, uint32(h.Type()))
 	return maphash.Bytes(g.seed, append(b, h.Bytes()...)), nil
+}
+
+// keyOfFile returns the key of the inode fd is open on.
+func (g *fanGroup) keyOfFile(fd int) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	return g.keyOf(fd, st.Dev)
 }
 
 // noteMark records m, the mark of the inode of wt. The caller holds mu.
@@ -291,7 +313,7 @@ func (w *watcher) removeMarks(us []unmark) {
 		if err != nil {
 			continue // gone: so is the mark
 		}
-		key, err := w.fan.keyOf(fd)
+		key, err := w.fan.keyOfFile(fd)
 		w.mu.Lock()
 		_, again := w.fan.byKey[key]
 		w.mu.Unlock()
@@ -335,7 +357,7 @@ func (w *watcher) setQuiet(us []unmark, quiet bool) {
 		if err != nil {
 			continue
 		}
-		if key, err := w.fan.keyOf(fd); err == nil && key == u.key {
+		if key, err := w.fan.keyOfFile(fd); err == nil && key == u.key {
 			if quiet {
 				unix.FanotifyMark(w.fan.fd, unix.FAN_MARK_REMOVE, allFanEvents, unix.AT_FDCWD, fdPath(fd))
 			} else {
