@@ -49,6 +49,7 @@ type fanGroup struct {
 	mntns       string           // famids's mount namespace, as /proc/self/ns/mnt reads
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
 	unmarked    map[string]error // paths whose inode could not be marked, not yet told
+	quiet       map[uint64]bool  // marks removed for a storm, by key (quiet)
 
 	fsidMu sync.Mutex
 	fsids  map[uint64]unix.Fsid // the file system id of each device: one fstatfs a file system, not a file
@@ -78,7 +79,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
+	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), quiet: make(map[uint64]bool), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
 	g.mntns, _ = os.Readlink("/proc/self/ns/mnt")
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
@@ -256,8 +257,8 @@ func (w *watcher) noteMark(wt *watch, m mark) {
 		w.forgetMark(wt)
 	}
 	wt.fkey = m.key
-	wt.fmask |= m.mask
-	wt.quiet = false // marked again
+	wt.fmask |= uint32(m.mask)
+	delete(w.fan.quiet, m.key) // marked again
 	w.fan.byKey[m.key] = int32(wt.wd)
 }
 
@@ -287,6 +288,7 @@ func (w *watcher) forgetMark(wt *watch) {
 	}
 	if w.fan.byKey[wt.fkey] == int32(wt.wd) {
 		delete(w.fan.byKey, wt.fkey)
+		delete(w.fan.quiet, wt.fkey)
 		w.fan.unmarks = append(w.fan.unmarks, unmark{path: wt.path, key: wt.fkey})
 	}
 	wt.fkey, wt.fmask = 0, 0
@@ -342,11 +344,11 @@ func (w *watcher) quiet(key uint64) (u unmark, ok bool) {
 	defer w.mu.Unlock()
 	wd, known := w.fan.byKey[key]
 	wt := w.byWd[int(wd)]
-	if !known || wt == nil || wt.quiet {
+	if !known || wt == nil || w.fan.quiet[key] {
 		return unmark{}, false
 	}
-	wt.quiet = true
-	return unmark{path: wt.path, key: key, mask: wt.fmask}, true
+	w.fan.quiet[key] = true
+	return unmark{path: wt.path, key: key, mask: uint64(wt.fmask)}, true
 }
 
 // setQuiet removes (quiet) or restores the marks of us, each while its path
@@ -369,9 +371,7 @@ func (w *watcher) setQuiet(us []unmark, quiet bool) {
 	if !quiet {
 		w.mu.Lock()
 		for _, u := range us {
-			if wt := w.byWd[int(w.fan.byKey[u.key])]; wt != nil && wt.fkey == u.key {
-				wt.quiet = false
-			}
+			delete(w.fan.quiet, u.key)
 		}
 		w.mu.Unlock()
 	}

@@ -78,10 +78,9 @@ func (s sub) key() string {
 
 // A watch is one inotify watch descriptor.
 type watch struct {
-	wd    int
+	wd    int32
+	fmask uint32               // the fanotify events marked (64 bytes a watch, with 10,000 of them)
 	fkey  uint64               // the key of its inode's fanotify mark; 0 without
-	fmask uint64               // the events marked
-	quiet bool                 // its mark is removed for a storm (fanotify.go)
 	path  string               // the path it was added for
 	all   []sub                // the subs that care about every name
 	named map[string][]pathSub // the others, by the name they care about
@@ -632,7 +631,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		}
 		wtch, fresh := w.byWd[wt.wd], false
 		if wtch == nil {
-			wtch, fresh = &watch{wd: wt.wd, path: wt.dir}, true
+			wtch, fresh = &watch{wd: int32(wt.wd), path: wt.dir}, true
 			w.byWd[wt.wd] = wtch
 		}
 		w.noteMark(wtch, wt.m)
@@ -693,7 +692,7 @@ func (w *watcher) alias(dir, name string) error {
 		// The directory went meanwhile.
 		if w.byWd[wd] == nil {
 			w.doomed = append(w.doomed, wd)
-			w.byWd[wd] = &watch{wd: wd, path: p}
+			w.byWd[wd] = &watch{wd: int32(wd), path: p}
 			w.noteMark(w.byWd[wd], m)
 		}
 		return nil
@@ -707,7 +706,7 @@ func (w *watcher) alias(dir, name string) error {
 	}
 	wt := w.byWd[wd]
 	if wt == nil {
-		wt = &watch{wd: wd, path: p}
+		wt = &watch{wd: int32(wd), path: p}
 		w.byWd[wd] = wt
 	}
 	w.noteMark(wt, m)
@@ -942,6 +941,7 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 	if ev.mask&unix.IN_IGNORED != 0 {
 		if w.fan != nil && w.fan.byKey[wt.fkey] == int32(ev.wd) {
 			delete(w.fan.byKey, wt.fkey) // the kernel dropped the mark too
+			delete(w.fan.quiet, wt.fkey)
 		}
 		delete(w.byWd, ev.wd)
 		for _, h := range hits[start:] {

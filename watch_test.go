@@ -553,7 +553,7 @@ func TestWatcherSharedDirectory(t *testing.T) {
 		t.Errorf("count = %d, want %d: the directories on the way, shared, and the two files", n, len(lookups)+2)
 	}
 	dw := watchOf(t, w, dir)
-	if !slices.Contains(armedWds(w, a), dw.wd) || !slices.Contains(armedWds(w, b), dw.wd) {
+	if !slices.Contains(armedWds(w, a), int(dw.wd)) || !slices.Contains(armedWds(w, b), int(dw.wd)) {
 		t.Errorf("the directory's watch %d is not in both entries' watches: a %v, b %v", dw.wd, armedWds(w, a), armedWds(w, b))
 	}
 	w.mu.Lock()
@@ -592,7 +592,7 @@ func TestWatcherSharedDirectory(t *testing.T) {
 	}
 	w.mu.Lock()
 	_, stillA := dw.named["a"]
-	_, dirWatched := w.byWd[dw.wd]
+	_, dirWatched := w.byWd[int(dw.wd)]
 	w.mu.Unlock()
 	if stillA || !dirWatched {
 		t.Errorf("after disarming a: subscription for a kept %v, directory watch kept %v", stillA, dirWatched)
