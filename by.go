@@ -290,14 +290,22 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		return l
 	}
 	d.lookups++
-	p, ppid, threads := glance(ev.pid, d.procBuf, d.rec.names)
+	fs := d.w.fan.proc
+	p, ppid, threads := glance(fs, ev.pid, d.procBuf, d.rec.names)
 	if p.known && !alive(l.pidfd) {
 		p = process{pid: ev.pid, exited: true} // what was read may be another's
 	}
 	l.p = p
 	if !p.known || len(d.inquiries) >= maxInquiries {
 		// Gone; or every lookup is busy (command lines that do not come
-		// back): what the glance saw is what is known.
+		// back): what the glance saw is what is known, with the parents,
+		// whose stat files no process can hold up either.
+		if p.known {
+			l.p.parents = readParents(fs, ppid, d.procBuf)
+			if !alive(l.pidfd) {
+				l.p = process{pid: ev.pid, exited: true}
+			}
+		}
 		unix.Close(int(l.pidfd))
 		l.ready, l.done = true, true
 		return l
@@ -312,7 +320,7 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		unix.Close(int(l.pidfd))
 	}
 	d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
-		work: func(context.Context, *job) { readMore(l, ppid, threads, d.rec.names, d.w.fan.mntns) },
+		work: func(context.Context, *job) { readMore(fs, l, ppid, threads, d.rec.names, d.w.fan.mntns) },
 		done: func() {
 			l.ready = true
 			d.reportInOrder() // a report may wait for it
@@ -321,7 +329,7 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 				return
 			}
 			d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)) + "/task",
-				work: func(context.Context, *job) { readThreadUIDs(l, d.rec.names) },
+				work: func(context.Context, *job) { readThreadUIDs(fs, l, d.rec.names) },
 				done: finish})
 		}})
 	return l
@@ -418,6 +426,9 @@ func appendBy(b []byte, p process) []byte {
 	if p.pid == 0 {
 		return append(b, " (outside famids's pid namespace)"...)
 	}
+	if p.covered {
+		return append(b, " (its /proc entry is covered by a mount: not read)"...)
+	}
 	if p.exited {
 		b = append(b, " (exited)"...)
 	}
@@ -426,6 +437,9 @@ func appendBy(b []byte, p process) []byte {
 	}
 	b = appendText(b, " comm=", p.comm)
 	b = appendText(b, " exe=", orDash(p.exe))
+	if p.exeOther {
+		b = append(b, " exe_replaced"...)
+	}
 	if p.mntns != "" {
 		b = append(append(b, " mntns="...), p.mntns...)
 	}

@@ -68,7 +68,7 @@ func TestByShell(t *testing.T) {
 	if strings.Contains(by, "(exited)") {
 		t.Errorf("the shell is still running, By: says it exited: %s", by)
 	}
-	if strings.Contains(by, " mntns=") || strings.Contains(by, " thread_uids=") {
+	if strings.Contains(by, " mntns=") || strings.Contains(by, " thread_uids=") || strings.Contains(by, " exe_replaced") {
 		t.Errorf("a shell in famids's mount namespace, of one thread: %s", by)
 	}
 }
@@ -355,5 +355,48 @@ func TestByOtherMountNamespace(t *testing.T) {
 	want := " mntns=" + strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]") + " "
 	if !strings.Contains(by, want) {
 		t.Errorf("By: %q; want it to hold %q:\n%s", by, want, m.Body)
+	}
+}
+
+// root can mount another process's /proc entry over a writer's, to have
+// it named instead: famids reads /proc without crossing a mount, and
+// says the entry is covered rather than name anyone.
+func TestByProcEntryCoveredByAMount(t *testing.T) {
+	needTool(t, "mount")
+	r, f := startOnFile(t)
+	script := "mount --bind /proc/1 /proc/$$ || exit 1\necho forged >> " + f + "\nread line\numount /proc/$$"
+	pid, _ := heldShell(t, nil, script)
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	if by != "pid="+strconv.Itoa(pid)+" (its /proc entry is covered by a mount: not read)" {
+		t.Errorf("By: %q; want pid %d said covered, and nothing of process 1 read through it:\n%s", by, pid, m.Body)
+	}
+}
+
+// A program run from a path another file is mounted over is not the file
+// an administrator finds there once it is unmounted: exe_replaced says so.
+func TestByProgramMountedOver(t *testing.T) {
+	needTool(t, "mount")
+	dir := t.TempDir()
+	prog, other := filepath.Join(dir, "prog"), filepath.Join(dir, "other")
+	for _, p := range []string{prog, other} {
+		must(t, exec.Command("cp", "/bin/sh", p).Run())
+	}
+	must(t, exec.Command("mount", "--bind", other, prog).Run())
+	t.Cleanup(func() { exec.Command("umount", prog).Run() })
+	r, f := startOnFile(t)
+	sh := exec.Command(prog, "-c", "echo x >> "+f+"\nread line")
+	in, err := sh.StdinPipe()
+	must(t, err)
+	must(t, sh.Start())
+	t.Cleanup(func() {
+		in.Close()
+		sh.Wait()
+	})
+	pid := sh.Process.Pid
+	m := r.waitReport(f, "change")
+	by := byPid(m, pid)
+	if !strings.Contains(by, " exe_replaced ") {
+		t.Errorf("By: %q; want exe_replaced, for %s runs from a path %s is mounted over:\n%s", by, prog, other, m.Body)
 	}
 }

@@ -191,7 +191,7 @@ func TestInquireReusedPid(t *testing.T) {
 	}
 	// Our own pid stands for the reused one: it names a live process,
 	// which is not the one the pidfd is of.
-	d := lookupDaemon()
+	d := lookupDaemon(t)
 	l := d.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
 	if p := l.snapshot(); !p.exited || p.known {
 		t.Errorf("a reaped process read through a reused pid: %+v; want exited and nothing known", p)
@@ -211,9 +211,12 @@ func TestReadProcessLive(t *testing.T) {
 	}
 	defer unix.Close(pidfd)
 	names := newIDNames()
-	p, ppid, threads := glance(int32(cmd.Process.Pid), make([]byte, procBufSize), names)
+	fs, err := openProcfs()
+	must(t, err)
+	defer unix.Close(fs.root)
+	p, ppid, threads := glance(fs, int32(cmd.Process.Pid), make([]byte, procBufSize), names)
 	l := &inquiry{pid: int32(cmd.Process.Pid), pidfd: int32(pidfd), p: p}
-	readMore(l, ppid, threads, names, "")
+	readMore(fs, l, ppid, threads, names, "")
 	p = l.snapshot()
 	if !p.known || p.exited || p.comm != "sleep" || !strings.HasSuffix(p.exe, "/sleep") || p.uid != uint32(os.Geteuid()) {
 		t.Fatalf("read %+v", p)
@@ -492,7 +495,7 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 // When every lookup is busy (command lines that do not come back), a new
 // process is still named with what the glance saw, not by a bare pid.
 func TestInquireWhenLookupsAreBusy(t *testing.T) {
-	d := lookupDaemon()
+	d := lookupDaemon(t)
 	for i := range int32(maxInquiries) {
 		d.inquiries[1_000_000+i] = &inquiry{pid: 1_000_000 + i}
 	}
@@ -525,6 +528,10 @@ func TestReportByUnknown(t *testing.T) {
 
 // lookupDaemon returns a daemon that can look processes up, with nothing
 // else.
-func lookupDaemon() *daemon {
-	return &daemon{inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), rec: newRecorder()}
+func lookupDaemon(t *testing.T) *daemon {
+	fs, err := openProcfs()
+	must(t, err)
+	t.Cleanup(func() { unix.Close(fs.root) })
+	w := &watcher{fan: &fanGroup{proc: fs}}
+	return &daemon{w: w, inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), rec: newRecorder()}
 }

@@ -46,6 +46,7 @@ type fanGroup struct {
 	byKey       map[uint64]int32 // the watch of each marked inode, by the key of its handle
 	handleFlags int              // for name_to_handle_at
 	pidfs       bool             // pidfds have inodes of their own (pidfdID)
+	proc        procfs           // where processes are looked up
 	mntns       string           // famids's mount namespace, as /proc/self/ns/mnt reads
 	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
 	unmarked    map[string]error // paths whose inode could not be marked, not yet told
@@ -63,10 +64,14 @@ const maxUnmarked = 1000
 // openFanGroup makes famids's fanotify group, or says why it cannot: famids
 // then reports as before, without saying who made a change.
 func openFanGroup() (*fanGroup, error) {
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		return nil, errors.New("/proc is not mounted: famids reads there who a process is")
+	proc, err := openProcfs()
+	if err != nil {
+		return nil, err
 	}
 	fd, err := unix.FanotifyInit(fanInitFlags, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		unix.Close(proc.root)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, syscall.EPERM):
@@ -79,7 +84,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), quiet: make(map[uint64]bool), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
+	g := &fanGroup{fd: fd, proc: proc, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), quiet: make(map[uint64]bool), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
 	g.mntns, _ = os.Readlink("/proc/self/ns/mnt")
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH

@@ -6,7 +6,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +34,12 @@ type process struct {
 	auser  string
 	ses    uint32 // unsetID when unset
 	mntns  string // its mount namespace, when not famids's: exe is a path there
+	// exeOther says the program it runs is not the file at exe's path
+	// (a file mounted over that path, or put there since).
+	exeOther bool
+	// covered says its entry in /proc is covered by a mount: nothing
+	// read there could be trusted, and nothing was.
+	covered bool
 	// threadUIDs are the effective uids of its threads, when they are
 	// not all uid: any of them may have made the change.
 	threadUIDs []uidName
@@ -94,19 +103,80 @@ func havePidfs() bool {
 // /proc/PID/status is about 1.5 KiB.
 const procBufSize = 4096
 
-// procFile reads a small file of /proc into buf, in one read (the kernel
-// makes such a file whole at the first), or returns nil.
-func procFile(path string, buf []byte) []byte {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+// A procfs is famids's way into /proc: a descriptor of it, checked to be
+// procfs, beneath which every file is opened without crossing a mount
+// point or following a symbolic link (openat2(2), RESOLVE_BENEATH and
+// RESOLVE_NO_XDEV). root can mount anything over /proc/PID, or over one
+// of its files, to make a process pass for another: such an entry is
+// refused (EXDEV), never read.
+type procfs struct{ root int }
+
+// procSuperMagic is procfs's file system type (PROC_SUPER_MAGIC,
+// linux/magic.h).
+const procSuperMagic = 0x9fa0
+
+// openProcfs opens /proc, or says why it cannot be trusted.
+func openProcfs() (procfs, error) {
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		return procfs{-1}, fmt.Errorf("/proc: %w", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || fs.Type != procSuperMagic {
+		unix.Close(fd)
+		return procfs{-1}, errors.New("/proc is not procfs: famids reads there who a process is")
+	}
+	return procfs{fd}, nil
+}
+
+// open opens name, a path beneath /proc ("4242/stat").
+func (fs procfs) open(name string, flags uint64) (int, error) {
+	return unix.Openat2(fs.root, name, &unix.OpenHow{
+		Flags:   flags | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS,
+	})
+}
+
+// read reads the small file name into buf, in one read (the kernel makes
+// such a file whole at the first).
+func (fs procfs) read(name string, buf []byte) ([]byte, error) {
+	fd, err := fs.open(name, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
 	}
 	defer unix.Close(fd)
 	n, err := unix.Read(fd, buf)
-	if err != nil || n < 0 {
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// readlink returns where the symbolic link name points (exe, ns/mnt).
+func (fs procfs) readlink(name string) (string, error) {
+	fd, err := fs.open(name, unix.O_PATH)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// names returns up to max names of the directory name.
+func (fs procfs) names(name string, max int) []string {
+	fd, err := fs.open(name, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
 		return nil
 	}
-	return buf[:n]
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	names, _ := f.Readdirnames(max)
+	return names
 }
 
 // glance reads, on the loop, the moment a process's first event is read,
@@ -116,13 +186,15 @@ func procFile(path string, buf []byte) []byte {
 // process's own structures without taking its memory's lock: no process
 // can make reading them wait. Ids are named when their names are known
 // already. It returns the process's parent's pid and number of threads
-// too, for readMore; p.known is false when it was gone.
-func glance(pid int32, buf []byte, names *idNames) (p process, ppid string, threads uint32) {
+// too, for readMore; p.known is false when it was gone, or when its
+// entry in /proc is covered by a mount (p.covered).
+func glance(fs procfs, pid int32, buf []byte, names *idNames) (p process, ppid string, threads uint32) {
 	p = process{pid: pid}
-	dir := "/proc/" + strconv.Itoa(int(pid))
-	stat := procFile(dir+"/stat", buf)
-	if stat == nil {
-		p.exited = true
+	dir := strconv.Itoa(int(pid))
+	stat, err := fs.read(dir+"/stat", buf)
+	if err != nil {
+		p.covered = errors.Is(err, unix.EXDEV)
+		p.exited = !p.covered
 		return p, "", 0
 	}
 	comm, fields := parseStat(stat)
@@ -130,15 +202,21 @@ func glance(pid int32, buf []byte, names *idNames) (p process, ppid string, thre
 	if len(fields) > 4 {
 		p.tty = ttyName(fields[4])
 	}
-	status := procFile(dir+"/status", buf)
+	status, err := fs.read(dir+"/status", buf)
+	if errors.Is(err, unix.EXDEV) {
+		return process{pid: pid, covered: true}, "", 0
+	}
 	p.uid = statusField(status, "Uid:", 1)
 	threads = threadsOf(status)
 	// A process whose first thread has exited while others run on is
 	// not gone: its program and command line are read through those.
 	p.exited = exiting(fields) && threads <= 1
-	p.auid = readID(dir+"/loginuid", buf)
-	p.ses = readID(dir+"/sessionid", buf)
-	p.exe, _ = os.Readlink(dir + "/exe")
+	p.auid = readID(fs, dir+"/loginuid", buf)
+	p.ses = readID(fs, dir+"/sessionid", buf)
+	p.exe, err = fs.readlink(dir + "/exe")
+	if errors.Is(err, unix.EXDEV) {
+		return process{pid: pid, covered: true}, "", 0
+	}
 	if len(fields) > 1 {
 		ppid = fields[1]
 	}
@@ -151,27 +229,30 @@ func glance(pid int32, buf []byte, names *idNames) (p process, ppid string, thre
 
 // readMore reads, beside the loop, the rest of what is told of l's
 // process: its ids' names, its parents (from ppid up), its mount
-// namespace when not famids's (mntns), and its command line, which the
-// process's memory lock can hold up.
-// What was read is kept only if the pidfd's process was still there
-// after: the pid then named it throughout.
-func readMore(l *inquiry, ppid string, threads uint32, names *idNames, mntns string) {
+// namespace when not famids's (mntns), whether its program is the file
+// at exe's path, and its command line, which the process's memory lock
+// can hold up. What was read is kept only if the pidfd's process was
+// still there after: the pid then named it throughout.
+func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames, mntns string) {
 	p := l.snapshot()
-	dir := "/proc/" + strconv.Itoa(int(l.pid))
-	p.parents = readParents(ppid, make([]byte, procBufSize))
+	dir := strconv.Itoa(int(l.pid))
 	p.user = names.user(p.uid)
 	if p.auid != unsetID {
 		p.auser = names.user(p.auid)
 	}
-	if ns, err := os.Readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
+	p.parents = readParents(fs, ppid, make([]byte, procBufSize))
+	if ns, err := fs.readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
 		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
 	}
 	from := dir
 	if p.exe == "" && threads > 1 {
-		if tid := liveThread(dir); tid != "" {
+		if tid := liveThread(fs, dir); tid != "" {
 			from = dir + "/task/" + tid // the first thread has exited
-			p.exe, _ = os.Readlink(from + "/exe")
+			p.exe, _ = fs.readlink(from + "/exe")
 		}
+	}
+	if p.mntns == "" && p.exe != "" {
+		p.exeOther = !sameFile(fs, from+"/exe", p.exe)
 	}
 	if !alive(l.pidfd) {
 		l.publish(process{pid: l.pid, exited: true})
@@ -181,13 +262,13 @@ func readMore(l *inquiry, ppid string, threads uint32, names *idNames, mntns str
 	if p.exited {
 		return // its memory is gone: no command line
 	}
-	args, cut := readCmdline(from + "/cmdline")
+	args, cut := readCmdline(fs, from+"/cmdline")
 	if !alive(l.pidfd) {
 		p.exited = true // what was read before is its; the command line may not be
 		l.publish(p)
 		return
 	}
-	if stat, err := os.ReadFile(from + "/stat"); err != nil || exitingStat(stat) {
+	if stat, err := fs.read(from+"/stat", make([]byte, procBufSize)); err != nil || exitingStat(stat) {
 		// It began to exit since the glance: its memory, and with it the
 		// command line, may have been gone when it was read.
 		p.exited = true
@@ -200,27 +281,48 @@ func readMore(l *inquiry, ppid string, threads uint32, names *idNames, mntns str
 	l.publish(p)
 }
 
+// sameFile reports whether the program a process runs (link, its exe
+// beneath /proc) is the file at path, that link's text, in famids's mount
+// namespace, and that file is not mounted there: a file mounted over that
+// path, or put there since, is another. What cannot be told is taken as the same, but for a program
+// deleted since it started. It may stat any path a process ran from: it
+// runs beside the loop.
+func sameFile(fs procfs, link, path string) bool {
+	if strings.HasSuffix(path, " (deleted)") {
+		return true // the kernel says so in the path itself
+	}
+	// The link is the kernel's own (readlink found no mount over it);
+	// stat follows it to the file the process runs.
+	var run, there unix.Stat_t
+	if unix.Fstatat(fs.root, link, &run, 0) != nil || unix.Stat(path, &there) != nil {
+		return true
+	}
+	return run.Dev == there.Dev && run.Ino == there.Ino && !mountedOn(path)
+}
+
+// mountedOn reports whether path is itself where something is mounted
+// (a file bind-mounted over a program, say): its mount is not its
+// directory's.
+func mountedOn(path string) bool {
+	var file, dir unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &file) != nil ||
+		unix.Statx(unix.AT_FDCWD, filepath.Dir(path), 0, unix.STATX_MNT_ID, &dir) != nil ||
+		file.Mask&dir.Mask&unix.STATX_MNT_ID == 0 {
+		return false
+	}
+	return file.Mnt_id != dir.Mnt_id
+}
+
 // maxThreads is how many threads of a process famids reads the
 // credentials of.
 const maxThreads = 64
 
-// tasks returns the thread ids of the process whose /proc directory is
-// dir, up to maxThreads.
-func tasks(dir string) []string {
-	f, err := os.Open(dir + "/task")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	tids, _ := f.Readdirnames(maxThreads)
-	return tids
-}
-
-// liveThread returns the id of a thread of the process whose /proc
-// directory is dir that has not exited, or "".
-func liveThread(dir string) string {
-	for _, tid := range tasks(dir) {
-		if stat, err := os.ReadFile(dir + "/task/" + tid + "/stat"); err == nil && !exitingStat(stat) {
+// liveThread returns the id of a thread of the process whose directory
+// beneath /proc is dir that has not exited, or "".
+func liveThread(fs procfs, dir string) string {
+	buf := make([]byte, procBufSize)
+	for _, tid := range fs.names(dir+"/task", maxThreads) {
+		if stat, err := fs.read(dir+"/task/"+tid+"/stat", buf); err == nil && !exitingStat(stat) {
 			return tid
 		}
 	}
@@ -230,13 +332,14 @@ func liveThread(dir string) string {
 // readThreadUIDs adds to what l tells the effective uids of its process's
 // threads, when they are not all one: each thread has credentials of its
 // own, and fanotify does not say which thread made the change. It reads
-// a status file a thread, and runs after the rest is read: a report that
-// cannot wait goes without it.
-func readThreadUIDs(l *inquiry, names *idNames) {
-	dir := "/proc/" + strconv.Itoa(int(l.pid))
+// a status file a thread (of the first maxThreads), and runs after the
+// rest is read: a report that cannot wait goes without it.
+func readThreadUIDs(fs procfs, l *inquiry, names *idNames) {
+	dir := strconv.Itoa(int(l.pid))
+	buf := make([]byte, procBufSize)
 	var uids []uidName
-	for _, tid := range tasks(dir) {
-		status, err := os.ReadFile(dir + "/task/" + tid + "/status")
+	for _, tid := range fs.names(dir+"/task", maxThreads) {
+		status, err := fs.read(dir+"/task/"+tid+"/status", buf)
 		if err != nil {
 			continue
 		}
@@ -255,8 +358,12 @@ func readThreadUIDs(l *inquiry, names *idNames) {
 
 // readID reads a number such as /proc/PID/loginuid into buf; unsetID when
 // it cannot.
-func readID(file string, buf []byte) uint32 {
-	n, err := strconv.ParseUint(string(bytes.TrimSpace(procFile(file, buf))), 10, 32)
+func readID(fs procfs, name string, buf []byte) uint32 {
+	data, err := fs.read(name, buf)
+	if err != nil {
+		return unsetID
+	}
+	n, err := strconv.ParseUint(string(bytes.TrimSpace(data)), 10, 32)
 	if err != nil {
 		return unsetID
 	}
@@ -265,15 +372,15 @@ func readID(file string, buf []byte) uint32 {
 
 // readParents returns up to maxParents ancestors, from the parent pid up,
 // reading their stat files into buf.
-func readParents(ppid string, buf []byte) []ancestor {
+func readParents(fs procfs, ppid string, buf []byte) []ancestor {
 	var out []ancestor
 	for len(out) < maxParents {
 		pid, err := strconv.Atoi(ppid)
 		if err != nil || pid <= 0 {
 			break
 		}
-		stat := procFile("/proc/"+ppid+"/stat", buf)
-		if stat == nil {
+		stat, err := fs.read(ppid+"/stat", buf)
+		if err != nil {
 			break
 		}
 		comm, fields := parseStat(stat)
@@ -385,22 +492,22 @@ func ttyName(field string) string {
 	return strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor))
 }
 
-// readCmdline reads a /proc/PID/cmdline, up to maxCmdline bytes, as its
-// arguments; cut says there was more.
-func readCmdline(file string) (args []string, cut bool) {
-	f, err := os.Open(file)
+// readCmdline reads a process's cmdline, name beneath /proc, up to
+// maxCmdline bytes, as its arguments; cut says there was more.
+func readCmdline(fs procfs, name string) (args []string, cut bool) {
+	fd, err := fs.open(name, unix.O_RDONLY)
 	if err != nil {
 		return nil, false
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	buf := make([]byte, maxCmdline+1)
 	n := 0
 	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err != nil || m == 0 {
+		m, err := unix.Read(fd, buf[n:])
+		if err != nil || m <= 0 {
 			break
 		}
+		n += m
 	}
 	if n > maxCmdline {
 		n, cut = maxCmdline, true

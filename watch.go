@@ -315,6 +315,7 @@ func (w *watcher) Read(buf []byte) (int, error) {
 func (w *watcher) Close() error {
 	if w.fan != nil {
 		unix.Close(w.fan.fd)
+		unix.Close(w.fan.proc.root)
 	}
 	return unix.Close(w.fd)
 }
