@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,16 +41,28 @@ func byPid(m mail, pid int) string {
 func heldShell(t *testing.T, wrap []string, script string) (pid int, release func()) {
 	t.Helper()
 	argv := append(append([]string{}, wrap...), "sh", "-c", script+"\nread line")
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd, release := startHeld(t, argv, nil)
+	return cmd.Process.Pid, release
+}
+
+// startHeld starts argv, after prepare (when not nil) has set up its
+// command, with a pipe on its standard input that release, or the test's
+// end, closes: a program that reads it lives until then.
+func startHeld(t *testing.T, argv []string, prepare func(*exec.Cmd)) (cmd *exec.Cmd, release func()) {
+	t.Helper()
+	cmd = exec.Command(argv[0], argv[1:]...)
 	in, err := cmd.StdinPipe()
 	must(t, err)
+	if prepare != nil {
+		prepare(cmd)
+	}
 	must(t, cmd.Start())
 	release = func() {
 		in.Close()
 		cmd.Wait()
 	}
 	t.Cleanup(release)
-	return cmd.Process.Pid, release
+	return cmd, release
 }
 
 func TestByShell(t *testing.T) {
@@ -273,15 +286,11 @@ func buildC(t *testing.T, name string) string {
 // program lives until the test ends (its standard input is closed then).
 func heldProgram(t *testing.T, argv ...string) (pid int, line string) {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	in, err := cmd.StdinPipe()
-	must(t, err)
-	out, err := cmd.StdoutPipe()
-	must(t, err)
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Wait()
+	var out io.Reader
+	cmd, _ := startHeld(t, argv, func(cmd *exec.Cmd) {
+		var err error
+		out, err = cmd.StdoutPipe()
+		must(t, err)
 	})
 	var b strings.Builder
 	buf := make([]byte, 1)
@@ -295,28 +304,28 @@ func heldProgram(t *testing.T, argv ...string) (pid int, line string) {
 }
 
 // A thread has credentials of its own: a root thread writes while the
-// first thread, whose credentials /proc/PID/status shows, is nobody.
-func TestByThreadsOfOtherUsers(t *testing.T) {
+// first thread, whose credentials /proc/PID/status shows, is nobody
+// (setuid). A process whose first thread exited writes through another
+// (leader-exits): it is alive, and its program and command line are read
+// through that thread.
+func TestByThreads(t *testing.T) {
 	bin := buildC(t, "threads")
-	r, f := startOnFile(t)
-	pid, _ := heldProgram(t, bin, f, "setuid")
-	m := r.waitReport(f, "change")
-	by := byPid(m, pid)
-	if !strings.Contains(by, " uid=65534(nobody) thread_uids=65534(nobody),0(root) ") {
-		t.Errorf("By: %q; want uid=65534(nobody) with thread_uids=65534(nobody),0(root):\n%s", by, m.Body)
-	}
-}
-
-// A process whose first thread exited writes through another: it is
-// alive, and its program and command line are read through that thread.
-func TestByFirstThreadExited(t *testing.T) {
-	bin := buildC(t, "threads")
-	r, f := startOnFile(t)
-	pid, _ := heldProgram(t, bin, f, "leader-exits")
-	m := r.waitReport(f, "change")
-	by := byPid(m, pid)
-	if strings.Contains(by, "(exited)") || !strings.Contains(by, " exe="+bin+" ") || !strings.Contains(by, ` cmdline="`+bin+" "+f+` leader-exits"`) {
-		t.Errorf("By: %q; want it alive, with exe=%s and its command line:\n%s", by, bin, m.Body)
+	for _, mode := range []string{"setuid", "leader-exits"} {
+		t.Run(mode, func(t *testing.T) {
+			r, f := startOnFile(t)
+			pid, _ := heldProgram(t, bin, f, mode)
+			m := r.waitReport(f, "change")
+			by := byPid(m, pid)
+			want := []string{" exe=" + bin + " ", ` cmdline="` + bin + " " + f + " " + mode + `"`}
+			if mode == "setuid" {
+				want = append(want, " uid=65534(nobody) thread_uids=65534(nobody),0(root) ")
+			}
+			for _, w := range want {
+				if !strings.Contains(by, w) || strings.Contains(by, "(exited)") {
+					t.Errorf("By: %q; want it alive, holding %q:\n%s", by, w, m.Body)
+				}
+			}
+		})
 	}
 }
 
@@ -385,14 +394,7 @@ func TestByProgramMountedOver(t *testing.T) {
 	must(t, exec.Command("mount", "--bind", other, prog).Run())
 	t.Cleanup(func() { exec.Command("umount", prog).Run() })
 	r, f := startOnFile(t)
-	sh := exec.Command(prog, "-c", "echo x >> "+f+"\nread line")
-	in, err := sh.StdinPipe()
-	must(t, err)
-	must(t, sh.Start())
-	t.Cleanup(func() {
-		in.Close()
-		sh.Wait()
-	})
+	sh, _ := startHeld(t, []string{prog, "-c", "echo x >> " + f + "\nread line"}, nil)
 	pid := sh.Process.Pid
 	m := r.waitReport(f, "change")
 	by := byPid(m, pid)
