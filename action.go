@@ -422,12 +422,7 @@ func procStat(pid string) (state byte, pgrp int, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(data[i+1:]))
+	_, f := parseStat(data) // state ppid pgrp ...
 	if len(f) < 3 || len(f[0]) != 1 {
 		return 0, 0, false
 	}

@@ -166,22 +166,31 @@ func benchStorm(b *testing.B, by bool) {
 		writeFile(b, done, "")
 	}()
 	for d.pending[done] == nil {
-		now := time.Now()
-		timeout := time.Duration(-1)
-		if at := r.resumeAt(now); !at.IsZero() {
-			timeout = max(at.Sub(now), 0)
-		}
-		readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
-		if err := d.take(r, readable, fanReadable); err != nil {
+		if err := pump(d, r, -1); err != nil {
 			b.Fatal(err)
 		}
-		d.finishJobs()
-		d.unmark()
 	}
 	b.StopTimer()
 	if len(d.pending) != 1 {
 		b.Fatalf("%d bursts pending, want the one on done", len(d.pending))
 	}
+}
+
+// pump is one turn of the daemon's loop on its event queues, as run
+// does it: wait for events (at most timeout; -1: until there are some,
+// or a storm's pause ends), read and handle them, and take the jobs done.
+func pump(d *daemon, r *eventReader, timeout time.Duration) error {
+	now := time.Now()
+	if at := r.resumeAt(now); !at.IsZero() && (timeout < 0 || at.Sub(now) < timeout) {
+		timeout = max(at.Sub(now), 0)
+	}
+	readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+	if err := d.take(r, readable, fanReadable); err != nil {
+		return err
+	}
+	d.finishJobs()
+	d.unmark()
+	return nil
 }
 
 // BenchmarkStormUnwatched is BenchmarkStorm's file operations alone.

@@ -391,8 +391,7 @@ func TestByProgramMountedOver(t *testing.T) {
 	for _, p := range []string{prog, other} {
 		must(t, exec.Command("cp", "/bin/sh", p).Run())
 	}
-	must(t, exec.Command("mount", "--bind", other, prog).Run())
-	t.Cleanup(func() { exec.Command("umount", prog).Run() })
+	mount(t, "--bind", other, prog)
 	r, f := startOnFile(t)
 	sh, _ := startHeld(t, []string{prog, "-c", "echo x >> " + f + "\nread line"}, nil)
 	pid := sh.Process.Pid

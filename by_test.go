@@ -469,12 +469,7 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no burst on passwd within 10s")
 		}
-		readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), 100*time.Millisecond, true)
-		if err := d.take(r, readable, fanReadable); err != nil {
-			t.Fatal(err)
-		}
-		d.finishJobs()
-		d.unmark()
+		must(t, pump(d, r, 100*time.Millisecond))
 	}
 	// fanotify's events of the write, which may come after inotify's.
 	for {

@@ -15,7 +15,6 @@ import (
 	"hash/maphash"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -175,9 +174,6 @@ func (w *watcher) watchPath(path string, mask uint32) (int, mark, error) {
 	}
 	return wd, w.fan.mark(fd, self, mask), nil
 }
-
-// fdPath returns the name in /proc of famids's descriptor fd.
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // mark marks the inode fd is open on, whose name in /proc is self, for the
 // events of the inotify mask.

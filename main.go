@@ -419,7 +419,6 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 			return err
 		}
 		d.handle(evs)
-		d.flush(time.Now())
 		fanReadable = fanReadable || len(evs) > 0
 		switch {
 		case len(d.quieted) == 0:
@@ -429,6 +428,7 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 			d.unquietAt = time.Now().Add(quietFor)
 		}
 	}
+	d.flush(time.Now())
 	if fanReadable {
 		d.attribute()
 	}
@@ -523,7 +523,6 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.stop()
 			return 1
 		}
-		d.flush(time.Now())
 		d.finishJobs()
 		d.unmark()
 		if len(d.inOrder) > 0 {

@@ -99,6 +99,9 @@ func havePidfs() bool {
 	return unix.Fstatfs(fd, &fs) == nil && fs.Type == pidfsMagic
 }
 
+// fdPath returns the name in /proc of famids's descriptor fd.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
 // procBufSize is the size of the buffer the loop reads /proc into: a
 // /proc/PID/status is about 1.5 KiB.
 const procBufSize = 4096
@@ -236,11 +239,12 @@ func glance(fs procfs, pid int32, buf []byte, names *idNames) (p process, ppid s
 func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames, mntns string) {
 	p := l.snapshot()
 	dir := strconv.Itoa(int(l.pid))
+	buf := make([]byte, procBufSize)
 	p.user = names.user(p.uid)
 	if p.auid != unsetID {
 		p.auser = names.user(p.auid)
 	}
-	p.parents = readParents(fs, ppid, make([]byte, procBufSize))
+	p.parents = readParents(fs, ppid, buf)
 	if ns, err := fs.readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
 		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
 	}
@@ -268,7 +272,7 @@ func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames
 		l.publish(p)
 		return
 	}
-	if stat, err := fs.read(from+"/stat", make([]byte, procBufSize)); err != nil || exitingStat(stat) {
+	if stat, err := fs.read(from+"/stat", buf); err != nil || exitingStat(stat) {
 		// It began to exit since the glance: its memory, and with it the
 		// command line, may have been gone when it was read.
 		p.exited = true

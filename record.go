@@ -243,7 +243,7 @@ func (rc *recorder) readInode(ctx context.Context, j *job, path string, nofollow
 	// What the path resolves to, through whatever symbolic links: a
 	// directory on the way swapped for a link to a copy of it shows.
 	if real == "" {
-		real = readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		real = readlink(fdPath(fd))
 	}
 	if real != "" && real != path {
 		x.Real = real
@@ -295,7 +295,7 @@ func openInode(path string, nofollow, dir bool) (fd int, st unix.Stat_t, err err
 	default:
 		return -1, st, errOtherKind
 	}
-	fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(h), flags, 0)
+	fd, err = unix.Open(fdPath(h), flags, 0)
 	return fd, st, err
 }
 

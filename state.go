@@ -191,7 +191,7 @@ func (k *stateKeeper) unlock() {
 // times of the file it has open, whatever its name leads to now.
 func (k *stateKeeper) touch() {
 	if k.lock != nil {
-		unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(k.lock.Fd())), nil, 0)
+		unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(int(k.lock.Fd())), nil, 0)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,7 +94,7 @@ func untrustedOpen(fd int, name string) string {
 	if why := untrustedDirs(abs); why != "" {
 		return why
 	}
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	real, err := os.Readlink(fdPath(fd))
 	if err != nil || real == abs {
 		return "" // without /proc, the name it was opened by is what there is
 	}
