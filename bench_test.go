@@ -278,10 +278,10 @@ func BenchmarkDigest10000(b *testing.B) {
 		for _, p := range paths {
 			d.report(&burst{path: p, told: true, events: []string{"create"}, entries: []string{dir}, first: time.Now()}, after)
 		}
-		reports, _, _, _ := d.flood.digest(time.Now())
+		reports, _, _, _ := d.out.flood.digest(time.Now())
 		digest = len(reports)
 		for _, p := range paths {
-			delete(d.record, p)
+			d.base.recs.remove(p)
 		}
 	}
 	b.ReportMetric(float64(digest), "digest-bytes")

@@ -9,7 +9,6 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -71,7 +70,7 @@ func (d *daemon) handle(evs []event) {
 		seen = make(map[observation]bool, len(obs))
 	}
 	for _, o := range obs {
-		if !seen[o] && !d.state.owns(o.path) {
+		if !seen[o] && !d.base.owns(o.path) {
 			if seen != nil {
 				seen[o] = true
 			}
@@ -234,12 +233,10 @@ func (d *daemon) compareEntries(e *entry) {
 				}
 				p := filepath.Join(e.Path, n)
 				seen[p] = true
-				_, known := d.record[p]
-				d.observe(observation{path: p, event: "create", entry: e.Path, weak: known})
+				d.observe(observation{path: p, event: "create", entry: e.Path, weak: d.base.has(p)})
 			}
-			prefix := e.Path + "/"
-			for p := range d.record {
-				if !seen[p] && strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
+			for _, p := range d.base.entriesOf(e.Path) {
+				if !seen[p] {
 					d.observe(observation{path: p, event: "delete", entry: e.Path, weak: true})
 				}
 			}
@@ -421,9 +418,9 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		return
 	}
 	if !b.told {
-		before := d.record[b.path]
+		before, _ := d.base.record(b.path)
 		if len(eventDiffers(before, after)) == 0 {
-			d.remember(b.path, after)
+			d.base.remember(b.path, after)
 			d.hashLater(b.path, after, "", "")
 			return
 		}
@@ -449,7 +446,7 @@ func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
 		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, rec) },
 		done: func() {
 			delete(d.hashing, path)
-			cur, known := d.record[path]
+			cur, known := d.base.record(path)
 			if !ok || !known || !sameStat(cur, rec) || d.pending[path] != nil || d.busy[path] {
 				return // it changed meanwhile: another record tells
 			}
@@ -462,7 +459,7 @@ func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
 				return
 			}
 			if cur.SHA256 == digestPending {
-				d.remember(path, now)
+				d.base.remember(path, now)
 			}
 		}})
 }
@@ -498,18 +495,11 @@ func (d *daemon) aliasDir(path string) string {
 // -max-mails a minute, the report and its actions are folded into the
 // minute's digest.
 func (d *daemon) report(b *burst, after attrs) {
-	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.record[b.path], After: after,
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.base.reported(b.path, after), After: after,
 		By: b.by.processes(), ByMore: b.by.more()}
 	// Events came, fanotify's among them, yet none named a process: say
 	// so, rather than let the report pass for one found by comparison.
 	r.ByUnknown = d.w.fan != nil && b.found == "" && len(r.By) == 0
-	if *useSyslog {
-		d.syslog("report: " + r.summary())
-	}
-	if _, ok := d.before[b.path]; !ok {
-		d.before[b.path] = r.Before // the record to go back to, should no report of it be delivered
-	}
-	d.remember(b.path, after)
 	var actions []string
 	if d.actionsOK {
 		for _, p := range b.entries {
@@ -518,54 +508,7 @@ func (d *daemon) report(b *burst, after attrs) {
 			}
 		}
 	}
-	if !d.flood.allow(time.Now()) {
-		d.flood.foldReport(r, actions)
-		return
-	}
-	d.mail.sendMessage(message{Subject: subjectReport, Body: r.body(), Paths: []string{b.path}})
-	for _, a := range actions {
-		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events, by: byEnv(r.By)})
-	}
-}
-
-// sendDigests sends what the minute's flood folded: one digest of reports,
-// with each of their actions run once for all of them, and one of notices.
-func (d *daemon) sendDigests() {
-	reports, paths, actions, notices := d.flood.digest(time.Now())
-	if reports != "" {
-		d.mail.sendMessage(message{Subject: subjectReport, Body: reports, Paths: paths})
-	}
-	for _, t := range actions {
-		d.acts.run(t)
-	}
-	if notices != "" {
-		d.mail.send(subjectNotice, notices)
-	}
-}
-
-// unreport takes back the record a report of path made, when the report
-// could not be delivered: the next start then finds the change again.
-func (d *daemon) unreport(path string) {
-	if a, ok := d.before[path]; ok {
-		if a.Exists {
-			d.record[path] = a
-		} else {
-			delete(d.record, path)
-		}
-	}
-}
-
-// remember records what path is now.
-func (d *daemon) remember(path string, a attrs) {
-	if old, ok := d.record[path]; ok == a.Exists && old.same(a) {
-		return
-	}
-	if a.Exists {
-		d.record[path] = a
-	} else {
-		delete(d.record, path)
-	}
-	d.state.dirty = d.state.file != ""
+	d.out.report(r, actions)
 }
 
 // drain handles the events already queued, so that a change made just

@@ -217,16 +217,12 @@ type daemon struct {
 	pool      *pool
 	slow      *pool // hashes of files over bigFile, one at a time, at the lowest priority
 	procs     *pool // processes looked up (by.go): a command line that never comes back holds no file's record
-	mail      *mailer
-	flood     *flood
-	acts      *actions
+	out       *publisher
 	rec       *recorder
-	log       *logger // with -syslog
 	host      string
 	actionsOK bool
 
-	record  map[string]attrs  // by reported path; a missing key is "absent"
-	before  map[string]attrs  // the record of each path before its last report, until every report is delivered
+	base    *baseline
 	pending map[string]*burst // by reported path
 	busy    map[string]bool   // paths a job is out recording
 	hashing map[string]bool   // paths a hash is out for in the slow lane
@@ -253,8 +249,6 @@ type daemon struct {
 	readingMounts, mountsAgain bool
 	poolAt                     time.Time // when the pool's jobs are looked at again; zero while there are none
 
-	state    stateKeeper
-	started  time.Time
 	stopping bool   // the loop is stopping: no retries, no waiting
 	fatal    string // why famids stops on its own, for the next run
 
@@ -306,13 +300,10 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		pool:      newPool(p.poke),
 		slow:      newPoolOf(p.poke, 1, 1, true),
 		procs:     newPoolOf(p.poke, maxInquiries, maxInquiries, false),
-		mail:      m,
-		flood:     newFlood(*maxMails),
-		acts:      acts,
+		out:       &publisher{mail: m, flood: newFlood(*maxMails), acts: acts},
 		rec:       newRecorder(),
 		host:      host,
-		record:    make(map[string]attrs),
-		before:    make(map[string]attrs),
+		base:      newBaseline(*stateFile),
 		pending:   make(map[string]*burst),
 		busy:      make(map[string]bool),
 		hashing:   make(map[string]bool),
@@ -322,8 +313,6 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		warned:    make(map[string]bool),
 		unwatched: make(map[string][]string),
 		leaseWait: leaseBreakTime() + 2*time.Second,
-		state:     stateKeeper{file: *stateFile},
-		started:   time.Now(),
 		noBy:      noBy,
 		fanBuf:    fanBuf,
 		inquiries: make(map[int32]*inquiry),
@@ -349,11 +338,9 @@ func leaseBreakTime() time.Duration {
 
 // close releases what the daemon holds once it has stopped.
 func (d *daemon) close() {
-	d.state.unlock()
+	d.base.close()
 	d.poll.close()
-	if d.log != nil {
-		d.log.close()
-	}
+	d.out.close()
 }
 
 // start reports the configuration's problems, sets every watch and
@@ -370,7 +357,7 @@ func (d *daemon) start(problems []problem) {
 	}
 	if *useSyslog {
 		var err error
-		if d.log, err = newLogger(); err != nil {
+		if d.out.log, err = newLogger(); err != nil {
 			msg := fmt.Sprintf("-syslog: the system logger cannot be reached: %s; famids tries again, and mails as ever", quoteIfNeeded(err.Error()))
 			fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
 			d.notice(msg)
@@ -379,7 +366,7 @@ func (d *daemon) start(problems []problem) {
 	if len(invalid) > 0 {
 		d.notice(fmt.Sprintf("%d invalid line(s) in %s skipped; the rest is watched", len(invalid), quoteIfNeeded(d.cfg.File)), invalid...)
 	}
-	if err := d.mail.check(); err != nil {
+	if err := d.out.mail.check(); err != nil {
 		// Said now, not at the first report: it is what reports go through.
 		msg := fmt.Sprintf("-mail %s: %s; reports are written to standard error until it can be run", quoteIfNeeded(*mailCommand), quoteIfNeeded(err.Error()))
 		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
@@ -391,10 +378,10 @@ func (d *daemon) start(problems []problem) {
 		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
 		d.syslog("notice: " + msg)
 	}
-	prev := d.loadState()
+	prev := d.base.load(d.notice)
 	fresh := func(string) bool { return true } // a first start: everything is recorded
 	if prev != nil {
-		d.adopt(prev)
+		d.base.adopt(prev, func(p string) bool { return prev.watched(p) && len(d.cfg.owners(p)) > 0 })
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
 	d.readMountTable()
@@ -448,7 +435,7 @@ func (d *daemon) startedUp(*scan) {
 	if *verifyEvery > 0 {
 		d.verifyAt = time.Now().Add(*verifyEvery)
 	}
-	if d.mail.idle() {
+	if d.out.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered
 	fitMemoryLimit()
@@ -479,12 +466,12 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
 	var saveAt time.Time // the state is saved at most once a second
 	var beatAt time.Time // the state file says famids is alive
-	if d.state.file != "" {
+	if d.base.kept() {
 		beatAt = time.Now().Add(heartbeatEvery)
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.flood.due(), d.watchErrsAt, d.orderAt(), d.unquietAt)
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.out.digestsDue(), d.watchErrsAt, d.orderAt(), d.unquietAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -497,7 +484,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			time.Sleep(min(left, timeout))
 			readable, fanReadable = true, true // what piled up meanwhile
 		} else {
-			if !d.mail.idle() {
+			if !d.out.idle() {
 				// Let the mailer's goroutine take what was just sent on
 				// this thread, before it sleeps in poll: a report printed
 				// with -stdout then goes out at once.
@@ -530,22 +517,22 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		}
 
 		now = time.Now()
-		if len(d.before) > 0 && d.mail.idle() {
-			d.before = make(map[string]attrs) // every report is delivered
+		if d.out.idle() {
+			d.base.delivered()
 		}
 		switch {
-		case !d.state.dirty || !d.ready:
+		case !d.base.dirty || !d.ready:
 			saveAt = time.Time{}
 		case saveAt.IsZero():
 			saveAt = now.Add(time.Second)
-		case !now.Before(saveAt) && d.mail.idle():
+		case !now.Before(saveAt) && d.out.idle():
 			d.save(false)
 			saveAt = time.Time{}
 		case !now.Before(saveAt):
 			saveAt = now.Add(time.Second) // once what was reported is delivered
 		}
 		if !beatAt.IsZero() && !now.Before(beatAt) {
-			d.state.touch()
+			d.base.touch()
 			beatAt = now.Add(heartbeatEvery)
 		}
 		if end := d.suspensionEnd(); !end.IsZero() && !now.Before(end) {
@@ -562,8 +549,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		if len(d.arming) == 0 && d.ready && !now.Before(d.watchErrsAt) {
 			d.noticeWatchErrors() // once the arms of a moment are all done
 		}
-		if due := d.flood.due(); !due.IsZero() && !now.Before(due) {
-			d.sendDigests()
+		if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
+			d.out.sendDigests()
 		}
 	}
 }
@@ -768,14 +755,21 @@ func (d *daemon) stop() {
 	for _, p := range slices.Sorted(maps.Keys(d.busy)) {
 		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
 	}
-	d.sendDigests()
-	d.acts.stop()
-	for _, m := range d.mail.close(begin.Add(stopWithin)) {
+	d.out.sendDigests()
+	for _, m := range d.out.stop(begin.Add(stopWithin)) {
 		for _, p := range m.Paths {
-			d.unreport(p) // found again at the next start
+			d.base.unreport(p) // found again at the next start
 		}
 	}
 	d.save(true)
+}
+
+// save writes the baseline to the state file; clean says famids is
+// stopping because it was told to.
+func (d *daemon) save(clean bool) {
+	if err := d.base.save(clean, d.fatal, namesOf(d.cfg.Entries)); err != nil {
+		d.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
+	}
 }
 
 // sortBursts orders bursts by their first event, then by path, so that

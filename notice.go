@@ -17,22 +17,12 @@ import (
 // notice sends famids's own news; past -max-mails a minute, it is folded
 // into the minute's digest of notices.
 func (d *daemon) notice(summary string, details ...string) {
-	body := noticeBody(summary, details...)
-	d.syslog("notice: " + summary)
-	if !d.flood.allow(time.Now()) {
-		d.flood.foldNotice(body)
-		return
-	}
-	d.mail.send(subjectNotice, body)
+	d.out.notice(notice{Summary: summary, Details: details})
 }
 
 // syslog logs one line with -syslog; it never waits for the system
 // logger.
-func (d *daemon) syslog(line string) {
-	if d.log != nil {
-		d.log.log(line)
-	}
-}
+func (d *daemon) syslog(line string) { d.out.syslog(line) }
 
 // warnOnce writes msg on standard error unless it already did.
 func (d *daemon) warnOnce(msg string) {

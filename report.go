@@ -193,6 +193,15 @@ func (r *report) summary() string {
 	return s
 }
 
+// A notice is famids's own news: what happened to famids, rather than
+// to a watched path.
+type notice struct {
+	Summary string
+	Details []string
+}
+
+func (n *notice) body() string { return noticeBody(n.Summary, n.Details...) }
+
 // noticeBody formats famids's own news: a one-line summary, then details.
 func noticeBody(summary string, details ...string) string {
 	var b strings.Builder

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -222,9 +221,9 @@ func (d *daemon) startScan(s *scan) {
 		return
 	}
 	d.scans[s.kind] = s
-	s.queue = slices.Sorted(maps.Keys(d.record))
+	s.queue = d.base.paths()
 	for _, e := range d.cfg.Entries {
-		if _, recorded := d.record[e.Path]; !recorded {
+		if !d.base.has(e.Path) {
 			s.queue = append(s.queue, e.Path)
 		}
 		if _, dir := d.w.kind(e.Path); dir {
@@ -248,7 +247,7 @@ func (d *daemon) listForScan(s *scan, e *entry) {
 				slices.Sort(names)
 				for _, n := range names {
 					p := filepath.Join(e.Path, n)
-					if _, recorded := d.record[p]; e.matches(n) && !recorded {
+					if e.matches(n) && !d.base.has(p) {
 						s.queue = append(s.queue, p) // those with a record are in it already
 					}
 				}
@@ -277,7 +276,7 @@ func (d *daemon) feedScan(s *scan) {
 		for len(paths) < scanBatchSize && len(s.queue) > 0 {
 			p := s.queue[0]
 			s.queue = s.queue[1:]
-			if d.pending[p] != nil || d.busy[p] || d.state.owns(p) || s.only != nil && !s.only(p) {
+			if d.pending[p] != nil || d.busy[p] || d.base.owns(p) || s.only != nil && !s.only(p) {
 				continue
 			}
 			d.busy[p] = true
@@ -299,7 +298,7 @@ func (d *daemon) handBatch(s *scan, paths []string) {
 	s.out++
 	looks := make([]look, len(paths))
 	for i, p := range paths {
-		if a, ok := d.record[p]; ok && s.trust {
+		if a, ok := d.base.record(p); ok && s.trust {
 			looks[i].prev = &a
 		}
 		looks[i].dir = d.aliasDir(p)
@@ -327,14 +326,14 @@ func (d *daemon) scanned(s *scan, path string, after attrs) {
 	if after.cut {
 		return // famids is stopping
 	}
-	before, known := d.record[path]
+	before, known := d.base.record(path)
 	fresh := !known && s.fresh != nil && s.fresh(path)
 	if b := d.pending[path]; b != nil {
 		// An event came meanwhile: its report tells what differs. A
 		// path without a record takes this one, and the event is
 		// compared with it, as it may be in it already.
 		if fresh {
-			d.remember(path, after)
+			d.base.remember(path, after)
 			b.told, b.events = false, nil
 		}
 		return
@@ -359,10 +358,10 @@ func (d *daemon) scanned(s *scan, path string, after attrs) {
 	diff := differs(before, after)
 	switch {
 	case fresh, len(diff) == 0:
-		d.remember(path, after)
+		d.base.remember(path, after)
 	case s.found == "":
 		s.diffs = append(s.diffs, difference{path, changeEvent(before, after), before, after})
-		d.remember(path, after)
+		d.base.remember(path, after)
 	default:
 		b := &burst{path: path, told: true, events: []string{changeEvent(before, after)},
 			entries: entryPaths(d.cfg.owners(path)), found: s.found, first: time.Now()}
@@ -398,13 +397,6 @@ func (d *daemon) scanStep(s *scan) {
 	if s.again {
 		d.startScan(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, then: s.then})
 	}
-}
-
-// adopt takes the previous run's record as this run's, less what is no
-// longer watched: a large record is not held twice.
-func (d *daemon) adopt(prev *state) {
-	maps.DeleteFunc(prev.Records, func(p string, _ attrs) bool { return !prev.watched(p) || len(d.cfg.owners(p)) == 0 })
-	d.record, prev.Records = prev.Records, nil
 }
 
 // fullHashEvery is how often a verification hashes every file, whatever
@@ -506,11 +498,7 @@ func (d *daemon) reload() {
 	}
 	// Forget what no entry reports on any more; record what is newly
 	// reported on, as it is now, once its entry is armed.
-	for p := range d.record {
-		if len(cfg.owners(p)) == 0 {
-			d.remember(p, attrs{})
-		}
-	}
+	d.base.forget(func(p string) bool { return len(cfg.owners(p)) > 0 })
 	for p := range d.pending {
 		if len(cfg.owners(p)) == 0 {
 			delete(d.pending, p)
@@ -546,7 +534,7 @@ func (d *daemon) reload() {
 	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed, %d changed\n", quoteIfNeeded(file), len(added), len(removed), len(changed))
 	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed, %d changed", quoteIfNeeded(file), len(added), len(removed), len(changed)), details...)
 	d.checkConfigSecurity()
-	d.state.dirty = d.state.file != "" // the entries changed
+	d.base.changed() // the entries changed
 	fitMemoryLimit()
 }
 

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,98 +193,6 @@ func (k *stateKeeper) touch() {
 	}
 }
 
-// loadState opens the state kept by the previous run and reports on it: an
-// unclean stop, a fatal error, or a file that cannot be used. It returns
-// nil when there is no previous state to compare with. Before anything
-// else, it marks the file as written by a run that has not stopped yet, so
-// that a kill even during start-up is seen by the next run.
-func (d *daemon) loadState() *state {
-	k := &d.state
-	if k.file == "" {
-		return nil
-	}
-	if err := k.open(); err != nil {
-		msg := quoteIfNeeded(err.Error())
-		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %s\n", msg)
-		switch {
-		case errors.Is(err, errUntrustedDir):
-			d.notice("no baseline is kept between runs: "+msg,
-				"famids writes its state there as root: whoever can write into that directory could make it overwrite another file.",
-				"Make the state directory, and every directory above it, owned by root and not writable by group or others, then restart famids.")
-		case errors.Is(err, errNoStateDir):
-			// A warning only: famids run by hand by a user, say.
-		default:
-			d.notice("no baseline is kept between runs: "+msg,
-				"What changes while famids is not running cannot be told at the next start.")
-		}
-		k.file = ""
-		return nil
-	}
-	prev, err := loadState(k.file)
-	switch {
-	case err != nil:
-		msg := quoteIfNeeded(err.Error()) // it may hold what the file holds
-		fmt.Fprintf(os.Stderr, "famids: %s; recording a new baseline\n", msg)
-		d.notice("the state file cannot be used; a new baseline is recorded", msg,
-			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
-	case prev == nil && k.used:
-		fmt.Fprintf(os.Stderr, "famids: %s is missing; recording a new baseline\n", quoteIfNeeded(k.file))
-		d.notice("the state file is missing; a new baseline is recorded",
-			fmt.Sprintf("%s is gone, though %s.lock shows that a famids kept its state there before.", quoteIfNeeded(k.file), quoteIfNeeded(k.file)),
-			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
-	case prev == nil:
-		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", quoteIfNeeded(k.file))
-	case prev.Error != "" && (k.mark == "" || k.markPID() == prev.PID):
-		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, quoteIfNeeded(string(prev.Error)))
-		d.notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
-			"Error: "+quoteIfNeeded(string(prev.Error)), "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
-	case !prev.Clean || k.mark != "":
-		alive := k.alive
-		if alive.Before(prev.Saved) {
-			alive = prev.Saved
-		}
-		pid := prev.PID
-		if k.mark != "" {
-			pid = k.markPID() // the run that marked, which may not have saved
-		}
-		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", pid)
-		d.notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", pid, alive.UTC().Format(time.RFC3339)),
-			"It was killed, crashed, or the machine lost power.",
-			"Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
-	}
-	if err != nil {
-		return nil
-	}
-	return prev
-}
-
-// save writes the record to the state file; clean says famids is stopping
-// because it was told to.
-func (d *daemon) save(clean bool) {
-	k := &d.state
-	if k.file == "" {
-		return
-	}
-	s := &state{
-		Version: stateVersion,
-		PID:     os.Getpid(),
-		Started: d.started,
-		Saved:   time.Now(),
-		Clean:   clean,
-		Error:   exact(d.fatal),
-		Watched: namesOf(d.cfg.Entries),
-		Records: d.record,
-	}
-	if err := saveState(k.file, s); err != nil {
-		d.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
-		return
-	}
-	k.dirty = false
-	if clean && d.fatal == "" {
-		k.setMark("")
-	}
-}
-
 // stateVersion is the version of the state file's format. Version 1
 // kept names as JSON strings, which cannot hold invalid UTF-8, and did not
 // record flags and extended attributes: its records are read and compared
@@ -297,14 +203,14 @@ const stateVersion = 2
 // recorded of each watched path, and whether the run that wrote it stopped
 // cleanly.
 type state struct {
-	Version int              `json:"version"`
-	PID     int              `json:"pid"`
-	Started time.Time        `json:"started"`
-	Saved   time.Time        `json:"saved"`
-	Clean   bool             `json:"clean"`           // written by a run that stopped cleanly
-	Error   exact            `json:"error,omitempty"` // why that run stopped on its own
-	Watched entryNames       `json:"watched"`         // the entries
-	Records map[string]attrs `json:"-"`               // streamed last, one by one: there may be many
+	Version int        `json:"version"`
+	PID     int        `json:"pid"`
+	Started time.Time  `json:"started"`
+	Saved   time.Time  `json:"saved"`
+	Clean   bool       `json:"clean"`           // written by a run that stopped cleanly
+	Error   exact      `json:"error,omitempty"` // why that run stopped on its own
+	Watched entryNames `json:"watched"`         // the entries
+	Records memRecords `json:"-"`               // read last, one by one: there may be many
 
 	legacy bool // read from a file of version 1
 }
@@ -541,7 +447,7 @@ func (s *state) mangled(path string) bool {
 // decodeState reads a state as encodeState writes it, one record at a
 // time, so that a large state is never held twice in memory.
 func decodeState(dec *json.Decoder) (*state, error) {
-	s := &state{Records: make(map[string]attrs)}
+	s := &state{Records: make(memRecords)}
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
 	}
@@ -587,7 +493,7 @@ func decodeState(dec *json.Decoder) (*state, error) {
 	return s, nil
 }
 
-func decodeRecords(dec *json.Decoder, records map[string]attrs) error {
+func decodeRecords(dec *json.Decoder, records memRecords) error {
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
@@ -620,9 +526,9 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 	return nil
 }
 
-// encodeState writes s as JSON: the header, then the records one by one,
-// in the order of their paths.
-func encodeState(w io.Writer, s *state) error {
+// encodeState writes s as JSON, with recs as its records: the header,
+// then the records one by one, in the order of their paths.
+func encodeState(w io.Writer, s *state, recs records) error {
 	head, err := json.Marshal(s) // without the records
 	if err != nil {
 		return err
@@ -631,14 +537,16 @@ func encodeState(w io.Writer, s *state) error {
 	bw.Write(head[:len(head)-1]) // open, for the records
 	bw.WriteString(`,"records":{`)
 	var b []byte
-	for i, p := range slices.Sorted(maps.Keys(s.Records)) {
+	first := true
+	for p, a := range recs.all() {
 		b = b[:0]
-		if i > 0 {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = appendJSONString(b, encodeExact(p))
 		b = append(b, ':')
-		b = s.Records[p].appendJSON(b)
+		b = a.appendJSON(b)
 		bw.Write(b)
 	}
 	bw.WriteString("}}\n")
@@ -731,12 +639,12 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(b, s[start:]...), '"')
 }
 
-// saveState writes s to file atomically: to a temporary file in the same
+// saveState writes s, with recs as its records, to file atomically: to a temporary file in the same
 // directory, synced, then renamed over file, and the directory synced, so
 // that a crash at any moment leaves either the old file or the new one. A
 // temporary file left by a crash is never read, and is replaced by the next
 // save.
-func saveState(file string, s *state) error {
+func saveState(file string, s *state, recs records) error {
 	dir := filepath.Dir(file)
 	tmp := file + ".tmp"
 	// A new file of its own, never one left there, nor what a link left
@@ -748,7 +656,7 @@ func saveState(file string, s *state) error {
 	if err != nil {
 		return err
 	}
-	if err := encodeState(f, s); err != nil {
+	if err := encodeState(f, s, recs); err != nil {
 		f.Close()
 		return err
 	}

@@ -32,7 +32,7 @@ func TestStateRoundTrip(t *testing.T) {
 			"/dir":         {Exists: true, Type: "dir", Mode: 0o755, Mtime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Inode: 7, Links: 2},
 		},
 	}
-	must(t, saveState(file, s))
+	must(t, saveState(file, s, s.Records))
 	got, err := loadState(file)
 	must(t, err)
 	if !reflect.DeepEqual(got, s) {
@@ -69,7 +69,7 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.json")
 	old := &state{Version: stateVersion, PID: 1, Clean: true, Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
-	must(t, saveState(file, old))
+	must(t, saveState(file, old, old.Records))
 	writeFile(t, file+".tmp", `{"version":1,"pid":2,"rec`) // the crash
 	got, err := loadState(file)
 	must(t, err)
@@ -77,7 +77,7 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 		t.Errorf("after a crash mid-save, loaded %+v; want the old state", got)
 	}
 	newer := &state{Version: stateVersion, PID: 3, Records: map[string]attrs{}}
-	must(t, saveState(file, newer))
+	must(t, saveState(file, newer, newer.Records))
 	got, err = loadState(file)
 	must(t, err)
 	if got.PID != 3 {
@@ -96,7 +96,7 @@ func TestStartMarksStateUnclean(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state.json")
 	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
 		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
-	must(t, saveState(file, prev))
+	must(t, saveState(file, prev, prev.Records))
 	// said stops the daemon's mailer and returns what it printed.
 	newDaemonAt := func() (*daemon, func() string) {
 		var out bytes.Buffer
@@ -108,14 +108,14 @@ func TestStartMarksStateUnclean(t *testing.T) {
 			d.w.Close()
 			d.poll.close()
 		})
-		d.state.file = file
+		d.base.keeper.file = file
 		return d, func() string {
 			m.close(time.Now().Add(waitFor))
 			return out.String()
 		}
 	}
 	d, said := newDaemonAt()
-	if got := d.loadState(); got == nil || got.PID != 1 {
+	if got := d.base.load(d.notice); got == nil || got.PID != 1 {
 		t.Fatalf("loadState = %+v, want the previous run's state", got)
 	}
 	if out := said(); out != "" {
@@ -126,15 +126,15 @@ func TestStartMarksStateUnclean(t *testing.T) {
 	if want := fmt.Sprintf("pid %d running since ", os.Getpid()); !strings.HasPrefix(string(mark), want) {
 		t.Errorf("the lock file says %q, want %q...", mark, want)
 	}
-	d.state.unlock() // killed: the mark stays
+	d.base.close() // killed: the mark stays
 
 	d, said = newDaemonAt()
-	d.loadState()
+	d.base.load(d.notice)
 	if out, want := said(), fmt.Sprintf("Notice: the previous famids (pid %d) did not stop cleanly", os.Getpid()); !strings.Contains(out, want) {
 		t.Errorf("after a kill during start-up, famids says:\n%s\nwant %q", out, want)
 	}
 	d.save(true)
-	d.state.unlock()
+	d.base.close()
 	if mark, _ := os.ReadFile(file + ".lock"); len(mark) != 0 {
 		t.Errorf("the lock file says %q after a clean stop, want nothing", mark)
 	}
@@ -173,7 +173,7 @@ func TestStateKeepsNamesByteForByte(t *testing.T) {
 		s.Records[n] = attrs{Exists: true, Type: "symlink", Inode: uint64(i + 1),
 			Ext: &extended{Link: n + "\xc3", SELinux: "u:r:\xfft", Xattrs: `"user.\xff":00000000`}}
 	}
-	must(t, saveState(file, s))
+	must(t, saveState(file, s, s.Records))
 	got, err := loadState(file)
 	must(t, err)
 	if got.Error != s.Error || !reflect.DeepEqual(got.Watched, s.Watched) || len(got.Records) != len(s.Records) {
@@ -222,8 +222,9 @@ func TestStateVersion1(t *testing.T) {
 // and loads back the same, never panic.
 func FuzzDecodeState(f *testing.F) {
 	var seed bytes.Buffer
-	encodeState(&seed, &state{Version: stateVersion, PID: 1, Error: "x\xff", Watched: entryNames{"/d\xfe": {"n"}},
-		Records: map[string]attrs{"/d/\xed": {Exists: true, Type: "file", SHA256: strings.Repeat("ab", 32), Ext: &extended{Link: "\xff"}}}})
+	seedState := &state{Version: stateVersion, PID: 1, Error: "x\xff", Watched: entryNames{"/d\xfe": {"n"}},
+		Records: memRecords{"/d/\xed": {Exists: true, Type: "file", SHA256: strings.Repeat("ab", 32), Ext: &extended{Link: "\xff"}}}}
+	encodeState(&seed, seedState, seedState.Records)
 	f.Add(seed.Bytes())
 	f.Add([]byte(`{"version":1,"records":{"/x":{"exists":true}}}`))
 	f.Add([]byte(`{"version":2,"records":{"\u0000!!":{}}}`))
@@ -234,7 +235,7 @@ func FuzzDecodeState(f *testing.F) {
 			return
 		}
 		var out bytes.Buffer
-		if err := encodeState(&out, s); err != nil {
+		if err := encodeState(&out, s, s.Records); err != nil {
 			t.Fatalf("a decoded state does not encode: %v", err)
 		}
 		again, err := decodeState(json.NewDecoder(bytes.NewReader(out.Bytes())))
@@ -262,7 +263,7 @@ func TestPlantedLinksAreNotFollowed(t *testing.T) {
 
 	// state.json.tmp as a symbolic link: removed, and a file made anew.
 	must(t, os.Symlink(victim, file+".tmp"))
-	must(t, saveState(file, &state{Version: stateVersion, PID: 1, Records: map[string]attrs{}}))
+	must(t, saveState(file, &state{Version: stateVersion, PID: 1}, memRecords{}))
 	if s, err := loadState(file); err != nil || s.PID != 1 {
 		t.Errorf("after a save over a planted .tmp link: %+v, %v", s, err)
 	}

@@ -1,0 +1,274 @@
+package main
+
+// The baseline: what famids last recorded of each path it reports on, so
+// that a change is told as what differs from it. It is kept between runs
+// in the state file (state.go), and a report's record is taken back when
+// the report cannot be delivered, so that the next start finds the
+// change again.
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A records is where the baseline keeps one record per path. The rest of
+// famids sees records only through the baseline, and the baseline only
+// through this interface: a store on disk can take the map's place.
+type records interface {
+	get(path string) (attrs, bool)
+	put(path string, a attrs)
+	remove(path string)
+	len() int
+	// all yields every record in the byte order of its path. Records
+	// may not be put or removed while it runs.
+	all() iter.Seq2[string, attrs]
+}
+
+// memRecords keeps records in memory, by path.
+type memRecords map[string]attrs
+
+func (m memRecords) get(path string) (attrs, bool) { a, ok := m[path]; return a, ok }
+func (m memRecords) put(path string, a attrs)      { m[path] = a }
+func (m memRecords) remove(path string)            { delete(m, path) }
+func (m memRecords) len() int                      { return len(m) }
+
+func (m memRecords) all() iter.Seq2[string, attrs] {
+	return func(yield func(string, attrs) bool) {
+		for _, p := range slices.Sorted(maps.Keys(m)) {
+			if !yield(p, m[p]) {
+				return
+			}
+		}
+	}
+}
+
+// A baseline is the record of every path famids reports on, the record
+// each reported path had before its report until every report is
+// delivered, and the state file that keeps them between runs. Only the
+// event loop's goroutine touches it.
+type baseline struct {
+	recs    records
+	before  map[string]attrs // by path, until every report is delivered
+	keeper  stateKeeper
+	started time.Time
+	dirty   bool // the records changed since they were last saved
+}
+
+// newBaseline returns an empty baseline kept in file ("" for none).
+func newBaseline(file string) *baseline {
+	return &baseline{recs: make(memRecords), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now()}
+}
+
+// record returns the record of path; a path without one is absent.
+func (bl *baseline) record(path string) (attrs, bool) { return bl.recs.get(path) }
+
+// has reports whether path has a record.
+func (bl *baseline) has(path string) bool {
+	_, ok := bl.recs.get(path)
+	return ok
+}
+
+// paths returns every path with a record, in byte order.
+func (bl *baseline) paths() []string {
+	ps := make([]string, 0, bl.recs.len())
+	for p := range bl.recs.all() {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// entriesOf returns the paths with a record directly in directory dir.
+func (bl *baseline) entriesOf(dir string) []string {
+	prefix := dir + "/"
+	var ps []string
+	for p := range bl.recs.all() {
+		if strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// remember records what path is now; a record of an absent path is
+// removed.
+func (bl *baseline) remember(path string, a attrs) {
+	if old, ok := bl.recs.get(path); ok == a.Exists && old.same(a) {
+		return
+	}
+	if a.Exists {
+		bl.recs.put(path, a)
+	} else {
+		bl.recs.remove(path)
+	}
+	bl.changed()
+}
+
+// reported records path as after, for a report, and returns its record
+// before; that one is kept until every report is delivered, to go back to
+// should no report of path be (see unreport).
+func (bl *baseline) reported(path string, after attrs) (before attrs) {
+	before, _ = bl.recs.get(path)
+	if _, ok := bl.before[path]; !ok {
+		bl.before[path] = before
+	}
+	bl.remember(path, after)
+	return before
+}
+
+// delivered says every report made so far is delivered: the records
+// before them are not needed any more.
+func (bl *baseline) delivered() {
+	if len(bl.before) > 0 {
+		bl.before = make(map[string]attrs) // a map keeps the room it grew to
+	}
+}
+
+// unreport takes back the record a report of path made, when the report
+// could not be delivered: the next start then finds the change again.
+func (bl *baseline) unreport(path string) {
+	a, ok := bl.before[path]
+	if !ok {
+		return
+	}
+	if a.Exists {
+		bl.recs.put(path, a)
+	} else {
+		bl.recs.remove(path)
+	}
+}
+
+// forget removes the record of every path keep refuses.
+func (bl *baseline) forget(keep func(path string) bool) {
+	var gone []string
+	for p := range bl.recs.all() {
+		if !keep(p) {
+			gone = append(gone, p)
+		}
+	}
+	for _, p := range gone {
+		bl.remember(p, attrs{})
+	}
+}
+
+// changed says the baseline is to be saved: its records, or the entries
+// it is of, changed.
+func (bl *baseline) changed() { bl.dirty = bl.keeper.file != "" }
+
+// owns reports whether path is one of the state file's own, whose changes
+// are famids's doing.
+func (bl *baseline) owns(path string) bool { return bl.keeper.owns(path) }
+
+// kept reports whether the baseline is kept between runs.
+func (bl *baseline) kept() bool { return bl.keeper.file != "" }
+
+// touch says famids is alive, in the state file's lock.
+func (bl *baseline) touch() { bl.keeper.touch() }
+
+// close lets go of the state file's lock.
+func (bl *baseline) close() { bl.keeper.unlock() }
+
+// load opens the state kept by the previous run and tells, through
+// notice, what is wrong with it: an unclean stop, a fatal error, or a file
+// that cannot be used. It returns nil when there is no previous state to
+// compare with. Before anything else, it marks the file as written by a
+// run that has not stopped yet, so that a kill even during start-up is
+// seen by the next run.
+func (bl *baseline) load(notice func(summary string, details ...string)) *state {
+	k := &bl.keeper
+	if k.file == "" {
+		return nil
+	}
+	if err := k.open(); err != nil {
+		msg := quoteIfNeeded(err.Error())
+		fmt.Fprintf(os.Stderr, "famids: warning: no baseline is kept between runs: %s\n", msg)
+		switch {
+		case errors.Is(err, errUntrustedDir):
+			notice("no baseline is kept between runs: "+msg,
+				"famids writes its state there as root: whoever can write into that directory could make it overwrite another file.",
+				"Make the state directory, and every directory above it, owned by root and not writable by group or others, then restart famids.")
+		case errors.Is(err, errNoStateDir):
+			// A warning only: famids run by hand by a user, say.
+		default:
+			notice("no baseline is kept between runs: "+msg,
+				"What changes while famids is not running cannot be told at the next start.")
+		}
+		k.file = ""
+		return nil
+	}
+	prev, err := loadState(k.file)
+	switch {
+	case err != nil:
+		msg := quoteIfNeeded(err.Error()) // it may hold what the file holds
+		fmt.Fprintf(os.Stderr, "famids: %s; recording a new baseline\n", msg)
+		notice("the state file cannot be used; a new baseline is recorded", msg,
+			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
+	case prev == nil && k.used:
+		fmt.Fprintf(os.Stderr, "famids: %s is missing; recording a new baseline\n", quoteIfNeeded(k.file))
+		notice("the state file is missing; a new baseline is recorded",
+			fmt.Sprintf("%s is gone, though %s.lock shows that a famids kept its state there before.", quoteIfNeeded(k.file), quoteIfNeeded(k.file)),
+			"What changed while famids was not running cannot be told. Check the watched files by other means (dpkg --verify, rpm -Va).")
+	case prev == nil:
+		fmt.Fprintf(os.Stderr, "famids: no state in %s yet; recording the baseline\n", quoteIfNeeded(k.file))
+	case prev.Error != "" && (k.mark == "" || k.markPID() == prev.PID):
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) stopped on an error: %s\n", prev.PID, quoteIfNeeded(string(prev.Error)))
+		notice(fmt.Sprintf("the previous famids (pid %d) stopped on an error at %s", prev.PID, prev.Saved.UTC().Format(time.RFC3339)),
+			"Error: "+quoteIfNeeded(string(prev.Error)), "Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+	case !prev.Clean || k.mark != "":
+		alive := k.alive
+		if alive.Before(prev.Saved) {
+			alive = prev.Saved
+		}
+		pid := prev.PID
+		if k.mark != "" {
+			pid = k.markPID() // the run that marked, which may not have saved
+		}
+		fmt.Fprintf(os.Stderr, "famids: the previous famids (pid %d) did not stop cleanly\n", pid)
+		notice(fmt.Sprintf("the previous famids (pid %d) did not stop cleanly; last known alive at %s", pid, alive.UTC().Format(time.RFC3339)),
+			"It was killed, crashed, or the machine lost power.",
+			"Every watched path is compared with what it recorded; differences follow in reports with \"Found: "+foundAtStart+"\".")
+	}
+	if err != nil {
+		return nil
+	}
+	return prev
+}
+
+// adopt takes the previous run's records as this run's, less those keep
+// refuses: a large record is not held twice.
+func (bl *baseline) adopt(prev *state, keep func(path string) bool) {
+	maps.DeleteFunc(prev.Records, func(p string, _ attrs) bool { return !keep(p) })
+	bl.recs, prev.Records = prev.Records, nil
+}
+
+// save writes the baseline to the state file, as a baseline of the
+// entries watched; clean says famids is stopping because it was told to,
+// fatal why it stops on its own.
+func (bl *baseline) save(clean bool, fatal string, watched entryNames) error {
+	k := &bl.keeper
+	if k.file == "" {
+		return nil
+	}
+	s := &state{
+		Version: stateVersion,
+		PID:     os.Getpid(),
+		Started: bl.started,
+		Saved:   time.Now(),
+		Clean:   clean,
+		Error:   exact(fatal),
+		Watched: watched,
+	}
+	if err := saveState(k.file, s, bl.recs); err != nil {
+		return err
+	}
+	bl.dirty = false
+	if clean && fatal == "" {
+		k.setMark("")
+	}
+	return nil
+}
