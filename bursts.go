@@ -183,10 +183,8 @@ const weakSettle = 100 * time.Millisecond
 // observe adds an observation to its path's burst; while events are held,
 // it only counts it.
 func (d *daemon) observe(o observation) {
-	if d.holding {
-		if !o.weak {
-			d.held++
-		}
+	if d.susp.holds() {
+		d.susp.count(o.weak)
 		return
 	}
 	now := time.Now()
@@ -524,8 +522,6 @@ func (d *daemon) drain() {
 // catchUp takes in every event queued until now without reporting it, so
 // that a comparison that follows finds what they would tell, once.
 func (d *daemon) catchUp() {
-	held := d.holding
-	d.holding = true
-	defer func() { d.holding = held }()
+	defer d.susp.hold()()
 	d.drain()
 }

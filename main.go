@@ -241,22 +241,16 @@ type daemon struct {
 	unwatched   map[string][]string // entries with a watch that could not be set, with the errors
 	leaseWait   time.Duration       // how long a file another process holds a lease on may stay unreadable
 
-	ready                      bool               // famids said it is ready: the first comparison is done
-	verifyAt                   time.Time          // when the next verification is due; zero without -verify
-	hashedAll                  time.Time          // when every file was last hashed, whatever its stat said
-	mountAt                    time.Time          // when a change of the mount table is acted on; zero when none is
-	mounts                     map[int]mountPoint // the mount table as last read, by mount id
-	readingMounts, mountsAgain bool
-	poolAt                     time.Time // when the pool's jobs are looked at again; zero while there are none
+	ready     bool      // famids said it is ready: the first comparison is done
+	verifyAt  time.Time // when the next verification is due; zero without -verify
+	hashedAll time.Time // when every file was last hashed, whatever its stat said
+	mounts    mountTable
+	poolAt    time.Time // when the pool's jobs are looked at again; zero while there are none
 
 	stopping bool   // the loop is stopping: no retries, no waiting
 	fatal    string // why famids stops on its own, for the next run
 
-	holding   bool      // events are counted, not reported: suspended, or catching up
-	suspended time.Time // when SIGUSR1 suspended reporting; zero when reporting
-	held      int       // events seen while suspended
-	overflows int       // queue overflows while suspended
-	strayUSR2 time.Time // when a SIGUSR2 came while reporting was on
+	susp suspension
 
 	// Who made a change (by.go), with a fanotify group.
 	noBy          string // why famids cannot tell, without one
@@ -304,6 +298,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		rec:       newRecorder(),
 		host:      host,
 		base:      newBaseline(*stateFile),
+		susp:      suspension{limit: *maxSuspend},
 		pending:   make(map[string]*burst),
 		busy:      make(map[string]bool),
 		hashing:   make(map[string]bool),
@@ -471,7 +466,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.suspensionEnd(), r.resumeAt(now), d.verifyAt, d.mountAt, d.poolAt, d.out.digestsDue(), d.watchErrsAt, d.orderAt(), d.unquietAt)
+		next := earliest(d.nextDeadline(), saveAt, beatAt, d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt, d.out.digestsDue(), d.watchErrsAt, d.orderAt(), d.unquietAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -493,10 +488,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			readable, fanReadable, mounted = d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
 		}
 		if mounted {
-			d.readMountTable() // at once: the mount may be gone by mountAt
-			if d.mountAt.IsZero() {
-				d.mountAt = time.Now().Add(mountSettle)
-			}
+			d.readMountTable() // at once: the mount may be gone when it is acted on
+			d.mounts.changed(time.Now())
 		}
 
 		for _, sig := range signals.take() {
@@ -535,11 +528,10 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.base.touch()
 			beatAt = now.Add(heartbeatEvery)
 		}
-		if end := d.suspensionEnd(); !end.IsZero() && !now.Before(end) {
+		if end := d.susp.end(); !end.IsZero() && !now.Before(end) {
 			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
 		}
-		if !d.mountAt.IsZero() && !now.Before(d.mountAt) {
-			d.mountAt = time.Time{}
+		if d.mounts.due(now) {
 			d.remount()
 		}
 		if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
@@ -639,14 +631,6 @@ func earliest(times ...time.Time) time.Time {
 	return first
 }
 
-// suspensionEnd returns when a suspension ends by itself, or zero.
-func (d *daemon) suspensionEnd() time.Time {
-	if d.suspended.IsZero() {
-		return time.Time{}
-	}
-	return d.suspended.Add(*maxSuspend)
-}
-
 // A signalQueue holds the signals caught, in the order Go's runtime passed
 // them on, until the loop takes them. It never blocks whoever adds to it:
 // os/signal drops a signal its channel has no room for.
@@ -682,30 +666,19 @@ func (d *daemon) forwardSignals(sigs <-chan os.Signal) *signalQueue {
 	return q
 }
 
-// strayWindow is how long after a SIGUSR2 that found reporting on a
-// SIGUSR1 is taken as sent before it. The kernel hands two signals sent
-// back to back to two threads, and Go's runtime may pass the second on
-// first: "kill -USR1; kill -USR2" must leave famids reporting. A SIGUSR2
-// sent on purpose less than a second before a SIGUSR1 is not a thing
-// anyone does; should it happen, famids is left reporting, the safe side.
-const strayWindow = time.Second
-
 // signal acts on a signal; it returns the exit status when famids stops.
 func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
 	switch sig {
 	case syscall.SIGHUP:
 		d.reload()
 	case syscall.SIGUSR1:
-		if !d.strayUSR2.IsZero() && time.Since(d.strayUSR2) < strayWindow {
-			d.strayUSR2 = time.Time{}
+		if d.susp.stray(time.Now()) {
 			fmt.Fprintln(os.Stderr, "famids: SIGUSR1 right after a SIGUSR2 that found reporting on: taken as sent before it; reporting goes on")
 			return 0, false
 		}
 		d.suspend()
 	case syscall.SIGUSR2:
-		if d.suspended.IsZero() {
-			d.strayUSR2 = time.Now()
-		}
+		d.susp.resumeAsked(time.Now())
 		d.resume("on SIGUSR2")
 	default:
 		sdNotify("STOPPING=1")
@@ -730,7 +703,7 @@ const (
 func (d *daemon) stop() {
 	begin := time.Now()
 	d.stopping = true
-	if !d.suspended.IsZero() {
+	if d.susp.suspended() {
 		d.resume("as famids stops")
 	}
 	d.drain()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A mountPoint is one line of /proc/self/mountinfo (proc(5)).
@@ -95,50 +96,100 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
+// A mountTable is the mount table as famids last read it, and when a
+// change of it is to be acted on.
+type mountTable struct {
+	mounts         map[int]mountPoint // by mount id; nil before the first read
+	reading, again bool               // a read is out; another is asked for meanwhile
+	actAt          time.Time          // when a change is acted on; zero when none is
+}
+
+// changed notes a change of the mount table, to act on after mountSettle:
+// a mount seldom comes alone.
+func (t *mountTable) changed(now time.Time) {
+	if t.actAt.IsZero() {
+		t.actAt = now.Add(mountSettle)
+	}
+}
+
+// due reports whether a change is to be acted on by now, and forgets it.
+func (t *mountTable) due(now time.Time) bool {
+	if t.actAt.IsZero() || now.Before(t.actAt) {
+		return false
+	}
+	t.actAt = time.Time{}
+	return true
+}
+
+// next returns when a change is to be acted on, or zero.
+func (t *mountTable) next() time.Time { return t.actAt }
+
+// startRead reports whether a read of the table may start now; when one
+// is out already, another follows it.
+func (t *mountTable) startRead() bool {
+	if t.reading {
+		t.again = true
+		return false
+	}
+	t.reading = true
+	return true
+}
+
+// readDone ends a read; it reports whether another was asked for
+// meanwhile.
+func (t *mountTable) readDone() (again bool) {
+	t.reading = false
+	again, t.again = t.again, false
+	return again
+}
+
+// update takes now as the table, and returns a line for each mount and
+// unmount since the table read before at a path watched says changes what
+// a watched path names.
+func (t *mountTable) update(now map[int]mountPoint, watched func(path string) bool) []string {
+	before := t.mounts
+	t.mounts = now
+	if before == nil {
+		return nil // the first look: nothing to compare with
+	}
+	var lines []string
+	for id, m := range now {
+		if _, ok := before[id]; !ok && watched(m.path) {
+			lines = append(lines, "mounted: "+m.String())
+		}
+	}
+	for id, m := range before {
+		if _, ok := now[id]; !ok && watched(m.path) {
+			lines = append(lines, "unmounted: "+m.String())
+		}
+	}
+	return lines
+}
+
 // readMountTable hands out the job that reads the mount table, and tells
 // of what changed on or above a watched path since it was last read.
 func (d *daemon) readMountTable() {
-	if d.readingMounts {
-		d.mountsAgain = true
+	if !d.mounts.startRead() {
 		return
 	}
-	d.readingMounts = true
 	var now map[int]mountPoint
 	var err error
 	d.hand(&job{path: "/proc/self/mountinfo",
 		work: func(context.Context, *job) { now, err = readMounts() },
 		done: func() {
-			d.readingMounts = false
+			again := d.mounts.readDone()
 			if err == nil {
-				d.mountsChanged(now)
+				d.mountsChanged(d.mounts.update(now, d.onWatched))
 			}
-			if d.mountsAgain {
-				d.mountsAgain = false
+			if again {
 				d.readMountTable()
 			}
 		}})
 }
 
-// mountsChanged compares the mount table now with the one read before,
-// and tells in a notice of each mount and unmount on or above a watched
-// path.
-func (d *daemon) mountsChanged(now map[int]mountPoint) {
-	before := d.mounts
-	d.mounts = now
-	if before == nil {
-		return // the first look: nothing to compare with
-	}
-	var lines []string
-	for id, m := range now {
-		if _, ok := before[id]; !ok && d.onWatched(m.path) {
-			lines = append(lines, "mounted: "+m.String())
-		}
-	}
-	for id, m := range before {
-		if _, ok := now[id]; !ok && d.onWatched(m.path) {
-			lines = append(lines, "unmounted: "+m.String())
-		}
-	}
+// mountsChanged tells in a notice of each mount and unmount on or above
+// a watched path, lines.
+func (d *daemon) mountsChanged(lines []string) {
 	if len(lines) == 0 {
 		return
 	}

@@ -67,7 +67,7 @@ type arming struct {
 // then the comparison that ends the holding tells. One arm of an entry
 // runs at a time; one asked for meanwhile follows it.
 func (d *daemon) arm(e *entry) {
-	d.armWith(e, arming{tell: !d.holding})
+	d.armWith(e, arming{tell: !d.susp.holds()})
 }
 
 // armThen arms e and then runs then. What the path became is left to a
@@ -411,7 +411,7 @@ const fullHashEvery = 24 * time.Hour
 // hashed again when its stat changed, and every file once a day.
 func (d *daemon) verify() {
 	d.retryWatches()
-	if d.holding || !d.ready {
+	if d.susp.holds() || !d.ready {
 		return // the resume, or the start, compares
 	}
 	full := time.Since(d.hashedAll) >= fullHashEvery
@@ -426,7 +426,7 @@ func (d *daemon) verify() {
 // is armed again, then every path compared with its record.
 func (d *daemon) remount() {
 	d.armEntries(d.cfg.Entries, false, func() {
-		if !d.holding && d.ready {
+		if !d.susp.holds() && d.ready {
 			d.startScan(&scan{kind: "mount", found: foundAfterMount, trust: true})
 		}
 	})
@@ -435,8 +435,8 @@ func (d *daemon) remount() {
 // overflow is the kernel's queue overflowing: events were lost, so every
 // entry is armed again and every path compared with its record.
 func (d *daemon) overflow() {
-	if d.holding {
-		d.overflows++ // a comparison follows anyway
+	if d.susp.holds() {
+		d.susp.overflowed() // a comparison follows anyway
 		return
 	}
 	fmt.Fprintln(os.Stderr, "famids: the inotify event queue overflowed; comparing every watched path with its record")
@@ -542,17 +542,13 @@ func (d *daemon) reload() {
 // until SIGUSR2 or -max-suspend. What is pending is reported first. A
 // second SIGUSR1 does not make the suspension longer.
 func (d *daemon) suspend() {
-	if !d.suspended.IsZero() {
+	if d.susp.suspended() {
 		fmt.Fprintln(os.Stderr, "famids: SIGUSR1: reporting is suspended already")
-		d.notice(fmt.Sprintf("still suspended (SIGUSR1 again); the suspension ends by itself at %s as before",
-			d.suspended.Add(*maxSuspend).UTC().Format(time.RFC3339)),
-			fmt.Sprintf("Suspended since %s; %d event(s) seen so far.", d.suspended.UTC().Format(time.RFC3339), d.held))
+		d.out.notice(d.susp.stillNotice())
 		return
 	}
 	d.flush(time.Time{})
-	d.suspended = time.Now()
-	d.holding = true
-	d.held, d.overflows = 0, 0
+	d.susp.begin(time.Now())
 	fmt.Fprintf(os.Stderr, "famids: SIGUSR1: reporting suspended until SIGUSR2, for %v at most\n", *maxSuspend)
 	d.notice(fmt.Sprintf("reporting suspended (SIGUSR1) until SIGUSR2, for %v at most", *maxSuspend),
 		"Events are counted, not reported. On resume, famids sends one notice listing every watched path that differs from what it recorded before.")
@@ -564,42 +560,21 @@ func (d *daemon) suspend() {
 // then records it as it is. No action runs. Events after the resume are
 // reported as ever.
 func (d *daemon) resume(how string) {
-	if d.suspended.IsZero() {
+	if !d.susp.suspended() {
 		fmt.Fprintf(os.Stderr, "famids: resume %s: reporting was not suspended\n", how)
 		d.notice(fmt.Sprintf("resume %s, but reporting was not suspended", how))
 		return
 	}
 	d.catchUp()
-	since, held, overflows := d.suspended, d.held, d.overflows
-	d.suspended = time.Time{}
-	d.holding = false
+	was := d.susp.finish()
 	d.armEntries(d.cfg.Entries, false, func() {
-		d.startScan(&scan{kind: "resume", trust: true, then: func(s *scan) { d.resumed(how, since, held, overflows, s.diffs) }})
+		d.startScan(&scan{kind: "resume", trust: true, then: func(s *scan) {
+			n, changed := was.notice(how, s.diffs)
+			fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(s.diffs))
+			d.out.notice(n)
+			for _, line := range changed {
+				d.syslog("changed while suspended: " + line)
+			}
+		}})
 	})
-}
-
-// resumed sends the notice of a resume with what its scan found.
-func (d *daemon) resumed(how string, since time.Time, held, overflows int, diffs []difference) {
-	details := []string{
-		fmt.Sprintf("Suspended: %s, for %v.", since.UTC().Format(time.RFC3339), time.Since(since).Round(time.Second)),
-		fmt.Sprintf("Events seen meanwhile: %d.", held),
-	}
-	if overflows > 0 {
-		details = append(details, fmt.Sprintf("Queue overflows meanwhile: %d.", overflows))
-	}
-	if len(diffs) > 0 {
-		details = append(details, "Changed while suspended:")
-	}
-	slices.SortFunc(diffs, func(a, b difference) int { return strings.Compare(a.path, b.path) })
-	var changed []string
-	for _, df := range diffs {
-		line := (&report{Path: df.path, Events: []string{df.event}, Before: df.before, After: df.after}).summary()
-		details = append(details, line)
-		changed = append(changed, line)
-	}
-	fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(diffs))
-	d.notice(fmt.Sprintf("reporting resumed %s: %d watched path(s) changed while suspended", how, len(diffs)), details...)
-	for _, line := range changed {
-		d.syslog("changed while suspended: " + line)
-	}
 }

@@ -220,10 +220,10 @@ func TestSignalsPassedOnOutOfOrder(t *testing.T) {
 		for _, sig := range order {
 			d.signal(sig)
 		}
-		if !d.suspended.IsZero() {
+		if d.susp.suspended() {
 			t.Errorf("after %v, famids is suspended", order)
 		}
-		d.suspended, d.holding, d.strayUSR2 = time.Time{}, false, time.Time{}
+		d.susp = suspension{limit: *maxSuspend}
 	}
 }
 
