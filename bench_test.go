@@ -133,8 +133,8 @@ func BenchmarkStormEvent(b *testing.B) {
 		d.handle(evs)
 	}
 	b.StopTimer()
-	if len(d.pending) != 0 {
-		b.Fatalf("%d bursts pending, want none", len(d.pending))
+	if len(d.bursts.pending) != 0 {
+		b.Fatalf("%d bursts pending, want none", len(d.bursts.pending))
 	}
 }
 
@@ -165,14 +165,14 @@ func benchStorm(b *testing.B, by bool) {
 		storm(b, dir, b.N)
 		writeFile(b, done, "")
 	}()
-	for d.pending[done] == nil {
+	for d.bursts.gathering(done) == nil {
 		if err := pump(d, r, -1); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	if len(d.pending) != 1 {
-		b.Fatalf("%d bursts pending, want the one on done", len(d.pending))
+	if len(d.bursts.pending) != 1 {
+		b.Fatalf("%d bursts pending, want the one on done", len(d.bursts.pending))
 	}
 }
 

@@ -167,7 +167,7 @@ func (d *daemon) attribute() {
 	evs, err := d.w.readFan(d.fanBuf, d.fanEvs[:0])
 	d.fanEvs = evs
 	if err != nil {
-		d.warnOnce("who made a change: " + err.Error())
+		d.trouble.warnOnce("who made a change: " + err.Error())
 	}
 	if len(evs) == 0 {
 		return
@@ -339,11 +339,7 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 // events, or the one being recorded; without either, the one about to
 // begin.
 func (d *daemon) attach(path string, l *inquiry, now time.Time) {
-	if b := d.pending[path]; b != nil {
-		b.by.add(l)
-		return
-	}
-	if b := d.inOrderBurst(path); b != nil {
+	if b := d.bursts.of(path); b != nil {
 		b.by.add(l)
 		return
 	}
@@ -362,28 +358,13 @@ func (d *daemon) attach(path string, l *inquiry, now time.Time) {
 	r.a.add(l)
 }
 
-// takeRecent returns the processes of events on path read before its
-// burst began.
-// inOrderBurst returns the burst of path that settled and waits for its
-// record, or nil.
-func (d *daemon) inOrderBurst(path string) *burst {
-	for _, o := range d.inOrder {
-		if o.b.path == path {
-			return o.b
-		}
-	}
-	return nil
-}
-
 // named reports whether the bursts (or recent events) of every one of
 // paths name process id already: it is then not looked up again, once
 // per process per burst.
 func (d *daemon) named(paths []string, id procID, now time.Time) bool {
 	for _, p := range paths {
 		var a *attribution
-		if b := d.pending[p]; b != nil {
-			a = &b.by
-		} else if b := d.inOrderBurst(p); b != nil {
+		if b := d.bursts.of(p); b != nil {
 			a = &b.by
 		} else if r := d.recent[p]; r != nil && now.Sub(r.at) <= recentFor {
 			a = &r.a
@@ -395,6 +376,8 @@ func (d *daemon) named(paths []string, id procID, now time.Time) bool {
 	return true
 }
 
+// takeRecent returns the processes of events on path read before its
+// burst began.
 func (d *daemon) takeRecent(path string, now time.Time) attribution {
 	r := d.recent[path]
 	if r == nil {

@@ -465,7 +465,7 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 	storm(t, dir, 2000)
 	passwd := dir + "/passwd"
 	writeFile(t, passwd, "root:x:0:0")
-	for deadline := time.Now().Add(10 * time.Second); d.pending[passwd] == nil; {
+	for deadline := time.Now().Add(10 * time.Second); d.bursts.gathering(passwd) == nil; {
 		if time.Now().After(deadline) {
 			t.Fatal("no burst on passwd within 10s")
 		}
@@ -482,7 +482,7 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 	if d.lookups != 1 {
 		t.Errorf("%d processes looked up in /proc, want 1: the writer of passwd, none for 8,000 events on other names", d.lookups)
 	}
-	if !d.pending[passwd].by.names(procID{pid: int32(os.Getpid())}) {
+	if !d.bursts.gathering(passwd).by.names(procID{pid: int32(os.Getpid())}) {
 		t.Errorf("the burst on passwd does not name this test (pid %d)", os.Getpid())
 	}
 }

@@ -14,14 +14,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -223,23 +221,16 @@ type daemon struct {
 	actionsOK bool
 
 	base    *baseline
-	pending map[string]*burst // by reported path
-	busy    map[string]bool   // paths a job is out recording
-	hashing map[string]bool   // paths a hash is out for in the slow lane
-	inOrder []*ordered        // bursts whose records are out, in the order they settled
+	bursts  *bursts
 	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
 	arming  map[string]*arming
 	scans   map[string]*scan // running, by kind
 	hits    []hit            // reused by handle, which routes thousands of events a second in a storm
 	ends    []int            // where the hits of each event of the batch end
 	handed  int              // jobs handed out since the loop last waited for one
-	warned  map[string]bool  // watch and state errors already reported
+	trouble *troubles
 
-	watchErrs   []string            // watches that could not be set, not yet in a notice
-	watchErrsAt time.Time           // when they are told in a notice
-	stuck       []string            // jobs that do not return, not yet in a notice
-	unwatched   map[string][]string // entries with a watch that could not be set, with the errors
-	leaseWait   time.Duration       // how long a file another process holds a lease on may stay unreadable
+	leaseWait time.Duration // how long a file another process holds a lease on may stay unreadable
 
 	ready     bool      // famids said it is ready: the first comparison is done
 	verifyAt  time.Time // when the next verification is due; zero without -verify
@@ -287,6 +278,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	host, _ := os.Hostname()
 	acts := newActions(*actionTimeout, m.send)
 	acts.indent = *toStdout // no output line can start a message of its own
+	out := &publisher{mail: m, flood: newFlood(*maxMails), acts: acts}
 	return &daemon{
 		cfg:       cfg,
 		w:         w,
@@ -294,19 +286,16 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		pool:      newPool(p.poke),
 		slow:      newPoolOf(p.poke, 1, 1, true),
 		procs:     newPoolOf(p.poke, maxInquiries, maxInquiries, false),
-		out:       &publisher{mail: m, flood: newFlood(*maxMails), acts: acts},
+		out:       out,
+		trouble:   newTroubles(out),
 		rec:       newRecorder(),
 		host:      host,
 		base:      newBaseline(*stateFile),
 		susp:      suspension{limit: *maxSuspend},
-		pending:   make(map[string]*burst),
-		busy:      make(map[string]bool),
-		hashing:   make(map[string]bool),
+		bursts:    newBursts(*settle),
 		derived:   make(map[string]*entry),
 		arming:    make(map[string]*arming),
 		scans:     make(map[string]*scan),
-		warned:    make(map[string]bool),
-		unwatched: make(map[string][]string),
 		leaseWait: leaseBreakTime() + 2*time.Second,
 		noBy:      noBy,
 		fanBuf:    fanBuf,
@@ -422,7 +411,7 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 
 // startedUp is the end of start-up: the first comparison is done.
 func (d *daemon) startedUp(*scan) {
-	d.noticeWatchErrors()
+	d.trouble.noticeWatchErrors()
 	d.sayUnmarked()
 	// The start trusts what stat says of a file since the last run; the
 	// first verification hashes every file (see fullHashEvery).
@@ -466,7 +455,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 	for {
 		now := time.Now()
-		next := earliest(d.nextDeadline(), saveAt, beatAt, d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt, d.out.digestsDue(), d.watchErrsAt, d.orderAt(), d.unquietAt)
+		next := earliest(d.bursts.next(), saveAt, beatAt, d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt, d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
 		timeout := time.Duration(-1)
 		if !next.IsZero() {
 			timeout = max(next.Sub(now), 0)
@@ -505,7 +494,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		}
 		d.finishJobs()
 		d.unmark()
-		if len(d.inOrder) > 0 {
+		if d.bursts.ordering() {
 			d.reportInOrder() // those a slow record held up
 		}
 
@@ -538,8 +527,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.verify()
 			d.verifyAt = now.Add(*verifyEvery)
 		}
-		if len(d.arming) == 0 && d.ready && !now.Before(d.watchErrsAt) {
-			d.noticeWatchErrors() // once the arms of a moment are all done
+		if len(d.arming) == 0 && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
+			d.trouble.noticeWatchErrors() // once the arms of a moment are all done
 		}
 		if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
 			d.out.sendDigests()
@@ -608,10 +597,11 @@ func (d *daemon) finishJobs() {
 		return
 	}
 	d.poolAt = now.Add(poolEvery)
+	var stuck []string
 	for _, j := range d.pool.watch(now) {
-		d.stuck = append(d.stuck, j.path)
+		stuck = append(stuck, j.path)
 	}
-	d.noticeStuck()
+	d.trouble.noticeStuck(stuck...)
 }
 
 // hand hands a job out to the pool.
@@ -708,7 +698,7 @@ func (d *daemon) stop() {
 	}
 	d.drain()
 	d.flush(time.Time{})
-	for (d.pool.busy() || len(d.pending) > 0) && time.Since(begin) < jobsAtStop {
+	for (d.pool.busy() || !d.bursts.idle()) && time.Since(begin) < jobsAtStop {
 		d.pool.await(50 * time.Millisecond)
 		for _, j := range d.pool.take() {
 			j.done()
@@ -719,13 +709,11 @@ func (d *daemon) stop() {
 	d.slow.stop()
 	d.procs.stop()
 	d.w.Close()
-	for _, o := range d.inOrder {
-		if o.done { // held up by a record that did not end in time
-			d.recordedBy(o.b.path, &o.l)
-			d.recorded(o.b, o.l.after)
-		}
+	for _, o := range d.bursts.heldUp() { // by a record that did not end in time
+		d.recordedBy(o.b.path, &o.l)
+		d.recorded(o.b, o.l.after)
 	}
-	for _, p := range slices.Sorted(maps.Keys(d.busy)) {
+	for _, p := range d.bursts.busyPaths() {
 		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
 	}
 	d.out.sendDigests()
@@ -741,19 +729,8 @@ func (d *daemon) stop() {
 // stopping because it was told to.
 func (d *daemon) save(clean bool) {
 	if err := d.base.save(clean, d.fatal, namesOf(d.cfg.Entries)); err != nil {
-		d.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
+		d.trouble.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
 	}
-}
-
-// sortBursts orders bursts by their first event, then by path, so that
-// reports go out in the order things happened.
-func sortBursts(bs []*burst) {
-	slices.SortFunc(bs, func(a, b *burst) int {
-		if c := a.first.Compare(b.first); c != 0 {
-			return c
-		}
-		return strings.Compare(a.path, b.path)
-	})
 }
 
 // readDirNames returns the names in a directory, or an error when path is

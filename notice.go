@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +25,27 @@ func (d *daemon) notice(summary string, details ...string) {
 // logger.
 func (d *daemon) syslog(line string) { d.out.syslog(line) }
 
+// troubles are what could not be watched or looked at: each is told once
+// on standard error, and the watches that could not be set, or the jobs
+// that do not return, of one moment in one notice, however many paths
+// they concern.
+type troubles struct {
+	out         *publisher
+	warned      map[string]bool     // told already
+	watchErrs   []string            // watches that could not be set, not yet in a notice
+	watchErrsAt time.Time           // when they are told in a notice
+	stuck       []string            // jobs that do not return, not yet in a notice
+	unwatched   map[string][]string // entries with a watch that could not be set, with the errors
+}
+
+func newTroubles(out *publisher) *troubles {
+	return &troubles{out: out, warned: make(map[string]bool), unwatched: make(map[string][]string)}
+}
+
 // warnOnce writes msg on standard error unless it already did.
-func (d *daemon) warnOnce(msg string) {
-	if !d.warned[msg] {
-		d.warned[msg] = true
+func (t *troubles) warnOnce(msg string) {
+	if !t.warned[msg] {
+		t.warned[msg] = true
 		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
 	}
 }
@@ -36,28 +54,41 @@ func (d *daemon) warnOnce(msg string) {
 // no errors, that they all are: those that failed are tried again at each
 // verification and each reload, and told in one notice (see
 // noticeWatchErrors), each once.
-func (d *daemon) watchFailed(entry string, errs ...error) {
+func (t *troubles) watchFailed(entry string, errs ...error) {
 	if len(errs) == 0 {
-		for _, msg := range d.unwatched[entry] {
-			delete(d.warned, msg) // told again should it fail again
+		for _, msg := range t.unwatched[entry] {
+			delete(t.warned, msg) // told again should it fail again
 		}
-		delete(d.unwatched, entry)
+		delete(t.unwatched, entry)
 		return
 	}
 	for _, err := range errs {
 		msg := err.Error()
-		if !contains(d.unwatched[entry], msg) {
-			d.unwatched[entry] = append(d.unwatched[entry], msg)
+		if !contains(t.unwatched[entry], msg) {
+			t.unwatched[entry] = append(t.unwatched[entry], msg)
 		}
-		if !d.warned[msg] {
-			d.warned[msg] = true
-			if len(d.watchErrs) == 0 {
-				d.watchErrsAt = time.Now().Add(gatherWatchErrors)
+		if !t.warned[msg] {
+			t.warned[msg] = true
+			if len(t.watchErrs) == 0 {
+				t.watchErrsAt = time.Now().Add(gatherWatchErrors)
 			}
-			d.watchErrs = append(d.watchErrs, msg)
+			t.watchErrs = append(t.watchErrs, msg)
 		}
 	}
 }
+
+// unwatchedEntries returns the entries with a watch that could not be
+// set.
+func (t *troubles) unwatchedEntries() []string {
+	return slices.Sorted(maps.Keys(t.unwatched))
+}
+
+// watchedFully reports whether every watch of entry is set.
+func (t *troubles) watchedFully(entry string) bool { return len(t.unwatched[entry]) == 0 }
+
+// watchErrorsDue returns when the watches that could not be set are told,
+// or zero.
+func (t *troubles) watchErrorsDue() time.Time { return t.watchErrsAt }
 
 // shownOnStderr is how many lines of one notice's list famids also writes
 // on standard error; listedInNotice, how many the notice lists.
@@ -73,13 +104,13 @@ const gatherWatchErrors = time.Second
 
 // noticeWatchErrors tells, in one notice, of every watch that could not
 // be set since it was last called: a hundred failures are one mail.
-func (d *daemon) noticeWatchErrors() {
-	errs := d.watchErrs
+func (t *troubles) noticeWatchErrors() {
+	errs := t.watchErrs
 	if len(errs) == 0 {
 		return
 	}
-	d.watchErrs = nil
-	d.watchErrsAt = time.Time{}
+	t.watchErrs = nil
+	t.watchErrsAt = time.Time{}
 	summary := "a watch could not be set: " + quoteIfNeeded(errs[0])
 	if len(errs) > 1 {
 		summary = fmt.Sprintf("%d watches could not be set", len(errs))
@@ -91,31 +122,32 @@ func (d *daemon) noticeWatchErrors() {
 			break
 		}
 	}
-	d.noticeList(summary, details, errs)
+	t.noticeList(summary, details, errs)
 }
 
 const noWatchesAdvice = "Raise /proc/sys/fs/inotify/max_user_watches (sysctl fs.inotify.max_user_watches), then send famids SIGHUP."
 
 // noticeStuck tells, in one notice, of every path whose job has not
 // returned (a stat, an open or a read that hangs: a FUSE or NFS file
-// system that does not answer).
-func (d *daemon) noticeStuck() {
-	paths := d.stuck
+// system that does not answer), paths among them.
+func (t *troubles) noticeStuck(paths ...string) {
+	t.stuck = append(t.stuck, paths...)
+	paths = t.stuck
 	if len(paths) == 0 {
 		return
 	}
-	d.stuck = nil
+	t.stuck = nil
 	summary := "a file system does not answer: " + quoteIfNeeded(paths[0])
 	if len(paths) > 1 {
 		summary = fmt.Sprintf("a file system does not answer: %d paths", len(paths))
 	}
 	details := []string{fmt.Sprintf("Looking at these paths (a stat, an open or a read) has not returned for %v. They are reported once it does; the rest is watched and reported as ever.", stuckAfter)}
-	d.noticeList(summary, details, paths)
+	t.noticeList(summary, details, paths)
 }
 
 // noticeList sends a notice whose details end with a list, and writes
 // the summary and the start of the list on standard error.
-func (d *daemon) noticeList(summary string, details, list []string) {
+func (t *troubles) noticeList(summary string, details, list []string) {
 	fmt.Fprintf(os.Stderr, "famids: %s\n", summary)
 	for i, item := range list {
 		if i == shownOnStderr {
@@ -131,7 +163,7 @@ func (d *daemon) noticeList(summary string, details, list []string) {
 		}
 		details = append(details, "- "+quoteIfNeeded(item))
 	}
-	d.notice(summary, details...)
+	t.out.notice(notice{Summary: summary, Details: details})
 }
 
 // retryWatches arms again every entry with a watch that could not be set,
@@ -142,10 +174,10 @@ func (d *daemon) noticeList(summary string, details, list []string) {
 func (d *daemon) retryWatches() {
 	var back []string // entries watched in full now
 	left := 0
-	for p := range d.unwatched {
+	for _, p := range d.trouble.unwatchedEntries() {
 		e := d.entryFor(p)
 		if e == nil {
-			d.watchFailed(p) // no longer an entry
+			d.trouble.watchFailed(p) // no longer an entry
 			continue
 		}
 		left++
@@ -153,7 +185,7 @@ func (d *daemon) retryWatches() {
 			if _, dir := d.w.kind(e.Path); dir {
 				d.realias(e)
 			}
-			if len(d.unwatched[e.Path]) == 0 {
+			if d.trouble.watchedFully(e.Path) {
 				back = append(back, e.Path)
 			}
 			if left--; left == 0 && len(back) > 0 {
@@ -187,7 +219,7 @@ func (d *daemon) realias(e *entry) {
 		},
 		done: func() {
 			if d.cfg.lookup(e.Path) == e {
-				d.watchFailed(e.Path, errs...)
+				d.trouble.watchFailed(e.Path, errs...)
 			}
 		}})
 }

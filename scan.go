@@ -127,7 +127,7 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 	if d.entryFor(e.Path) != e {
 		d.w.disarm(e.Path) // removed by a reload meanwhile
 	} else {
-		d.watchFailed(e.Path, errs...)
+		d.trouble.watchFailed(e.Path, errs...)
 		if a.warn {
 			exists, dir := d.w.kind(e.Path)
 			for _, w := range entryWarnings(d.cfg, e, exists, dir) {
@@ -276,10 +276,9 @@ func (d *daemon) feedScan(s *scan) {
 		for len(paths) < scanBatchSize && len(s.queue) > 0 {
 			p := s.queue[0]
 			s.queue = s.queue[1:]
-			if d.pending[p] != nil || d.busy[p] || d.base.owns(p) || s.only != nil && !s.only(p) {
+			if d.base.owns(p) || s.only != nil && !s.only(p) || !d.bursts.claim(p) {
 				continue
 			}
-			d.busy[p] = true
 			paths = append(paths, p)
 		}
 		if len(paths) > 0 {
@@ -328,7 +327,7 @@ func (d *daemon) scanned(s *scan, path string, after attrs) {
 	}
 	before, known := d.base.record(path)
 	fresh := !known && s.fresh != nil && s.fresh(path)
-	if b := d.pending[path]; b != nil {
+	if b := d.bursts.gathering(path); b != nil {
 		// An event came meanwhile: its report tells what differs. A
 		// path without a record takes this one, and the event is
 		// compared with it, as it may be in it already.
@@ -388,9 +387,7 @@ func (d *daemon) scanStep(s *scan) {
 	}
 	s.ended = true
 	delete(d.scans, s.kind)
-	if len(d.busy) == 0 {
-		d.busy = make(map[string]bool) // a map keeps the room it grew to
-	}
+	d.bursts.compact()
 	if s.then != nil {
 		s.then(s)
 	}
@@ -499,19 +496,15 @@ func (d *daemon) reload() {
 	// Forget what no entry reports on any more; record what is newly
 	// reported on, as it is now, once its entry is armed.
 	d.base.forget(func(p string) bool { return len(cfg.owners(p)) > 0 })
-	for p := range d.pending {
-		if len(cfg.owners(p)) == 0 {
-			delete(d.pending, p)
-		}
-	}
+	d.bursts.drop(func(p string) bool { return len(cfg.owners(p)) > 0 })
 	for p, e := range d.derived {
 		if cfg.lookup(e.owner) == nil {
 			d.unfollow(p)
 		}
 	}
-	for p := range d.unwatched {
+	for _, p := range d.trouble.unwatchedEntries() {
 		if d.entryFor(p) == nil {
-			d.watchFailed(p) // no longer watched
+			d.trouble.watchFailed(p) // no longer watched
 		}
 	}
 	isNew := func(p string) bool { return len(old.owners(p)) == 0 }

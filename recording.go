@@ -1,0 +1,201 @@
+package main
+
+// From bursts to reports: a burst that settled has its path recorded by a
+// job, and is reported, in the order bursts settled, with what differs
+// from the path's record and who made the change.
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// observe adds an observation to its path's burst; while events are held,
+// it only counts it.
+func (d *daemon) observe(o observation) {
+	if d.susp.holds() {
+		d.susp.count(o.weak)
+		return
+	}
+	now := time.Now()
+	if b, began := d.bursts.add(o, now); began {
+		b.by = d.takeRecent(o.path, now)
+	}
+}
+
+// flush hands out the record of every burst whose deadline has passed by
+// now; a zero now, every burst.
+func (d *daemon) flush(now time.Time) {
+	for _, b := range d.bursts.due(now) {
+		d.recordBurst(b)
+	}
+}
+
+// compareEntries has every important entry of the directory entry e
+// compared with its record, once its path names another directory (made,
+// replaced by a rename, or gone): entries with the same names as before
+// may be other files, and no event on them tells. Names without a record
+// are reported as created, those with one when they differ.
+func (d *daemon) compareEntries(e *entry) {
+	var names []string
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
+		done: func() {
+			if d.cfg.lookup(e.Path) != e {
+				return
+			}
+			seen := make(map[string]bool, len(names))
+			for _, n := range names {
+				if !e.matches(n) {
+					continue
+				}
+				p := filepath.Join(e.Path, n)
+				seen[p] = true
+				d.observe(observation{path: p, event: "create", entry: e.Path, weak: d.base.has(p)})
+			}
+			for _, p := range d.base.entriesOf(e.Path) {
+				if !seen[p] {
+					d.observe(observation{path: p, event: "delete", entry: e.Path, weak: true})
+				}
+			}
+		}})
+}
+
+// recordBurst hands out the job that records b's path, and, for an entry
+// of a watched directory, watches it through its inode first, so that any
+// change after the record sends an event.
+func (d *daemon) recordBurst(b *burst) {
+	o := d.bursts.recording(b, time.Now())
+	o.l.dir = d.aliasDir(b.path)
+	d.hand(&job{path: b.path,
+		work: func(ctx context.Context, j *job) { o.l.take(ctx, j, d, b.path) },
+		done: func() {
+			o.done = true
+			d.reportInOrder()
+		}})
+}
+
+// reportInOrder reports the bursts whose records are done, in the order
+// they settled (see bursts.reportable).
+func (d *daemon) reportInOrder() {
+	for _, o := range d.bursts.reportable(time.Now()) {
+		d.recordedBy(o.b.path, &o.l)
+		d.recorded(o.b, o.l.after)
+	}
+}
+
+// A look is a job's record of one path: for an entry of a watched
+// directory, how it is watched through its inode first, so that any
+// change after the record sends an event.
+type look struct {
+	prev  *attrs // the record to trust while stat says it holds
+	dir   string // the watched directory it is an entry of, or ""
+	link  bool   // the entry is a symbolic link, watched as a path of its own
+	errs  []error
+	after attrs
+}
+
+// take watches path as l says, then records it; it runs in a job.
+func (l *look) take(ctx context.Context, j *job, d *daemon, path string) {
+	if l.dir != "" {
+		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path))
+	}
+	l.after = d.rec.recordJob(ctx, j, path, l.prev, d.w.realOf(path))
+}
+
+// recordedBy ends a job on path: another may be handed out for it.
+func (d *daemon) recordedBy(path string, l *look) {
+	d.bursts.recorded(path)
+	if l.dir != "" {
+		d.trouble.watchFailed(l.dir, l.errs...)
+		if l.link {
+			if d.derived[path] == nil {
+				d.derived[path] = &entry{Path: path, owner: l.dir}
+			}
+		} else {
+			delete(d.derived, path)
+		}
+	}
+}
+
+// recorded reports b once its path is recorded: always when an event said
+// the path changed, else only when it differs from its record.
+func (d *daemon) recorded(b *burst, after attrs) {
+	now := time.Now()
+	if after.cut {
+		return // famids is stopping: the path keeps its record, and is compared at the next start
+	}
+	if after.busy && !d.stopping && now.Before(b.first.Add(d.leaseWait)) {
+		// Another process holds a lease on the file, which the kernel
+		// breaks within lease-break-time: read it again then, rather
+		// than report its content as unknown.
+		d.bursts.retry(b, now.Add(leaseRetry))
+		return
+	}
+	if !b.told {
+		before, _ := d.base.record(b.path)
+		if len(eventDiffers(before, after)) == 0 {
+			d.base.remember(b.path, after)
+			d.hashLater(b.path, after, "", "")
+			return
+		}
+		b.events = []string{changeEvent(before, after)}
+	}
+	d.report(b, after)
+	d.hashLater(b.path, after, "", "")
+}
+
+// hashLater hands the hash of a file over bigFile, recorded as rec with
+// its content pending, to the slow lane. Once hashed, if the path still
+// is the file rec stat'ed: with expect, the hash its record had, a hash
+// that differs is reported, found as found says; else the record takes
+// the hash.
+func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
+	if rec.SHA256 != digestPending || !d.bursts.startHash(path) {
+		return
+	}
+	var sha string
+	var ok bool
+	d.slow.submit(&job{path: path,
+		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, rec) },
+		done: func() {
+			d.bursts.hashed(path)
+			cur, known := d.base.record(path)
+			if !ok || !known || !sameStat(cur, rec) || !d.bursts.quiet(path) {
+				return // it changed meanwhile: another record tells
+			}
+			now := cur
+			now.SHA256 = sha
+			if expect != "" && sha != expect {
+				b := &burst{path: path, told: true, events: []string{"change"},
+					entries: entryPaths(d.cfg.owners(path)), found: found, first: time.Now()}
+				d.report(b, now)
+				return
+			}
+			if cur.SHA256 == digestPending {
+				d.base.remember(path, now)
+			}
+		}})
+}
+
+// report mails the report of a burst, records the path's attributes now,
+// after, and starts the actions of the entries concerned; past
+// -max-mails a minute, the report and its actions are folded into the
+// minute's digest.
+func (d *daemon) report(b *burst, after attrs) {
+	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.base.reported(b.path, after), After: after,
+		By: b.by.processes(), ByMore: b.by.more()}
+	// Events came, fanotify's among them, yet none named a process: say
+	// so, rather than let the report pass for one found by comparison.
+	r.ByUnknown = d.w.fan != nil && b.found == "" && len(r.By) == 0
+	var actions []string
+	if d.actionsOK {
+		for _, p := range b.entries {
+			if e := d.cfg.lookup(p); e != nil && e.Action != "" && !slices.Contains(actions, e.Action) {
+				actions = append(actions, e.Action)
+			}
+		}
+	}
+	d.out.report(r, actions)
+}
