@@ -1,0 +1,182 @@
+package main
+
+// Aliases: the entries of a watched directory that famids reports on are
+// watched through their inodes too, so that a write through another name
+// of the same file, or to the file a symbolic link points to, is seen. A
+// user who can make files in a watched directory must not use up, this
+// way, the watches the configured paths need: aliases have a budget.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// errAliasBudget says an entry of a watched directory is not watched
+// through its inode, to keep watches for the configured paths.
+var errAliasBudget = errors.New("not watched through its inode: half of /proc/sys/fs/inotify/max_user_watches is in use, kept for the configured paths")
+
+// aliasBudgetOf returns the budget of watches for the entries of watched
+// directories: half the number inotify allows famids's user, in its user
+// namespace (/proc/sys/user/max_inotify_watches) and in all
+// (/proc/sys/fs/inotify/max_user_watches).
+func aliasBudgetOf() int {
+	limit := 0
+	for _, f := range []string{"/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && n > 0 && (limit == 0 || n < limit) {
+			limit = n
+		}
+	}
+	return limit / 2
+}
+
+// overBudget reports whether no more aliases may be added. The caller
+// holds mu.
+func (w *watcher) overBudget() bool {
+	return w.aliasBudget > 0 && len(w.byWd) >= w.aliasBudget
+}
+
+// alias watches the file that name, an entry of the directory entry dir,
+// names now, through its inode, so that a write through another name of
+// it is seen too; for a symbolic link, the file it points to. Entries of
+// other kinds (a directory, a FIFO) have none. It returns the error of a
+// watch that could not be added.
+func (w *watcher) alias(dir, name string) error {
+	p := filepath.Join(dir, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		w.unalias(dir, name)
+		return nil
+	}
+	w.beginAdd()
+	wd, m, err := w.watchPath(p, aliasMask)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.endAdd()
+	if err != nil {
+		w.unaliasLocked(dir, name)
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
+			return nil // gone meanwhile, or a link that leads nowhere
+		}
+		return watchError(p, err)
+	}
+	a := w.armed[dir]
+	if a == nil || !a.dir {
+		// The directory went meanwhile.
+		if w.byWd[wd] == nil {
+			w.doomed = append(w.doomed, wd)
+			w.byWd[wd] = &watch{wd: int32(wd), path: p}
+			w.noteMark(w.byWd[wd], m)
+		}
+		return nil
+	}
+	s := sub{path: dir, role: roleAlias, name: name}
+	if old, ok := a.aliases[name]; ok {
+		if int(old) == wd {
+			return nil
+		}
+		w.release(dir, []wsub{{old, roleAlias, name}}, nil)
+	}
+	wt := w.byWd[wd]
+	if wt == nil {
+		wt = &watch{wd: int32(wd), path: p}
+		w.byWd[wd] = wt
+	}
+	w.noteMark(wt, m)
+	wt.add(s)
+	if a.aliases == nil {
+		a.aliases = make(map[string]int32)
+	}
+	a.aliases[name] = int32(wd)
+	return nil
+}
+
+// follow watches the entry name of the directory entry dir through its
+// inode: a regular file by an alias, a symbolic link as a path of its own,
+// armed as an entry of the configuration is (the directories on the way
+// to what it points to, and that), so that a change of its target, or of
+// the way to it, is seen. It reports whether the entry is a symbolic link,
+// and the watches that could not be set.
+func (w *watcher) follow(dir, name string) (link bool, errs []error) {
+	p := filepath.Join(dir, name)
+	w.mu.Lock()
+	_, armed := w.armed[p]
+	_, aliased := w.armed[dir].aliasOf(name)
+	over := w.overBudget() && !armed && !aliased
+	w.mu.Unlock()
+	if over {
+		return false, []error{fmt.Errorf("%s: %w", p, errAliasBudget)}
+	}
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		w.unalias(dir, name)
+		_, errs = w.arm(p)
+		return true, errs
+	}
+	w.disarm(p) // it may have been a link
+	if err := w.alias(dir, name); err != nil {
+		errs = append(errs, err)
+	}
+	return false, errs
+}
+
+// aliasOf returns the watch of the alias name of a, an armed directory.
+func (a *armed) aliasOf(name string) (int32, bool) {
+	if a == nil {
+		return 0, false
+	}
+	wd, ok := a.aliases[name]
+	return wd, ok
+}
+
+// aliased reports whether the entry name of the directory entry dir is
+// watched through its inode.
+func (w *watcher) aliased(dir, name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.armed[dir]
+	if a == nil {
+		return false
+	}
+	_, ok := a.aliases[name]
+	return ok
+}
+
+// unalias stops watching the entry name of the directory entry dir
+// through its inode.
+func (w *watcher) unalias(dir, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unaliasLocked(dir, name)
+}
+
+// unaliasLocked is unalias; the caller holds mu.
+func (w *watcher) unaliasLocked(dir, name string) {
+	a := w.armed[dir]
+	if a == nil {
+		return
+	}
+	if wd, ok := a.aliases[name]; ok {
+		delete(a.aliases, name)
+		w.release(dir, []wsub{{wd, roleAlias, name}}, nil)
+	}
+}
+
+// releaseAliases drops every alias of the armed entry a at path. The
+// caller holds mu.
+func (w *watcher) releaseAliases(path string, a *armed) {
+	for name, wd := range a.aliases {
+		w.release(path, []wsub{{wd, roleAlias, name}}, nil)
+	}
+	a.aliases = nil
+}
