@@ -223,11 +223,11 @@ type daemon struct {
 	base    *baseline
 	bursts  *bursts
 	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
-	arming  map[string]*arming
-	scans   map[string]*scan // running, by kind
-	hits    []hit            // reused by handle, which routes thousands of events a second in a storm
-	ends    []int            // where the hits of each event of the batch end
-	handed  int              // jobs handed out since the loop last waited for one
+	arms    *armer
+	scans   *scanner
+	hits    []hit // reused by handle, which routes thousands of events a second in a storm
+	ends    []int // where the hits of each event of the batch end
+	handed  int   // jobs handed out since the loop last waited for one
 	trouble *troubles
 
 	leaseWait time.Duration // how long a file another process holds a lease on may stay unreadable
@@ -279,7 +279,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	acts := newActions(*actionTimeout, m.send)
 	acts.indent = *toStdout // no output line can start a message of its own
 	out := &publisher{mail: m, flood: newFlood(*maxMails), acts: acts}
-	return &daemon{
+	d := &daemon{
 		cfg:       cfg,
 		w:         w,
 		poll:      p,
@@ -294,15 +294,17 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		susp:      suspension{limit: *maxSuspend},
 		bursts:    newBursts(*settle),
 		derived:   make(map[string]*entry),
-		arming:    make(map[string]*arming),
-		scans:     make(map[string]*scan),
 		leaseWait: leaseBreakTime() + 2*time.Second,
 		noBy:      noBy,
 		fanBuf:    fanBuf,
 		inquiries: make(map[int32]*inquiry),
 		procBuf:   make([]byte, procBufSize),
 		recent:    make(map[string]*recent),
-	}, nil
+	}
+	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
+	d.scans = &scanner{scans: make(map[string]*scan), base: d.base, bursts: d.bursts, w: w, hand: d.hand,
+		config: func() *config { return d.cfg }, aliasDir: d.aliasDir, take: d.look, found: d.scanned}
+	return d, nil
 }
 
 // leaseBreakTime returns how long the kernel lets a process that holds a
@@ -369,11 +371,11 @@ func (d *daemon) start(problems []problem) {
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
 	d.readMountTable()
-	d.armEntries(d.cfg.Entries, true, func() {
+	d.arms.armAll(d.cfg.Entries, true, func() {
 		if d.w.count() == 0 {
 			d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", quoteIfNeeded(d.cfg.File)))
 		}
-		d.startScan(&scan{kind: "start", found: foundAtStart, trust: true, fresh: fresh, then: d.startedUp})
+		d.scans.start(&scan{kind: "start", found: foundAtStart, trust: true, fresh: fresh, then: d.startedUp})
 	})
 }
 
@@ -527,7 +529,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.verify()
 			d.verifyAt = now.Add(*verifyEvery)
 		}
-		if len(d.arming) == 0 && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
+		if d.arms.idle() && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
 			d.trouble.noticeWatchErrors() // once the arms of a moment are all done
 		}
 		if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {

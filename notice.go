@@ -181,7 +181,7 @@ func (d *daemon) retryWatches() {
 			continue
 		}
 		left++
-		d.armThen(e, false, func() {
+		d.arms.armThen(e, false, func() {
 			if _, dir := d.w.kind(e.Path); dir {
 				d.realias(e)
 			}
@@ -201,7 +201,7 @@ func (d *daemon) compareWatched(entries []string) {
 	in := func(p string) bool {
 		return slices.Contains(entries, p) || slices.Contains(entries, filepath.Dir(p))
 	}
-	d.startScan(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
+	d.scans.start(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
 }
 
 // realias sets the aliases missing in the directory entry e.

@@ -69,7 +69,7 @@ func (d *daemon) recordBurst(b *burst) {
 	o := d.bursts.recording(b, time.Now())
 	o.l.dir = d.aliasDir(b.path)
 	d.hand(&job{path: b.path,
-		work: func(ctx context.Context, j *job) { o.l.take(ctx, j, d, b.path) },
+		work: func(ctx context.Context, j *job) { d.look(ctx, j, &o.l, b.path) },
 		done: func() {
 			o.done = true
 			d.reportInOrder()
@@ -96,8 +96,8 @@ type look struct {
 	after attrs
 }
 
-// take watches path as l says, then records it; it runs in a job.
-func (l *look) take(ctx context.Context, j *job, d *daemon, path string) {
+// look watches path as l says, then records it; it runs in a job.
+func (d *daemon) look(ctx context.Context, j *job, l *look, path string) {
 	if l.dir != "" {
 		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path))
 	}
@@ -198,4 +198,65 @@ func (d *daemon) report(b *burst, after attrs) {
 		}
 	}
 	d.out.report(r, actions)
+}
+
+// scanned takes in what a scan found of path, recorded as l says.
+func (d *daemon) scanned(s *scan, path string, l *look) {
+	d.recordedBy(path, l)
+	after := l.after
+	if after.cut {
+		return // famids is stopping
+	}
+	before, known := d.base.record(path)
+	fresh := !known && s.fresh != nil && s.fresh(path)
+	if b := d.bursts.gathering(path); b != nil {
+		// An event came meanwhile: its report tells what differs. A
+		// path without a record takes this one, and the event is
+		// compared with it, as it may be in it already.
+		if fresh {
+			d.base.remember(path, after)
+			b.told, b.events = false, nil
+		}
+		return
+	}
+	if after.busy && known {
+		d.observe(observation{path: path, event: "change", weak: true}) // read again once the lease is broken
+		return
+	}
+	if after.SHA256 == digestPending && knownDigest(before.SHA256) && sameStat(before, after) {
+		// A large file hashed again: the record keeps its hash until the
+		// new one is known, and a difference is reported then.
+		found := s.found
+		if found == "" {
+			found = foundAtVerify
+		}
+		d.hashLater(path, after, before.SHA256, found)
+		return
+	}
+	if after.SHA256 == digestPending {
+		defer d.hashLater(path, after, "", "")
+	}
+	diff := differs(before, after)
+	switch {
+	case fresh, len(diff) == 0:
+		d.base.remember(path, after)
+	case s.found == "":
+		s.diffs = append(s.diffs, difference{path, changeEvent(before, after), before, after})
+		d.base.remember(path, after)
+	default:
+		b := &burst{path: path, told: true, events: []string{changeEvent(before, after)},
+			entries: entryPaths(d.cfg.owners(path)), found: s.found, first: time.Now()}
+		d.report(b, after)
+	}
+}
+
+// changeEvent names the event a difference stands for.
+func changeEvent(before, after attrs) string {
+	switch {
+	case !before.Exists:
+		return "create"
+	case !after.Exists:
+		return "delete"
+	}
+	return "change"
 }

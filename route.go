@@ -5,6 +5,8 @@ package main
 // burst (bursts.go).
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -201,4 +203,33 @@ func (d *daemon) drain() {
 func (d *daemon) catchUp() {
 	defer d.susp.hold()()
 	d.drain()
+}
+
+// arm hands out the job that arms e because an event said a name on its
+// way changed: it sets e's watches as its path now resolves, and what the
+// path became (created, deleted) is observed, unless events are held:
+// then the comparison that ends the holding tells.
+func (d *daemon) arm(e *entry) {
+	d.arms.arm(e, arming{tell: !d.susp.holds()})
+}
+
+// armed takes in an arm of e done, as a asked: the watches that could not
+// be set, what is odd about an entry new to famids, and what its path
+// became.
+func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
+	if d.entryFor(e.Path) != e {
+		d.w.disarm(e.Path) // removed by a reload meanwhile
+		return
+	}
+	d.trouble.watchFailed(e.Path, errs...)
+	if a.warn {
+		exists, dir := d.w.kind(e.Path)
+		for _, w := range entryWarnings(d.cfg, e, exists, dir) {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+		}
+	}
+	if became != "" && a.tell {
+		d.observe(observation{path: e.Path, event: became, entry: e.reporter()})
+		d.compareEntries(e) // another directory, or none: its entries too
+	}
 }

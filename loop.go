@@ -1,0 +1,229 @@
+package main
+
+// When famids cannot trust its events to have told it everything (at
+// start-up, after the kernel's queue overflowed, after a mount change, at
+// verification, at the end of a suspension) it compares every watched
+// path with its record instead: a scan. A scan is jobs in the pool, like
+// every look at the file system: the loop goes on meanwhile. A reload
+// changes what is watched without a moment in which an unchanged path is
+// not.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// How differences found by comparing are introduced in their reports.
+const (
+	foundAtStart    = "at start-up (differs from the record of the previous run)"
+	foundAfterFlood = "after queue overflow"
+	foundAfterMount = "after a mount change"
+	foundAtVerify   = "at verification"
+	// A path whose watch could not be set (out of inotify watches), once
+	// it could be.
+	foundOnceWatched = "once it could be watched"
+)
+
+// owners returns the entries that report on path: the entry of that path,
+// and the watched directory holding it when the name is important.
+func (c *config) owners(path string) []*entry {
+	var es []*entry
+	if e := c.lookup(path); e != nil {
+		es = append(es, e)
+	}
+	if dir := filepath.Dir(path); dir != path {
+		if e := c.lookup(dir); e != nil && e.matches(filepath.Base(path)) {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// entryPaths returns the paths of entries.
+func entryPaths(entries []*entry) []string {
+	paths := make([]string, len(entries))
+	for i, e := range entries {
+		paths[i] = e.Path
+	}
+	return paths
+}
+
+// fullHashEvery is how often a verification hashes every file, whatever
+// its stat says: a root intruder can set the clock back to a file's ctime
+// before changing it, and put its mtime back.
+const fullHashEvery = 24 * time.Hour
+
+// verify is -verify: it tries again the watches that could not be set,
+// and compares every watched path with its record, to find what sends no
+// event (chattr, a write through a memory mapping made after the file was
+// closed, a write to the disk underneath the file system). A file is
+// hashed again when its stat changed, and every file once a day.
+func (d *daemon) verify() {
+	d.retryWatches()
+	if d.susp.holds() || !d.ready {
+		return // the resume, or the start, compares
+	}
+	full := time.Since(d.hashedAll) >= fullHashEvery
+	if full {
+		d.hashedAll = time.Now()
+	}
+	d.scans.start(&scan{kind: "verify", found: foundAtVerify, trust: !full})
+}
+
+// remount acts on a change of the mount table: a mount on or above a
+// watched path changes what it names without an event on it. Every entry
+// is armed again, then every path compared with its record.
+func (d *daemon) remount() {
+	d.arms.armAll(d.cfg.Entries, false, func() {
+		if !d.susp.holds() && d.ready {
+			d.scans.start(&scan{kind: "mount", found: foundAfterMount, trust: true})
+		}
+	})
+}
+
+// overflow is the kernel's queue overflowing: events were lost, so every
+// entry is armed again and every path compared with its record.
+func (d *daemon) overflow() {
+	if d.susp.holds() {
+		d.susp.overflowed() // a comparison follows anyway
+		return
+	}
+	fmt.Fprintln(os.Stderr, "famids: the inotify event queue overflowed; comparing every watched path with its record")
+	d.notice("the kernel's inotify event queue overflowed: events were lost",
+		"famids compares every watched path with its record and reports each difference, with \"Found: "+foundAfterFlood+"\".",
+		"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
+	d.catchUp()
+	d.arms.armAll(d.cfg.Entries, false, func() {
+		d.scans.start(&scan{kind: "overflow", found: foundAfterFlood, trust: true})
+	})
+}
+
+// reload is SIGHUP: it reads the configuration again and watches what it
+// now lists. New watches are set before old ones go, and the entries in
+// both are not touched, so nothing that stays watched is ever unwatched. A
+// configuration that cannot be read, or has an invalid line, is not used.
+func (d *daemon) reload() {
+	file := d.cfg.File
+	cfg, problems, err := readConfig(file)
+	var invalid []string
+	for _, p := range problems {
+		if !p.Warning {
+			invalid = append(invalid, p.String())
+		}
+	}
+	if err == nil && len(invalid) > 0 {
+		err = fmt.Errorf("%d invalid line(s)", len(invalid))
+	}
+	if err != nil {
+		msg := quoteIfNeeded(err.Error())
+		fmt.Fprintf(os.Stderr, "famids: SIGHUP: not reloading %s, keeping the configuration in use: %s\n", quoteIfNeeded(file), msg)
+		for _, p := range invalid {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", p)
+		}
+		d.notice(fmt.Sprintf("configuration %s not reloaded: %s; the one in use is kept", quoteIfNeeded(file), msg), invalid...)
+		return
+	}
+	for _, p := range problems {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p) // warnings: the lines are used
+	}
+	old := d.cfg
+	d.cfg = cfg
+	var added []*entry
+	var removed, changed []string
+	for _, e := range cfg.Entries {
+		was := old.lookup(e.Path)
+		switch {
+		case was == nil:
+			added = append(added, e)
+		case was.Action != e.Action || !slices.Equal(was.Names, e.Names):
+			changed = append(changed, fmt.Sprintf("%s: action %q, important names %q", quoteIfNeeded(e.Path), e.Action, strings.Join(e.Names, " | ")))
+		}
+	}
+	for _, e := range old.Entries {
+		if cfg.lookup(e.Path) == nil {
+			removed = append(removed, e.Path)
+			d.w.disarm(e.Path)
+		}
+	}
+	// Forget what no entry reports on any more; record what is newly
+	// reported on, as it is now, once its entry is armed.
+	d.base.forget(func(p string) bool { return len(cfg.owners(p)) > 0 })
+	d.bursts.drop(func(p string) bool { return len(cfg.owners(p)) > 0 })
+	for p, e := range d.derived {
+		if cfg.lookup(e.owner) == nil {
+			d.unfollow(p)
+		}
+	}
+	for _, p := range d.trouble.unwatchedEntries() {
+		if d.entryFor(p) == nil {
+			d.trouble.watchFailed(p) // no longer watched
+		}
+	}
+	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
+	d.arms.armAll(added, true, func() {
+		d.sayUnmarked()
+		d.scans.start(&scan{kind: "reload", fresh: isNew, only: isNew})
+	})
+	d.retryWatches()
+
+	details := []string{fmt.Sprintf("%d entries are watched.", len(cfg.Entries))}
+	for _, e := range added {
+		details = append(details, "Added: "+quoteIfNeeded(e.Path))
+	}
+	for _, p := range removed {
+		details = append(details, "Removed: "+quoteIfNeeded(p))
+	}
+	for _, c := range changed {
+		details = append(details, "Changed: "+c)
+	}
+	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed, %d changed\n", quoteIfNeeded(file), len(added), len(removed), len(changed))
+	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed, %d changed", quoteIfNeeded(file), len(added), len(removed), len(changed)), details...)
+	d.checkConfigSecurity()
+	d.base.changed() // the entries changed
+	fitMemoryLimit()
+}
+
+// suspend is SIGUSR1: reports stop, for a prelink run or a package update,
+// until SIGUSR2 or -max-suspend. What is pending is reported first. A
+// second SIGUSR1 does not make the suspension longer.
+func (d *daemon) suspend() {
+	if d.susp.suspended() {
+		fmt.Fprintln(os.Stderr, "famids: SIGUSR1: reporting is suspended already")
+		d.out.notice(d.susp.stillNotice())
+		return
+	}
+	d.flush(time.Time{})
+	d.susp.begin(time.Now())
+	fmt.Fprintf(os.Stderr, "famids: SIGUSR1: reporting suspended until SIGUSR2, for %v at most\n", *maxSuspend)
+	d.notice(fmt.Sprintf("reporting suspended (SIGUSR1) until SIGUSR2, for %v at most", *maxSuspend),
+		"Events are counted, not reported. On resume, famids sends one notice listing every watched path that differs from what it recorded before.")
+}
+
+// resume ends a suspension: the events queued are taken in, every entry
+// is armed again (package managers replace files by rename), and one
+// notice lists every watched path that differs from its record, which
+// then records it as it is. No action runs. Events after the resume are
+// reported as ever.
+func (d *daemon) resume(how string) {
+	if !d.susp.suspended() {
+		fmt.Fprintf(os.Stderr, "famids: resume %s: reporting was not suspended\n", how)
+		d.notice(fmt.Sprintf("resume %s, but reporting was not suspended", how))
+		return
+	}
+	d.catchUp()
+	was := d.susp.finish()
+	d.arms.armAll(d.cfg.Entries, false, func() {
+		d.scans.start(&scan{kind: "resume", trust: true, then: func(s *scan) {
+			n, changed := was.notice(how, s.diffs)
+			fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(s.diffs))
+			d.out.notice(n)
+			for _, line := range changed {
+				d.syslog("changed while suspended: " + line)
+			}
+		}})
+	})
+}
