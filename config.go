@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -382,4 +383,72 @@ func checkLine(e *entry) string {
 		}
 	}
 	return fmt.Sprintf("%s %s action=%q important=%q", quoteIfNeeded(e.Path), kind, e.Action, strings.Join(e.Names, " | "))
+}
+
+// invalidOf returns the problems that are not warnings, as text.
+func invalidOf(problems []problem) []string {
+	var invalid []string
+	for _, p := range problems {
+		if !p.Warning {
+			invalid = append(invalid, p.String())
+		}
+	}
+	return invalid
+}
+
+// invalidLines returns an error when problems hold an invalid line: a
+// configuration with one is not used.
+func invalidLines(problems []problem) error {
+	if n := len(invalidOf(problems)); n > 0 {
+		return fmt.Errorf("%d invalid line(s)", n)
+	}
+	return nil
+}
+
+// A configChange is what a reload changes: the entries added, the paths
+// of those removed, and the entries whose action or important names
+// changed, described.
+type configChange struct {
+	added            []*entry
+	removed, changed []string
+}
+
+// compareConfigs returns what changes from configuration old to cfg.
+func compareConfigs(old, cfg *config) configChange {
+	var ch configChange
+	for _, e := range cfg.Entries {
+		was := old.lookup(e.Path)
+		switch {
+		case was == nil:
+			ch.added = append(ch.added, e)
+		case was.Action != e.Action || !slices.Equal(was.Names, e.Names):
+			ch.changed = append(ch.changed, fmt.Sprintf("%s: action %q, important names %q", quoteIfNeeded(e.Path), e.Action, strings.Join(e.Names, " | ")))
+		}
+	}
+	for _, e := range old.Entries {
+		if cfg.lookup(e.Path) == nil {
+			ch.removed = append(ch.removed, e.Path)
+		}
+	}
+	return ch
+}
+
+// counts says how many entries were added, removed and changed.
+func (ch configChange) counts() string {
+	return fmt.Sprintf("%d added, %d removed, %d changed", len(ch.added), len(ch.removed), len(ch.changed))
+}
+
+// notice is the notice of a reload to cfg.
+func (ch configChange) notice(cfg *config) notice {
+	details := []string{fmt.Sprintf("%d entries are watched.", len(cfg.Entries))}
+	for _, e := range ch.added {
+		details = append(details, "Added: "+quoteIfNeeded(e.Path))
+	}
+	for _, p := range ch.removed {
+		details = append(details, "Removed: "+quoteIfNeeded(p))
+	}
+	for _, c := range ch.changed {
+		details = append(details, "Changed: "+c)
+	}
+	return notice{Summary: fmt.Sprintf("configuration reloaded from %s: %s", quoteIfNeeded(cfg.File), ch.counts()), Details: details}
 }

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -109,22 +107,11 @@ func (d *daemon) overflow() {
 func (d *daemon) reload() {
 	file := d.cfg.File
 	cfg, problems, err := readConfig(file)
-	var invalid []string
-	for _, p := range problems {
-		if !p.Warning {
-			invalid = append(invalid, p.String())
-		}
-	}
-	if err == nil && len(invalid) > 0 {
-		err = fmt.Errorf("%d invalid line(s)", len(invalid))
+	if err == nil {
+		err = invalidLines(problems)
 	}
 	if err != nil {
-		msg := quoteIfNeeded(err.Error())
-		fmt.Fprintf(os.Stderr, "famids: SIGHUP: not reloading %s, keeping the configuration in use: %s\n", quoteIfNeeded(file), msg)
-		for _, p := range invalid {
-			fmt.Fprintf(os.Stderr, "famids: %s\n", p)
-		}
-		d.notice(fmt.Sprintf("configuration %s not reloaded: %s; the one in use is kept", quoteIfNeeded(file), msg), invalid...)
+		d.keepConfig(file, err, problems)
 		return
 	}
 	for _, p := range problems {
@@ -132,22 +119,9 @@ func (d *daemon) reload() {
 	}
 	old := d.cfg
 	d.cfg = cfg
-	var added []*entry
-	var removed, changed []string
-	for _, e := range cfg.Entries {
-		was := old.lookup(e.Path)
-		switch {
-		case was == nil:
-			added = append(added, e)
-		case was.Action != e.Action || !slices.Equal(was.Names, e.Names):
-			changed = append(changed, fmt.Sprintf("%s: action %q, important names %q", quoteIfNeeded(e.Path), e.Action, strings.Join(e.Names, " | ")))
-		}
-	}
-	for _, e := range old.Entries {
-		if cfg.lookup(e.Path) == nil {
-			removed = append(removed, e.Path)
-			d.w.disarm(e.Path)
-		}
+	ch := compareConfigs(old, cfg)
+	for _, p := range ch.removed {
+		d.w.disarm(p)
 	}
 	// Forget what no entry reports on any more; record what is newly
 	// reported on, as it is now, once its entry is armed.
@@ -164,27 +138,28 @@ func (d *daemon) reload() {
 		}
 	}
 	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
-	d.arms.armAll(added, true, func() {
+	d.arms.armAll(ch.added, true, func() {
 		d.sayUnmarked()
 		d.scans.start(&scan{kind: "reload", fresh: isNew, only: isNew})
 	})
 	d.retryWatches()
-
-	details := []string{fmt.Sprintf("%d entries are watched.", len(cfg.Entries))}
-	for _, e := range added {
-		details = append(details, "Added: "+quoteIfNeeded(e.Path))
-	}
-	for _, p := range removed {
-		details = append(details, "Removed: "+quoteIfNeeded(p))
-	}
-	for _, c := range changed {
-		details = append(details, "Changed: "+c)
-	}
-	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %d added, %d removed, %d changed\n", quoteIfNeeded(file), len(added), len(removed), len(changed))
-	d.notice(fmt.Sprintf("configuration reloaded from %s: %d added, %d removed, %d changed", quoteIfNeeded(file), len(added), len(removed), len(changed)), details...)
+	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %s\n", quoteIfNeeded(file), ch.counts())
+	d.out.notice(ch.notice(cfg))
 	d.checkConfigSecurity()
 	d.base.changed() // the entries changed
 	fitMemoryLimit()
+}
+
+// keepConfig says why the configuration in file is not reloaded, and that
+// the one in use is kept.
+func (d *daemon) keepConfig(file string, err error, problems []problem) {
+	invalid := invalidOf(problems)
+	msg := quoteIfNeeded(err.Error())
+	fmt.Fprintf(os.Stderr, "famids: SIGHUP: not reloading %s, keeping the configuration in use: %s\n", quoteIfNeeded(file), msg)
+	for _, p := range invalid {
+		fmt.Fprintf(os.Stderr, "famids: %s\n", p)
+	}
+	d.notice(fmt.Sprintf("configuration %s not reloaded: %s; the one in use is kept", quoteIfNeeded(file), msg), invalid...)
 }
 
 // suspend is SIGUSR1: reports stop, for a prelink run or a package update,

@@ -339,6 +339,7 @@ func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool
 
 // subscribe sets the watches of the entry at path as resolve found it, and
 // drops those it no longer needs. Only one arm of an entry runs at a time.
+// The watches are added first, without mu; then the bookkeeping.
 func (w *watcher) subscribe(path string, lookups []lookup, real string, exists bool, st unix.Stat_t, c *walkCache) (errs []error) {
 	w.beginAdd()
 	w.mu.Lock()
@@ -349,14 +350,38 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 	oldSubs := slices.Clone(old.subs)
 	w.mu.Unlock()
 
-	// The watches are added first, without mu; then the bookkeeping.
-	type want struct {
-		wd  int
-		dir string
-		s   sub
-		m   mark
+	wants, kept, errs := w.addWatches(path, lookups, real, exists, st, old, c)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.endAdd()
+	subs := w.subscribeLocked(wants, kept, oldSubs)
+	now := &armed{real: real, subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
+	if cur := w.armed[path]; cur != nil {
+		if now.dir && cur.dir && cur.dev == now.dev && cur.ino == now.ino {
+			now.aliases = cur.aliases // the same directory: its entries are
+		} else {
+			w.releaseAliases(path, cur)
+		}
 	}
-	wants := make([]want, 0, len(lookups)+1)
+	w.release(path, oldSubs, subs)
+	w.armed[path] = now
+	return errs
+}
+
+// A wanted is a watch added for a sub of an entry.
+type wanted struct {
+	wd  int
+	dir string
+	s   sub
+	m   mark
+}
+
+// addWatches adds the watches of the entry at path as resolve found it,
+// without mu: each directory looked up on the way, and what the path
+// resolves to, unless the entry old is watching that inode already
+// (kept).
+func (w *watcher) addWatches(path string, lookups []lookup, real string, exists bool, st unix.Stat_t, old *armed, c *walkCache) (wants []wanted, kept *wsub, errs []error) {
+	wants = make([]wanted, 0, len(lookups)+1)
 	add := func(dir string, mask uint32, s sub) {
 		var wd int
 		var m mark
@@ -374,7 +399,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 			errs = append(errs, watchError(dir, err))
 			return
 		}
-		wants = append(wants, want{wd, dir, s, m})
+		wants = append(wants, wanted{wd, dir, s, m})
 	}
 	for _, l := range lookups {
 		r, mask := roleLookup, uint32(lookupMask)
@@ -383,7 +408,6 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		}
 		add(l.dir, mask, sub{path: path, role: r, name: l.name})
 	}
-	var kept *wsub
 	if exists {
 		r, mask := roleSelf, uint32(selfMask)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -395,10 +419,12 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 			add(real, mask, sub{path: path, role: r})
 		}
 	}
+	return wants, kept, errs
+}
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer w.endAdd()
+// subscribeLocked subscribes an entry whose subs were oldSubs to the
+// watches wanted, and kept, and returns its subs. The caller holds mu.
+func (w *watcher) subscribeLocked(wants []wanted, kept *wsub, oldSubs []wsub) []wsub {
 	subs := make([]wsub, 0, len(wants)+1)
 	if kept != nil && w.byWd[int(kept.wd)] != nil {
 		subs = append(subs, *kept)
@@ -421,17 +447,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 		}
 		subs = append(subs, ws)
 	}
-	now := &armed{real: real, subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
-	if cur := w.armed[path]; cur != nil {
-		if now.dir && cur.dir && cur.dev == now.dev && cur.ino == now.ino {
-			now.aliases = cur.aliases // the same directory: its entries are
-		} else {
-			w.releaseAliases(path, cur)
-		}
-	}
-	w.release(path, oldSubs, subs)
-	w.armed[path] = now
-	return errs
+	return subs
 }
 
 // watchError describes a watch on path that could not be added.
