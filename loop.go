@@ -9,9 +9,11 @@ package main
 // not.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -202,3 +204,60 @@ func (d *daemon) resume(how string) {
 		}})
 	})
 }
+
+// readMountTable hands out the job that reads the mount table, and tells
+// of what changed on or above a watched path since it was last read.
+func (d *daemon) readMountTable() {
+	if !d.mounts.startRead() {
+		return
+	}
+	var now map[int]mountPoint
+	var err error
+	d.hand(&job{path: "/proc/self/mountinfo",
+		work: func(context.Context, *job) { now, err = readMounts() },
+		done: func() {
+			again := d.mounts.readDone()
+			if err == nil {
+				d.mountsChanged(d.mounts.update(now, d.onWatched))
+			}
+			if again {
+				d.readMountTable()
+			}
+		}})
+}
+
+// mountsChanged tells in a notice of each mount and unmount on or above
+// a watched path, lines.
+func (d *daemon) mountsChanged(lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	summary := "a mount on a watched path: " + lines[0]
+	if len(lines) > 1 {
+		summary = fmt.Sprintf("%d mounts and unmounts on watched paths", len(lines))
+	}
+	d.trouble.noticeList(summary, []string{"What these paths name changed, for as long as the mount stays. famids compares every watched path with its record; differences follow in reports with \"Found: " + foundAfterMount + "\"."}, lines)
+}
+
+// onWatched reports whether a mount at path changes what a watched path
+// names: it is the path, a directory on its way, or an entry of a watched
+// directory.
+func (d *daemon) onWatched(path string) bool {
+	for _, real := range d.w.reals() {
+		if real.path == path || strings.HasPrefix(real.path, path+"/") || path == "/" ||
+			real.dir && filepath.Dir(path) == real.path {
+			return true
+		}
+	}
+	return false
+}
+
+// notice sends famids's own news; past -max-mails a minute, it is folded
+// into the minute's digest of notices.
+func (d *daemon) notice(summary string, details ...string) {
+	d.out.notice(notice{Summary: summary, Details: details})
+}
+
+// syslog logs one line with -syslog; it never waits for the system
+// logger.
+func (d *daemon) syslog(line string) { d.out.syslog(line) }

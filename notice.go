@@ -1,29 +1,16 @@
 package main
 
-// famids's own news: notices, syslog, and what could not be watched or
-// looked at. Each kind of trouble is told once per moment, in one notice,
-// however many paths it concerns.
+// What could not be watched or looked at, told once: each kind of
+// trouble of one moment in one notice, however many paths it concerns.
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 )
-
-// notice sends famids's own news; past -max-mails a minute, it is folded
-// into the minute's digest of notices.
-func (d *daemon) notice(summary string, details ...string) {
-	d.out.notice(notice{Summary: summary, Details: details})
-}
-
-// syslog logs one line with -syslog; it never waits for the system
-// logger.
-func (d *daemon) syslog(line string) { d.out.syslog(line) }
 
 // troubles are what could not be watched or looked at: each is told once
 // on standard error, and the watches that could not be set, or the jobs
@@ -164,62 +151,4 @@ func (t *troubles) noticeList(summary string, details, list []string) {
 		details = append(details, "- "+quoteIfNeeded(item))
 	}
 	t.out.notice(notice{Summary: summary, Details: details})
-}
-
-// retryWatches arms again every entry with a watch that could not be set,
-// and, in a watched directory whose entries could not all be watched
-// through their inodes, sets those that are missing. Once an entry's
-// watches are all set, what it reports on is compared with its record:
-// while it was not watched, no event could tell of a change.
-func (d *daemon) retryWatches() {
-	var back []string // entries watched in full now
-	left := 0
-	for _, p := range d.trouble.unwatchedEntries() {
-		e := d.entryFor(p)
-		if e == nil {
-			d.trouble.watchFailed(p) // no longer an entry
-			continue
-		}
-		left++
-		d.arms.armThen(e, false, func() {
-			if _, dir := d.w.kind(e.Path); dir {
-				d.realias(e)
-			}
-			if d.trouble.watchedFully(e.Path) {
-				back = append(back, e.Path)
-			}
-			if left--; left == 0 && len(back) > 0 {
-				d.compareWatched(back)
-			}
-		})
-	}
-}
-
-// compareWatched compares with their records the paths the entries listed
-// report on, found "once watched".
-func (d *daemon) compareWatched(entries []string) {
-	in := func(p string) bool {
-		return slices.Contains(entries, p) || slices.Contains(entries, filepath.Dir(p))
-	}
-	d.scans.start(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
-}
-
-// realias sets the aliases missing in the directory entry e.
-func (d *daemon) realias(e *entry) {
-	var errs []error
-	d.hand(&job{path: e.Path,
-		work: func(context.Context, *job) {
-			names, _ := readDirNames(e.Path)
-			for _, n := range names {
-				if e.matches(n) && !d.w.aliased(e.Path, n) {
-					_, more := d.w.follow(e.Path, n)
-					errs = append(errs, more...)
-				}
-			}
-		},
-		done: func() {
-			if d.cfg.lookup(e.Path) == e {
-				d.trouble.watchFailed(e.Path, errs...)
-			}
-		}})
 }

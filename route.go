@@ -5,9 +5,11 @@ package main
 // burst (bursts.go).
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -232,4 +234,62 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 		d.observe(observation{path: e.Path, event: became, entry: e.reporter()})
 		d.compareEntries(e) // another directory, or none: its entries too
 	}
+}
+
+// retryWatches arms again every entry with a watch that could not be set,
+// and, in a watched directory whose entries could not all be watched
+// through their inodes, sets those that are missing. Once an entry's
+// watches are all set, what it reports on is compared with its record:
+// while it was not watched, no event could tell of a change.
+func (d *daemon) retryWatches() {
+	var back []string // entries watched in full now
+	left := 0
+	for _, p := range d.trouble.unwatchedEntries() {
+		e := d.entryFor(p)
+		if e == nil {
+			d.trouble.watchFailed(p) // no longer an entry
+			continue
+		}
+		left++
+		d.arms.armThen(e, false, func() {
+			if _, dir := d.w.kind(e.Path); dir {
+				d.realias(e)
+			}
+			if d.trouble.watchedFully(e.Path) {
+				back = append(back, e.Path)
+			}
+			if left--; left == 0 && len(back) > 0 {
+				d.compareWatched(back)
+			}
+		})
+	}
+}
+
+// compareWatched compares with their records the paths the entries listed
+// report on, found "once watched".
+func (d *daemon) compareWatched(entries []string) {
+	in := func(p string) bool {
+		return slices.Contains(entries, p) || slices.Contains(entries, filepath.Dir(p))
+	}
+	d.scans.start(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
+}
+
+// realias sets the aliases missing in the directory entry e.
+func (d *daemon) realias(e *entry) {
+	var errs []error
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) {
+			names, _ := readDirNames(e.Path)
+			for _, n := range names {
+				if e.matches(n) && !d.w.aliased(e.Path, n) {
+					_, more := d.w.follow(e.Path, n)
+					errs = append(errs, more...)
+				}
+			}
+		},
+		done: func() {
+			if d.cfg.lookup(e.Path) == e {
+				d.trouble.watchFailed(e.Path, errs...)
+			}
+		}})
 }
