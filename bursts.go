@@ -26,6 +26,7 @@ type burst struct {
 	first    time.Time
 	settled  time.Time // when it settles
 	deadline time.Time // settled, or zero while it waits for a job on its path
+	trace    *stages   // nil but in BenchmarkReportLatency
 }
 
 // An observation is one event on one path, on behalf of an entry. A weak
@@ -193,7 +194,7 @@ func (d *daemon) observe(o observation) {
 	now := time.Now()
 	b := d.pending[o.path]
 	if b == nil {
-		b = &burst{path: o.path, first: now, by: d.takeRecent(o.path, now)}
+		b = &burst{path: o.path, first: now, by: d.takeRecent(o.path, now), trace: d.traceBurst()}
 		d.pending[o.path] = b
 	}
 	if !o.weak {
@@ -287,8 +288,16 @@ func (d *daemon) recordBurst(b *burst) {
 	o := &ordered{b: b, handed: time.Now()}
 	o.l.dir = d.aliasDir(b.path)
 	d.inOrder = append(d.inOrder, o)
+	if b.trace != nil {
+		b.trace.handed = time.Now()
+	}
 	d.hand(&job{path: b.path,
-		work: func(ctx context.Context, j *job) { o.l.take(ctx, j, d, b.path) },
+		work: func(ctx context.Context, j *job) {
+			o.l.take(ctx, j, d, b.path)
+			if b.trace != nil {
+				b.trace.recording, b.trace.recorded = time.Unix(0, j.started.Load()), time.Now()
+			}
+		},
 		done: func() {
 			o.done = true
 			d.reportInOrder()
@@ -523,6 +532,7 @@ func (d *daemon) report(b *burst, after attrs) {
 		return
 	}
 	d.mail.sendMessage(message{Subject: subjectReport, Body: r.body(), Paths: []string{b.path}})
+	d.traceReport(b)
 	for _, a := range actions {
 		d.acts.run(trigger{action: a, paths: []string{b.path}, events: b.events, by: byEnv(r.By)})
 	}

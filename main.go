@@ -276,6 +276,11 @@ type daemon struct {
 	fanOverflowed bool               // the notice of it is sent
 	quieted       []unmark           // directories unmarked for a storm
 	unquietAt     time.Time          // when they are marked again, the storm being over; zero while it goes on
+
+	// traced, nil in production, is handed the stages of each report
+	// (latency.go); turn holds those of the loop's turn meanwhile.
+	traced func(*stages)
+	turn   stages
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -418,6 +423,9 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 		if err != nil {
 			return err
 		}
+		if d.traced != nil {
+			d.turn.read = time.Now()
+		}
 		d.handle(evs)
 		fanReadable = fanReadable || len(evs) > 0
 		switch {
@@ -430,6 +438,9 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 	}
 	d.flush(time.Now())
 	if fanReadable {
+		if d.traced != nil {
+			d.turn.fanRead = time.Now()
+		}
 		d.attribute()
 	}
 	if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
@@ -504,6 +515,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 				runtime.Gosched()
 			}
 			readable, fanReadable, mounted = d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+		}
+		if d.traced != nil {
+			d.turn = stages{woke: time.Now()}
 		}
 		if mounted {
 			d.readMountTable() // at once: the mount may be gone by mountAt
