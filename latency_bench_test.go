@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,14 +47,13 @@ func BenchmarkReportLatency(b *testing.B) {
 		time.Sleep(2 * time.Millisecond) // let the daemon go idle
 		b.StartTimer()
 		wrote := appendTimed(b, f, "user"+strconv.Itoa(len(all))+":x:1000:1000::/home/user:/bin/sh\n")
-		var s *stages
+		var delivered time.Time
 		select {
-		case s = <-traces:
+		case delivered = <-out.at:
 		case <-time.After(10 * time.Second):
 			b.Fatal("no report within 10s")
 		}
-		delivered := <-out.at
-		all = append(all, *s)
+		all = append(all, traces.next())
 		times = append(times, [2]time.Time{wrote, delivered})
 	}
 	reportStages(b, all, times, d.w.fan != nil)
@@ -105,10 +105,40 @@ func appendTimed(b *testing.B, path, text string) time.Time {
 	return at
 }
 
+// A traces is the stages of the reports the daemon sent, taken from its
+// loop without waking a goroutine: one woken there would run before the
+// mailer's, and delay the report's write.
+type traces struct {
+	mu  sync.Mutex
+	all []stages
+}
+
+func (t *traces) add(s *stages) {
+	t.mu.Lock()
+	t.all = append(t.all, *s)
+	t.mu.Unlock()
+}
+
+// next returns the stages of the oldest report not returned yet; its
+// write may end before the loop hands them over.
+func (t *traces) next() stages {
+	for {
+		t.mu.Lock()
+		if len(t.all) > 0 {
+			s := t.all[0]
+			t.all = t.all[1:]
+			t.mu.Unlock()
+			return s
+		}
+		t.mu.Unlock()
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
 // tracedDaemon runs, in its loop, a daemon watching the entries of conf
 // with -settle 0, printing its reports on out, with no state and no limit
 // on the mails a minute; it returns the stages of each report.
-func tracedDaemon(b *testing.B, conf string, out io.Writer) (*daemon, <-chan *stages) {
+func tracedDaemon(b *testing.B, conf string, out io.Writer) (*daemon, *traces) {
 	b.Helper()
 	oldSettle, oldMails, oldState := *settle, *maxMails, *stateFile
 	*settle, *maxMails, *stateFile = 0, 1<<30, ""
@@ -122,8 +152,8 @@ func tracedDaemon(b *testing.B, conf string, out io.Writer) (*daemon, <-chan *st
 	if err != nil {
 		b.Fatal(err)
 	}
-	traces := make(chan *stages, 16)
-	d.traced = func(s *stages) { traces <- s }
+	tr := new(traces)
+	d.traced = tr.add
 	d.start(nil)
 	runJobs(d, func() bool { return d.ready })
 	sigs := make(chan os.Signal, 1)
@@ -137,7 +167,7 @@ func tracedDaemon(b *testing.B, conf string, out io.Writer) (*daemon, <-chan *st
 		<-stopped
 		d.close()
 	})
-	return d, traces
+	return d, tr
 }
 
 // A stampWriter writes what the mailer prints on a pipe, as -stdout does
