@@ -436,7 +436,15 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 			d.unquietAt = time.Now().Add(quietFor)
 		}
 	}
+	handed := d.handed
 	d.flush(time.Now())
+	if d.handed > handed {
+		// The worker woken for a record waits for this thread to yield:
+		// the other CPU's scheduler steals it only after a sleep of tens
+		// of microseconds. Yielding, the loop goes on there instead, and
+		// the record is made beside what follows: who made the change.
+		runtime.Gosched()
+	}
 	if fanReadable {
 		if d.traced != nil {
 			d.turn.fanRead = time.Now()
