@@ -293,12 +293,9 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 	}
 	d.lookups++
 	fs := d.w.fan.proc
-	p, ppid, threads := glance(fs, ev.pid, d.procBuf, d.rec.names)
+	p, ppid, threads := glance(fs, ev.pid, l.pidfd, d.procBuf, d.rec.names)
 	if d.traced != nil {
 		l.trace = &stages{fanRead: d.turn.fanRead, glanced: time.Now()}
-	}
-	if p.known && !alive(l.pidfd) {
-		p = process{pid: ev.pid, exited: true} // what was read may be another's
 	}
 	l.p = p
 	if !p.known || len(d.inquiries) >= maxInquiries {
