@@ -22,6 +22,7 @@ type burst struct {
 	first    time.Time
 	settled  time.Time // when it settles
 	deadline time.Time // settled, or zero while it waits for a job on its path
+	trace    *stages   // nil but in BenchmarkReportLatency
 }
 
 // merge adds the events of o, a later burst on the same path, to b.

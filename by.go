@@ -47,6 +47,8 @@ type inquiry struct {
 	p     process // what is read so far, under mu
 	ready bool    // all but its threads is read; set on the loop
 	done  bool    // all is read; set on the loop
+
+	trace *stages // nil but in BenchmarkReportLatency
 }
 
 // snapshot returns what is read of the process so far.
@@ -291,9 +293,9 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 	}
 	d.lookups++
 	fs := d.w.fan.proc
-	p, ppid, threads := glance(fs, ev.pid, d.procBuf, d.rec.names)
-	if p.known && !alive(l.pidfd) {
-		p = process{pid: ev.pid, exited: true} // what was read may be another's
+	p, ppid, threads := glance(fs, ev.pid, l.pidfd, d.procBuf, d.rec.names)
+	if d.traced != nil {
+		l.trace = &stages{fanRead: d.turn.fanRead, glanced: time.Now()}
 	}
 	l.p = p
 	if !p.known || len(d.inquiries) >= maxInquiries {
@@ -320,7 +322,12 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		unix.Close(int(l.pidfd))
 	}
 	d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
-		work: func(context.Context, *job) { readMore(fs, l, ppid, threads, d.rec.names, d.w.fan.mntns) },
+		work: func(context.Context, *job) {
+			readMore(fs, l, ppid, threads, d.rec.names, d.w.fan.mntns)
+			if l.trace != nil {
+				l.trace.attributed = time.Now()
+			}
+		},
 		done: func() {
 			l.ready = true
 			d.reportInOrder() // a report may wait for it

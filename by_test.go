@@ -74,6 +74,42 @@ func TestStatusField(t *testing.T) {
 	}
 }
 
+func TestThreadsOfStat(t *testing.T) {
+	stat := []byte("4242 (a b) c) S 1 4242 4242 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 555 1000 200")
+	if _, fields := parseStat(stat); threadsOfStat(fields) != 3 {
+		t.Errorf("threads of %q = %d, want 3", stat, threadsOfStat(fields))
+	}
+	if got := threadsOfStat(nil); got != 1 {
+		t.Errorf("threads of nothing = %d, want 1", got)
+	}
+}
+
+// The pidfd tells the effective uid /proc/PID/status does, while its
+// process is there, and that it was reaped once it is.
+func TestPidfdUID(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	must(t, cmd.Start())
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	must(t, err)
+	defer unix.Close(pidfd)
+	uid, gone, ok := pidfdUID(int32(pidfd))
+	if !ok && !gone {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Skip("before Linux 6.13, a pidfd does not tell its process's uid")
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	must(t, err)
+	if want := statusField(status, "Uid:", 1); !ok || gone || uid != want {
+		t.Errorf("pidfdUID = %d, gone %v, ok %v; want %d, alive", uid, gone, ok, want)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, gone, ok := pidfdUID(int32(pidfd)); !gone || ok {
+		t.Errorf("pidfdUID of a reaped process: gone %v, ok %v; want gone", gone, ok)
+	}
+}
+
 func TestShellJoin(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
@@ -214,7 +250,7 @@ func TestReadProcessLive(t *testing.T) {
 	fs, err := openProcfs()
 	must(t, err)
 	defer unix.Close(fs.root)
-	p, ppid, threads := glance(fs, int32(cmd.Process.Pid), make([]byte, procBufSize), names)
+	p, ppid, threads := glance(fs, int32(cmd.Process.Pid), int32(pidfd), make([]byte, procBufSize), names)
 	l := &inquiry{pid: int32(cmd.Process.Pid), pidfd: int32(pidfd), p: p}
 	readMore(fs, l, ppid, threads, names, "")
 	p = l.snapshot()

@@ -185,13 +185,16 @@ func (fs procfs) names(name string, max int) []string {
 // glance reads, on the loop, the moment a process's first event is read,
 // who it is: a short-lived process (a cp, a chmod) is often gone within
 // a few tens of microseconds, before a job could start. These files of
-// /proc (stat, status, loginuid, sessionid, exe) are made from the
-// process's own structures without taking its memory's lock: no process
-// can make reading them wait. Ids are named when their names are known
-// already. It returns the process's parent's pid and number of threads
-// too, for readMore; p.known is false when it was gone, or when its
-// entry in /proc is covered by a mount (p.covered).
-func glance(fs procfs, pid int32, buf []byte, names *idNames) (p process, ppid string, threads uint32) {
+// /proc (stat, loginuid, sessionid, exe, and status where the pidfd
+// cannot tell the uid) are made from the process's own structures
+// without taking its memory's lock: no process can make reading them
+// wait. Ids are named when their names are known already. What was read
+// is the process's only if pidfd's process was not reaped after: when it
+// was, p says it exited, and nothing else. It returns the process's
+// parent's pid and number of threads too, for readMore; p.known is false
+// when it was gone, or when its entry in /proc is covered by a mount
+// (p.covered).
+func glance(fs procfs, pid, pidfd int32, buf []byte, names *idNames) (p process, ppid string, threads uint32) {
 	p = process{pid: pid}
 	dir := strconv.Itoa(int(pid))
 	stat, err := fs.read(dir+"/stat", buf)
@@ -205,24 +208,33 @@ func glance(fs procfs, pid int32, buf []byte, names *idNames) (p process, ppid s
 	if len(fields) > 4 {
 		p.tty = ttyName(fields[4])
 	}
-	status, err := fs.read(dir+"/status", buf)
-	if errors.Is(err, unix.EXDEV) {
-		return process{pid: pid, covered: true}, "", 0
+	if len(fields) > 1 {
+		ppid = fields[1]
 	}
-	p.uid = statusField(status, "Uid:", 1)
-	threads = threadsOf(status)
-	// A process whose first thread has exited while others run on is
-	// not gone: its program and command line are read through those.
-	p.exited = exiting(fields) && threads <= 1
+	threads = threadsOfStat(fields)
 	p.auid = readID(fs, dir+"/loginuid", buf)
 	p.ses = readID(fs, dir+"/sessionid", buf)
 	p.exe, err = fs.readlink(dir + "/exe")
 	if errors.Is(err, unix.EXDEV) {
 		return process{pid: pid, covered: true}, "", 0
 	}
-	if len(fields) > 1 {
-		ppid = fields[1]
+	// Last: the pidfd's answer also says its process was not reaped, so
+	// that the pid named it in every read above.
+	uid, gone, ok := pidfdUID(pidfd)
+	if !ok && !gone {
+		status, err := fs.read(dir+"/status", buf)
+		if errors.Is(err, unix.EXDEV) {
+			return process{pid: pid, covered: true}, "", 0
+		}
+		uid, threads, gone = statusField(status, "Uid:", 1), threadsOf(status), !alive(pidfd)
 	}
+	if gone {
+		return process{pid: pid, exited: true}, "", 0
+	}
+	p.uid = uid
+	// A process whose first thread has exited while others run on is
+	// not gone: its program and command line are read through those.
+	p.exited = exiting(fields) && threads <= 1
 	p.user, _ = names.cachedUser(p.uid)
 	if p.auid != unsetID {
 		p.auser, _ = names.cachedUser(p.auid)
@@ -410,6 +422,34 @@ func threadsOf(status []byte) uint32 {
 		return n
 	}
 	return 1
+}
+
+// threadsOfStat returns the number of threads (num_threads) of the
+// fields of a /proc/PID/stat after the name, 1 when they do not say.
+func threadsOfStat(fields []string) uint32 {
+	if len(fields) > 17 {
+		if n, err := strconv.ParseUint(fields[17], 10, 32); err == nil && n > 0 {
+			return uint32(n)
+		}
+	}
+	return 1
+}
+
+// pidfdUID returns the effective uid of pidfd's process, asked of the
+// pidfd itself (PIDFD_GET_INFO, Linux 6.13), which names no other
+// process whatever becomes of its pid: the uid /proc/PID/status shows
+// first among the effective ones. Its answer also says the process was
+// not reaped when asked, as alive does; gone says it was. ok is false
+// when the kernel cannot tell.
+func pidfdUID(pidfd int32) (uid uint32, gone, ok bool) {
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS}
+	switch err := unix.IoctlPidfdInfo(int(pidfd), &info); {
+	case err == unix.ESRCH:
+		return 0, true, false
+	case err != nil || info.Mask&unix.PIDFD_INFO_CREDS == 0:
+		return 0, false, false
+	}
+	return info.Euid, false, true
 }
 
 // A uidName is a user id with its name.

@@ -20,7 +20,7 @@ func (d *daemon) observe(o observation) {
 	}
 	now := time.Now()
 	if b, began := d.bursts.add(o, now); began {
-		b.by = d.takeRecent(o.path, now)
+		b.by, b.trace = d.takeRecent(o.path, now), d.traceBurst()
 	}
 }
 
@@ -68,8 +68,16 @@ func (d *daemon) compareEntries(e *entry) {
 func (d *daemon) recordBurst(b *burst) {
 	o := d.bursts.recording(b, time.Now())
 	o.l.dir = d.aliasDir(b.path)
+	if b.trace != nil {
+		b.trace.handed = time.Now()
+	}
 	d.hand(&job{path: b.path,
-		work: func(ctx context.Context, j *job) { d.look(ctx, j, &o.l, b.path) },
+		work: func(ctx context.Context, j *job) {
+			d.look(ctx, j, &o.l, b.path)
+			if b.trace != nil {
+				b.trace.recording, b.trace.recorded = time.Unix(0, j.started.Load()), time.Now()
+			}
+		},
 		done: func() {
 			o.done = true
 			d.reportInOrder()
@@ -198,6 +206,7 @@ func (d *daemon) report(b *burst, after attrs) {
 		}
 	}
 	d.out.report(r, actions)
+	d.traceReport(b)
 }
 
 // scanned takes in what a scan found of path, recorded as l says.
