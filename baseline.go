@@ -57,7 +57,49 @@ type baseline struct {
 	before  map[string]attrs // by path, until every report is delivered
 	keeper  stateKeeper
 	started time.Time
-	dirty   bool // the records changed since they were last saved
+	dirty   bool      // the records changed since they were last saved
+	saveAt  time.Time // when they are saved: at most once a second; zero when not dirty
+	beatAt  time.Time // when the state file's lock is touched next; zero without one
+}
+
+// saveEvery is how often the baseline is saved at most.
+const saveEvery = time.Second
+
+// beatFrom has the state file's lock touched once a minute from now: the
+// mtime then tells, after a crash, when famids was last known alive.
+func (bl *baseline) beatFrom(now time.Time) {
+	if bl.kept() {
+		bl.beatAt = now.Add(heartbeatEvery)
+	}
+}
+
+// due returns when the baseline is next saved or its lock touched, or
+// zero.
+func (bl *baseline) due() time.Time { return earliest(bl.saveAt, bl.beatAt) }
+
+// tend does what is due by now: it forgets the records before reports
+// once every report is delivered, saves the baseline with save once it
+// changed, famids is ready and what was reported is delivered (at most
+// once a second), and touches the lock.
+func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
+	if delivered {
+		bl.delivered()
+	}
+	switch {
+	case !bl.dirty || !ready:
+		bl.saveAt = time.Time{}
+	case bl.saveAt.IsZero():
+		bl.saveAt = now.Add(saveEvery)
+	case !now.Before(bl.saveAt) && delivered:
+		save()
+		bl.saveAt = time.Time{}
+	case !now.Before(bl.saveAt):
+		bl.saveAt = now.Add(saveEvery) // once what was reported is delivered
+	}
+	if !bl.beatAt.IsZero() && !now.Before(bl.beatAt) {
+		bl.touch()
+		bl.beatAt = now.Add(heartbeatEvery)
+	}
 }
 
 // newBaseline returns an empty baseline kept in file ("" for none).

@@ -73,29 +73,8 @@ func run() int {
 		fmt.Println("famids", version)
 		return 0
 	}
-	for _, bad := range []struct {
-		ok   bool
-		flag string
-		v    time.Duration
-		want string
-	}{
-		{*settle >= 0, "settle", *settle, "must not be negative"},
-		{*actionTimeout > 0, "action-timeout", *actionTimeout, "must be positive"},
-		{*maxSuspend > 0, "max-suspend", *maxSuspend, "must be positive"},
-		{*verifyEvery >= 0, "verify", *verifyEvery, "must not be negative"},
-	} {
-		if !bad.ok {
-			fmt.Fprintf(os.Stderr, "famids: -%s %v: %s\n", bad.flag, bad.v, bad.want)
-			return 2
-		}
-	}
-	if *maxMails < 1 {
-		fmt.Fprintf(os.Stderr, "famids: -max-mails %d: must be at least 1\n", *maxMails)
-		return 2
-	}
-	if strings.HasPrefix(*notify, "-") || *notify == "" {
-		// The mail program would take it for an option of its own.
-		fmt.Fprintf(os.Stderr, "famids: -notify %q: not an address (it must not begin with -)\n", *notify)
+	if err := checkFlags(); err != nil {
+		fmt.Fprintf(os.Stderr, "famids: %v\n", err)
 		return 2
 	}
 	cfg, problems, err := readConfig(*configFile)
@@ -141,6 +120,34 @@ func run() int {
 	limitMemory()
 	d.start(problems)
 	return d.loop(sigs)
+}
+
+// checkFlags returns what is wrong with the flags' values, naming the
+// flag.
+func checkFlags() error {
+	for _, bad := range []struct {
+		ok   bool
+		flag string
+		v    time.Duration
+		want string
+	}{
+		{*settle >= 0, "settle", *settle, "must not be negative"},
+		{*actionTimeout > 0, "action-timeout", *actionTimeout, "must be positive"},
+		{*maxSuspend > 0, "max-suspend", *maxSuspend, "must be positive"},
+		{*verifyEvery >= 0, "verify", *verifyEvery, "must not be negative"},
+	} {
+		if !bad.ok {
+			return fmt.Errorf("-%s %v: %s", bad.flag, bad.v, bad.want)
+		}
+	}
+	if *maxMails < 1 {
+		return fmt.Errorf("-max-mails %d: must be at least 1", *maxMails)
+	}
+	if strings.HasPrefix(*notify, "-") || *notify == "" {
+		// The mail program would take it for an option of its own.
+		return fmt.Errorf("-notify %q: not an address (it must not begin with -)", *notify)
+	}
+	return nil
 }
 
 // memoryLimit is the soft limit famids keeps its memory to, unless
@@ -469,34 +476,9 @@ func (d *daemon) checkConfigSecurity() {
 func (d *daemon) loop(sigs <-chan os.Signal) int {
 	signals := d.forwardSignals(sigs)
 	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
-	var saveAt time.Time // the state is saved at most once a second
-	var beatAt time.Time // the state file says famids is alive
-	if d.base.kept() {
-		beatAt = time.Now().Add(heartbeatEvery)
-	}
+	d.base.beatFrom(time.Now())
 	for {
-		now := time.Now()
-		next := earliest(d.bursts.next(), saveAt, beatAt, d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt, d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
-		timeout := time.Duration(-1)
-		if !next.IsZero() {
-			timeout = max(next.Sub(now), 0)
-		}
-		var readable, fanReadable, mounted bool
-		if left := r.pauseLeft(now); left > 0 {
-			// A storm's pause: sleeping lets Go's scheduler rest, where
-			// waiting in a system call would keep it busy. A signal
-			// waits for the pause to end.
-			time.Sleep(min(left, timeout))
-			readable, fanReadable = true, true // what piled up meanwhile
-		} else {
-			if !d.out.idle() {
-				// Let the mailer's goroutine take what was just sent on
-				// this thread, before it sleeps in poll: a report printed
-				// with -stdout then goes out at once.
-				runtime.Gosched()
-			}
-			readable, fanReadable, mounted = d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
-		}
+		readable, fanReadable, mounted := d.wait(r)
 		if d.traced != nil {
 			d.turn = stages{woke: time.Now()}
 		}
@@ -504,7 +486,6 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.readMountTable() // at once: the mount may be gone when it is acted on
 			d.mounts.changed(time.Now())
 		}
-
 		for _, sig := range signals.take() {
 			if code, stop := d.signal(sig); stop {
 				return code
@@ -521,42 +502,57 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		if d.bursts.ordering() {
 			d.reportInOrder() // those a slow record held up
 		}
+		d.tend(time.Now())
+	}
+}
 
-		now = time.Now()
-		if d.out.idle() {
-			d.base.delivered()
-		}
-		switch {
-		case !d.base.dirty || !d.ready:
-			saveAt = time.Time{}
-		case saveAt.IsZero():
-			saveAt = now.Add(time.Second)
-		case !now.Before(saveAt) && d.out.idle():
-			d.save(false)
-			saveAt = time.Time{}
-		case !now.Before(saveAt):
-			saveAt = now.Add(time.Second) // once what was reported is delivered
-		}
-		if !beatAt.IsZero() && !now.Before(beatAt) {
-			d.base.touch()
-			beatAt = now.Add(heartbeatEvery)
-		}
-		if end := d.susp.end(); !end.IsZero() && !now.Before(end) {
-			d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
-		}
-		if d.mounts.due(now) {
-			d.remount()
-		}
-		if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
-			d.verify()
-			d.verifyAt = now.Add(*verifyEvery)
-		}
-		if d.arms.idle() && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
-			d.trouble.noticeWatchErrors() // once the arms of a moment are all done
-		}
-		if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
-			d.out.sendDigests()
-		}
+// wait waits for events, a signal, a job done or the next deadline, and
+// reports whether inotify's or fanotify's events are queued, and whether
+// the mount table changed.
+func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
+	now := time.Now()
+	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt,
+		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
+	timeout := time.Duration(-1)
+	if !next.IsZero() {
+		timeout = max(next.Sub(now), 0)
+	}
+	if left := r.pauseLeft(now); left > 0 {
+		// A storm's pause: sleeping lets Go's scheduler rest, where
+		// waiting in a system call would keep it busy. A signal waits
+		// for the pause to end.
+		time.Sleep(min(left, timeout))
+		return true, true, false // what piled up meanwhile
+	}
+	if !d.out.idle() {
+		// Let the mailer's goroutine take what was just sent on this
+		// thread, before it sleeps in poll: a report printed with
+		// -stdout then goes out at once.
+		runtime.Gosched()
+	}
+	return d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+}
+
+// tend does what is due by now: save the baseline, end a suspension that
+// ran out, act on a mount change, verify, tell of watches that could not
+// be set, send the minute's digests.
+func (d *daemon) tend(now time.Time) {
+	d.base.tend(now, d.ready, d.out.idle(), func() { d.save(false) })
+	if end := d.susp.end(); !end.IsZero() && !now.Before(end) {
+		d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
+	}
+	if d.mounts.due(now) {
+		d.remount()
+	}
+	if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
+		d.verify()
+		d.verifyAt = now.Add(*verifyEvery)
+	}
+	if d.arms.idle() && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
+		d.trouble.noticeWatchErrors() // once the arms of a moment are all done
+	}
+	if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
+		d.out.sendDigests()
 	}
 }
 

@@ -223,7 +223,7 @@ func TestVersionHelpAndBadFlags(t *testing.T) {
 			t.Errorf("-notify %q: exit %d, stderr %q; want exit 2 naming -notify", addr, code, stderr)
 		}
 	}
-	for _, args := range [][]string{{"-settle", "-1s"}, {"-action-timeout", "0s"}, {"-max-suspend", "-1h0m0s"}} {
+	for _, args := range [][]string{{"-settle", "-1s"}, {"-action-timeout", "0s"}, {"-max-suspend", "-1h0m0s"}, {"-verify", "-1s"}, {"-max-mails", "0"}} {
 		_, stderr, code = runFamids(t, args...)
 		if want := "famids: " + args[0] + " " + args[1] + ": must"; code != 2 || !strings.HasPrefix(stderr, want) {
 			t.Errorf("%s %s: exit %d, stderr %q; want exit 2 and %q...", args[0], args[1], code, stderr, want)
