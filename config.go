@@ -452,3 +452,27 @@ func (ch configChange) notice(cfg *config) notice {
 	}
 	return notice{Summary: fmt.Sprintf("configuration reloaded from %s: %s", quoteIfNeeded(cfg.File), ch.counts()), Details: details}
 }
+
+// owners returns the entries that report on path: the entry of that path,
+// and the watched directory holding it when the name is important.
+func (c *config) owners(path string) []*entry {
+	var es []*entry
+	if e := c.lookup(path); e != nil {
+		es = append(es, e)
+	}
+	if dir := filepath.Dir(path); dir != path {
+		if e := c.lookup(dir); e != nil && e.matches(filepath.Base(path)) {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// entryPaths returns the paths of entries.
+func entryPaths(entries []*entry) []string {
+	paths := make([]string, len(entries))
+	for i, e := range entries {
+		paths[i] = e.Path
+	}
+	return paths
+}

@@ -1,55 +1,344 @@
 package main
 
-// When famids cannot trust its events to have told it everything (at
-// start-up, after the kernel's queue overflowed, after a mount change, at
-// verification, at the end of a suspension) it compares every watched
-// path with its record instead: a scan. A scan is jobs in the pool, like
-// every look at the file system: the loop goes on meanwhile. A reload
-// changes what is watched without a moment in which an unchanged path is
-// not.
+// The event loop, and what it does on a signal or a deadline: reload the
+// configuration, suspend and resume, compare after an overflow, a mount
+// change or at verification, and stop. Nothing it does waits for the file
+// system, the mail program or an action.
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
-// How differences found by comparing are introduced in their reports.
-const (
-	foundAtStart    = "at start-up (differs from the record of the previous run)"
-	foundAfterFlood = "after queue overflow"
-	foundAfterMount = "after a mount change"
-	foundAtVerify   = "at verification"
-	// A path whose watch could not be set (out of inotify watches), once
-	// it could be.
-	foundOnceWatched = "once it could be watched"
-)
-
-// owners returns the entries that report on path: the entry of that path,
-// and the watched directory holding it when the name is important.
-func (c *config) owners(path string) []*entry {
-	var es []*entry
-	if e := c.lookup(path); e != nil {
-		es = append(es, e)
-	}
-	if dir := filepath.Dir(path); dir != path {
-		if e := c.lookup(dir); e != nil && e.matches(filepath.Base(path)) {
-			es = append(es, e)
+// loop is the event loop. One poll(2) waits for inotify events, signals,
+// jobs done and the next deadline; the loop then folds events into
+// bursts, hands out the record of each burst that settled, reports what
+// the jobs found, saves the state, and so on, until a signal stops
+// famids. Nothing it does waits for the file system, the mail program or
+// an action: that is the pool's, the mailer's and the actions' work.
+func (d *daemon) loop(sigs <-chan os.Signal) int {
+	signals := d.forwardSignals(sigs)
+	r := &eventReader{src: d.w, retry: readRetry, buf: make([]byte, 64<<10)}
+	d.base.beatFrom(time.Now())
+	for {
+		readable, fanReadable, mounted := d.wait(r)
+		if d.traced != nil {
+			d.turn = stages{woke: time.Now()}
 		}
+		if mounted {
+			d.readMountTable() // at once: the mount may be gone when it is acted on
+			d.mounts.changed(time.Now())
+		}
+		for _, sig := range signals.take() {
+			if code, stop := d.signal(sig); stop {
+				return code
+			}
+		}
+		if err := d.take(r, readable, fanReadable); err != nil {
+			fmt.Fprintf(os.Stderr, "famids: ERROR: %v\nPossibly the inotify instance is broken; exiting so that init restarts famids.\n", err)
+			d.fatal = err.Error()
+			d.stop()
+			return 1
+		}
+		d.finishJobs()
+		d.unmark()
+		if d.bursts.ordering() {
+			d.reportInOrder() // those a slow record held up
+		}
+		d.tend(time.Now())
 	}
-	return es
 }
 
-// entryPaths returns the paths of entries.
-func entryPaths(entries []*entry) []string {
-	paths := make([]string, len(entries))
-	for i, e := range entries {
-		paths[i] = e.Path
+// wait waits for events, a signal, a job done or the next deadline, and
+// reports whether inotify's or fanotify's events are queued, and whether
+// the mount table changed.
+func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
+	now := time.Now()
+	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt,
+		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
+	timeout := time.Duration(-1)
+	if !next.IsZero() {
+		timeout = max(next.Sub(now), 0)
 	}
-	return paths
+	if left := r.pauseLeft(now); left > 0 {
+		// A storm's pause: sleeping lets Go's scheduler rest, where
+		// waiting in a system call would keep it busy. A signal waits
+		// for the pause to end.
+		time.Sleep(min(left, timeout))
+		return true, true, false // what piled up meanwhile
+	}
+	if !d.out.idle() {
+		// Let the mailer's goroutine take what was just sent on this
+		// thread, before it sleeps in poll: a report printed with
+		// -stdout then goes out at once.
+		runtime.Gosched()
+	}
+	return d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+}
+
+// tend does what is due by now: save the baseline, end a suspension that
+// ran out, act on a mount change, verify, tell of watches that could not
+// be set, send the minute's digests.
+func (d *daemon) tend(now time.Time) {
+	d.base.tend(now, d.ready, d.out.idle(), func() { d.save(false) })
+	if end := d.susp.end(); !end.IsZero() && !now.Before(end) {
+		d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
+	}
+	if d.mounts.due(now) {
+		d.remount()
+	}
+	if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
+		d.verify()
+		d.verifyAt = now.Add(*verifyEvery)
+	}
+	if d.arms.idle() && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
+		d.trouble.noticeWatchErrors() // once the arms of a moment are all done
+	}
+	if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
+		d.out.sendDigests()
+	}
+}
+
+// mountSettle is how long famids waits after a change of the mount table
+// before it acts on it: a mount seldom comes alone.
+const mountSettle = 100 * time.Millisecond
+
+// quickWait is how long the loop waits for the jobs it has just handed
+// out before it goes on: a plain file's record takes tens of microseconds,
+// and its report then goes out as fast as if the loop had made it itself;
+// a record that takes longer does not hold the loop.
+const quickWait = 5 * time.Millisecond
+
+// poolEvery is how often the loop looks at the jobs that run long, while
+// any runs.
+const poolEvery = 250 * time.Millisecond
+
+// finishJobs runs the done of every job that has returned, after waiting
+// a little for those just handed out, and looks at the jobs that run
+// long: a new worker for each, and a notice for each that does not
+// return.
+func (d *daemon) finishJobs() {
+	if d.handed > 0 {
+		d.handed = 0
+		d.pool.await(quickWait)
+	}
+	if d.looking > 0 {
+		// A report may wait for a process just looked up, as for a
+		// record just handed out.
+		d.looking = 0
+		d.procs.await(quickWait)
+	}
+	for _, j := range d.slow.take() {
+		j.done()
+	}
+	for _, j := range d.procs.take() {
+		j.done()
+	}
+	for {
+		done := d.pool.take()
+		if len(done) == 0 {
+			break
+		}
+		for _, j := range done {
+			j.done()
+		}
+		d.flush(time.Now()) // bursts that waited for a job
+		if d.handed > 0 {
+			d.handed = 0
+			d.pool.await(quickWait)
+		}
+	}
+	now := time.Now()
+	if !d.pool.busy() {
+		d.poolAt = time.Time{}
+		return
+	}
+	if d.poolAt.IsZero() {
+		d.poolAt = now.Add(poolEvery)
+	}
+	if now.Before(d.poolAt) {
+		return
+	}
+	d.poolAt = now.Add(poolEvery)
+	var stuck []string
+	for _, j := range d.pool.watch(now) {
+		stuck = append(stuck, j.path)
+	}
+	d.trouble.noticeStuck(stuck...)
+}
+
+// hand hands a job out to the pool.
+func (d *daemon) hand(j *job) {
+	d.handed++
+	d.pool.submit(j)
+}
+
+// earliest returns the earliest of times that is not zero, or zero.
+func earliest(times ...time.Time) time.Time {
+	var first time.Time
+	for _, t := range times {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
+}
+
+// A signalQueue holds the signals caught, in the order Go's runtime passed
+// them on, until the loop takes them. It never blocks whoever adds to it:
+// os/signal drops a signal its channel has no room for.
+type signalQueue struct {
+	mu   sync.Mutex
+	sigs []os.Signal
+}
+
+func (q *signalQueue) add(sig os.Signal) {
+	q.mu.Lock()
+	q.sigs = append(q.sigs, sig)
+	q.mu.Unlock()
+}
+
+// take returns the signals queued, oldest first.
+func (q *signalQueue) take() []os.Signal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sigs := q.sigs
+	q.sigs = nil
+	return sigs
+}
+
+// forwardSignals passes the signals caught on to the loop, waking it.
+func (d *daemon) forwardSignals(sigs <-chan os.Signal) *signalQueue {
+	q := new(signalQueue)
+	go func() {
+		for sig := range sigs {
+			q.add(sig)
+			d.poll.poke()
+		}
+	}()
+	return q
+}
+
+// signal acts on a signal; it returns the exit status when famids stops.
+func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
+	switch sig {
+	case syscall.SIGHUP:
+		d.reload()
+	case syscall.SIGUSR1:
+		if d.susp.stray(time.Now()) {
+			fmt.Fprintln(os.Stderr, "famids: SIGUSR1 right after a SIGUSR2 that found reporting on: taken as sent before it; reporting goes on")
+			return 0, false
+		}
+		d.suspend()
+	case syscall.SIGUSR2:
+		d.susp.resumeAsked(time.Now())
+		d.resume("on SIGUSR2")
+	default:
+		sdNotify("STOPPING=1")
+		d.stop()
+		return 0, true
+	}
+	return 0, false
+}
+
+// Stopping: jobs are given jobsAtStop to finish, and the mail, with the
+// actions' reports, until stopWithin after the signal; famids then exits,
+// whatever is still being hashed, mailed or run.
+const (
+	jobsAtStop = 3 * time.Second
+	stopWithin = 7 * time.Second
+)
+
+// stop reports every pending burst, stops the actions, each of which
+// reports how it ended, delivers every message it can, and only then
+// saves the state: a change whose report was not delivered, or whose path
+// could not be recorded in time, is found again at the next start.
+func (d *daemon) stop() {
+	begin := time.Now()
+	d.stopping = true
+	if d.susp.suspended() {
+		d.resume("as famids stops")
+	}
+	d.drain()
+	d.flush(time.Time{})
+	for (d.pool.busy() || !d.bursts.idle()) && time.Since(begin) < jobsAtStop {
+		d.pool.await(50 * time.Millisecond)
+		for _, j := range d.pool.take() {
+			j.done()
+		}
+		d.flush(time.Time{})
+	}
+	d.pool.stop()
+	d.slow.stop()
+	d.procs.stop()
+	d.w.Close()
+	for _, o := range d.bursts.heldUp() { // by a record that did not end in time
+		d.recordedBy(o.b.path, &o.l)
+		d.recorded(o.b, o.l.after)
+	}
+	for _, p := range d.bursts.busyPaths() {
+		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
+	}
+	d.out.sendDigests()
+	for _, m := range d.out.stop(begin.Add(stopWithin)) {
+		for _, p := range m.Paths {
+			d.base.unreport(p) // found again at the next start
+		}
+	}
+	d.save(true)
+}
+
+// take reads and handles what the two event queues hold: inotify's
+// first, and the records of bursts that settle are handed out, then
+// fanotify's, whose processes are looked up while those records are
+// made; a burst begun before its process is known takes it when it is
+// (attach). The error is inotify's: famids cannot go on without it.
+func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
+	now := time.Now()
+	if readable || r.retrying(now) {
+		evs, err := r.read(now)
+		if err != nil {
+			return err
+		}
+		if d.traced != nil {
+			d.turn.read = time.Now()
+		}
+		d.handle(evs)
+		fanReadable = fanReadable || len(evs) > 0
+		switch {
+		case len(d.quieted) == 0:
+		case !r.calm():
+			d.unquietAt = time.Time{}
+		case d.unquietAt.IsZero():
+			d.unquietAt = time.Now().Add(quietFor)
+		}
+	}
+	handed := d.handed
+	d.flush(time.Now())
+	if d.handed > handed {
+		// The worker woken for a record waits for this thread to yield:
+		// the other CPU's scheduler steals it only after a sleep of tens
+		// of microseconds. Yielding, the loop goes on there instead, and
+		// the record is made beside what follows: who made the change.
+		runtime.Gosched()
+	}
+	if fanReadable {
+		if d.traced != nil {
+			d.turn.fanRead = time.Now()
+		}
+		d.attribute()
+	}
+	if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
+		d.unquiet() // the storm is over
+	}
+	return nil
 }
 
 // fullHashEvery is how often a verification hashes every file, whatever

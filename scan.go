@@ -176,3 +176,14 @@ func (sc *scanner) step(s *scan) {
 		sc.start(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, then: s.then})
 	}
 }
+
+// How differences found by comparing are introduced in their reports.
+const (
+	foundAtStart    = "at start-up (differs from the record of the previous run)"
+	foundAfterFlood = "after queue overflow"
+	foundAfterMount = "after a mount change"
+	foundAtVerify   = "at verification"
+	// A path whose watch could not be set (out of inotify watches), once
+	// it could be.
+	foundOnceWatched = "once it could be watched"
+)
