@@ -48,8 +48,8 @@ func benchDaemon(b testing.TB, conf string) *daemon {
 // runJobs runs the daemon's jobs, as its loop would, until cond holds.
 func runJobs(d *daemon, cond func() bool) {
 	for !cond() {
-		d.pool.await(10 * time.Millisecond)
-		for _, j := range d.pool.take() {
+		d.jobs.pool.await(10 * time.Millisecond)
+		for _, j := range d.jobs.pool.take() {
 			j.done()
 		}
 		d.flush(time.Now())

@@ -220,3 +220,89 @@ func (p *pool) busy() bool {
 // blocked in a system call that does not return are left behind: famids
 // stops without them.
 func (p *pool) stop() { p.cancel() }
+
+// quickWait is how long the loop waits for the jobs it has just handed
+// out before it goes on: a plain file's record takes tens of microseconds,
+// and its report then goes out as fast as if the loop had made it itself;
+// a record that takes longer does not hold the loop.
+const quickWait = 5 * time.Millisecond
+
+// poolEvery is how often the loop looks at the jobs that run long, while
+// any runs.
+const poolEvery = 250 * time.Millisecond
+
+// jobs are the two pools the loop hands its looks at the file system to:
+// the pool, a worker per CPU, and the slow lane, which hashes files over
+// bigFile one at a time at the lowest priority. Only the event loop's
+// goroutine touches it.
+type jobs struct {
+	pool    *pool
+	slow    *pool
+	handed  int       // jobs handed out since the loop last waited for one
+	checkAt time.Time // when the pool's running jobs are looked at again; zero while none runs
+}
+
+func newJobs(poke func()) *jobs {
+	return &jobs{pool: newPool(poke), slow: newPoolOf(poke, 1, 1, true)}
+}
+
+// hand hands j out to the pool.
+func (js *jobs) hand(j *job) {
+	js.handed++
+	js.pool.submit(j)
+}
+
+// handSlow hands j out to the slow lane.
+func (js *jobs) handSlow(j *job) { js.slow.submit(j) }
+
+// handedOut returns how many jobs were handed out since the loop last
+// waited for one.
+func (js *jobs) handedOut() int { return js.handed }
+
+// awaitHanded waits a little for the jobs just handed out, if any.
+func (js *jobs) awaitHanded() {
+	if js.handed > 0 {
+		js.handed = 0
+		js.pool.await(quickWait)
+	}
+}
+
+// takeDone returns the jobs of both pools done since it was last called,
+// the slow lane's first.
+func (js *jobs) takeDone() []*job {
+	return append(js.slow.take(), js.pool.take()...)
+}
+
+// busy reports whether the pool has a job queued, running, or done but
+// not taken.
+func (js *jobs) busy() bool { return js.pool.busy() }
+
+// next returns when the running jobs are looked at again, or zero.
+func (js *jobs) next() time.Time { return js.checkAt }
+
+// check looks at the jobs that run long, every poolEvery while any runs:
+// a new worker for each, and it returns the path of each that does not
+// return, once.
+func (js *jobs) check(now time.Time) (stuck []string) {
+	if !js.pool.busy() {
+		js.checkAt = time.Time{}
+		return nil
+	}
+	if js.checkAt.IsZero() {
+		js.checkAt = now.Add(poolEvery)
+	}
+	if now.Before(js.checkAt) {
+		return nil
+	}
+	js.checkAt = now.Add(poolEvery)
+	for _, j := range js.pool.watch(now) {
+		stuck = append(stuck, j.path)
+	}
+	return stuck
+}
+
+// stop cancels the jobs of both pools.
+func (js *jobs) stop() {
+	js.pool.stop()
+	js.slow.stop()
+}

@@ -61,7 +61,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 // the mount table changed.
 func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
 	now := time.Now()
-	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.poolAt,
+	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.jobs.next(),
 		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
 	timeout := time.Duration(-1)
 	if !next.IsZero() {
@@ -110,39 +110,23 @@ func (d *daemon) tend(now time.Time) {
 // before it acts on it: a mount seldom comes alone.
 const mountSettle = 100 * time.Millisecond
 
-// quickWait is how long the loop waits for the jobs it has just handed
-// out before it goes on: a plain file's record takes tens of microseconds,
-// and its report then goes out as fast as if the loop had made it itself;
-// a record that takes longer does not hold the loop.
-const quickWait = 5 * time.Millisecond
-
-// poolEvery is how often the loop looks at the jobs that run long, while
-// any runs.
-const poolEvery = 250 * time.Millisecond
-
 // finishJobs runs the done of every job that has returned, after waiting
 // a little for those just handed out, and looks at the jobs that run
 // long: a new worker for each, and a notice for each that does not
 // return.
 func (d *daemon) finishJobs() {
-	if d.handed > 0 {
-		d.handed = 0
-		d.pool.await(quickWait)
-	}
+	d.jobs.awaitHanded()
 	if d.looking > 0 {
 		// A report may wait for a process just looked up, as for a
 		// record just handed out.
 		d.looking = 0
 		d.procs.await(quickWait)
 	}
-	for _, j := range d.slow.take() {
-		j.done()
-	}
 	for _, j := range d.procs.take() {
 		j.done()
 	}
 	for {
-		done := d.pool.take()
+		done := d.jobs.takeDone()
 		if len(done) == 0 {
 			break
 		}
@@ -150,35 +134,15 @@ func (d *daemon) finishJobs() {
 			j.done()
 		}
 		d.flush(time.Now()) // bursts that waited for a job
-		if d.handed > 0 {
-			d.handed = 0
-			d.pool.await(quickWait)
-		}
+		d.jobs.awaitHanded()
 	}
-	now := time.Now()
-	if !d.pool.busy() {
-		d.poolAt = time.Time{}
-		return
+	if stuck := d.jobs.check(time.Now()); len(stuck) > 0 {
+		d.trouble.noticeStuck(stuck...)
 	}
-	if d.poolAt.IsZero() {
-		d.poolAt = now.Add(poolEvery)
-	}
-	if now.Before(d.poolAt) {
-		return
-	}
-	d.poolAt = now.Add(poolEvery)
-	var stuck []string
-	for _, j := range d.pool.watch(now) {
-		stuck = append(stuck, j.path)
-	}
-	d.trouble.noticeStuck(stuck...)
 }
 
 // hand hands a job out to the pool.
-func (d *daemon) hand(j *job) {
-	d.handed++
-	d.pool.submit(j)
-}
+func (d *daemon) hand(j *job) { d.jobs.hand(j) }
 
 // earliest returns the earliest of times that is not zero, or zero.
 func earliest(times ...time.Time) time.Time {
@@ -268,15 +232,14 @@ func (d *daemon) stop() {
 	}
 	d.drain()
 	d.flush(time.Time{})
-	for (d.pool.busy() || !d.bursts.idle()) && time.Since(begin) < jobsAtStop {
-		d.pool.await(50 * time.Millisecond)
-		for _, j := range d.pool.take() {
+	for (d.jobs.busy() || !d.bursts.idle()) && time.Since(begin) < jobsAtStop {
+		d.jobs.pool.await(50 * time.Millisecond)
+		for _, j := range d.jobs.pool.take() {
 			j.done()
 		}
 		d.flush(time.Time{})
 	}
-	d.pool.stop()
-	d.slow.stop()
+	d.jobs.stop()
 	d.procs.stop()
 	d.w.Close()
 	for _, o := range d.bursts.heldUp() { // by a record that did not end in time
@@ -320,9 +283,9 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 			d.unquietAt = time.Now().Add(quietFor)
 		}
 	}
-	handed := d.handed
+	handed := d.jobs.handedOut()
 	d.flush(time.Now())
-	if d.handed > handed {
+	if d.jobs.handedOut() > handed {
 		// The worker woken for a record waits for this thread to yield:
 		// the other CPU's scheduler steals it only after a sleep of tens
 		// of microseconds. Yielding, the loop goes on there instead, and

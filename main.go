@@ -217,8 +217,7 @@ type daemon struct {
 	cfg       *config
 	w         *watcher
 	poll      *poller
-	pool      *pool
-	slow      *pool // hashes of files over bigFile, one at a time, at the lowest priority
+	jobs      *jobs
 	procs     *pool // processes looked up (by.go): a command line that never comes back holds no file's record
 	out       *publisher
 	rec       *recorder
@@ -241,7 +240,6 @@ type daemon struct {
 	verifyAt  time.Time // when the next verification is due; zero without -verify
 	hashedAll time.Time // when every file was last hashed, whatever its stat said
 	mounts    mountTable
-	poolAt    time.Time // when the pool's jobs are looked at again; zero while there are none
 
 	stopping bool   // the loop is stopping: no retries, no waiting
 	fatal    string // why famids stops on its own, for the next run
@@ -293,8 +291,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		cfg:       cfg,
 		w:         w,
 		poll:      p,
-		pool:      newPool(p.poke),
-		slow:      newPoolOf(p.poke, 1, 1, true),
+		jobs:      newJobs(p.poke),
 		procs:     newPoolOf(p.poke, maxInquiries, maxInquiries, false),
 		out:       out,
 		trouble:   newTroubles(out),

@@ -165,7 +165,7 @@ func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
 	}
 	var sha string
 	var ok bool
-	d.slow.submit(&job{path: path,
+	d.jobs.handSlow(&job{path: path,
 		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, rec) },
 		done: func() {
 			d.bursts.hashed(path)
