@@ -152,7 +152,7 @@ func benchStorm(b *testing.B, by bool) {
 	dir := b.TempDir()
 	d := benchDaemon(b, dir+", , passwd | shadow | done\n")
 	if by && d.w.fan == nil {
-		b.Fatalf("no fanotify group: %s", d.noBy)
+		b.Fatalf("no fanotify group: %s", d.by.why)
 	}
 	if !by && d.w.fan != nil {
 		unix.Close(d.w.fan.fd) // its marks go with it
@@ -184,12 +184,12 @@ func pump(d *daemon, r *eventReader, timeout time.Duration) error {
 	if at := r.resumeAt(now); !at.IsZero() && (timeout < 0 || at.Sub(now) < timeout) {
 		timeout = max(at.Sub(now), 0)
 	}
-	readable, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+	readable, fanReadable, _ := d.poll.wait(d.w.fd, d.by.fd(), timeout, r.waiting(now))
 	if err := d.take(r, readable, fanReadable); err != nil {
 		return err
 	}
 	d.finishJobs()
-	d.unmark()
+	d.by.unmark()
 	return nil
 }
 

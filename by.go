@@ -144,50 +144,138 @@ type recent struct {
 	a  attribution
 }
 
-// fanFd returns the fanotify group's descriptor, or -1 without one.
-func (d *daemon) fanFd() int {
-	if d.w.fan == nil {
+// An attributor names the processes behind each change: it reads the
+// fanotify group's events, looks up each process in /proc once per burst,
+// and quiets the marks of directories in a storm of events nobody is
+// told of. Only the event loop's goroutine touches it, but for what its
+// jobs read of a process, under each inquiry's lock.
+type attributor struct {
+	w     *watcher // and its fanotify group, w.fan; nil without one
+	why   string   // why famids cannot tell who made a change, without one
+	procs *pool    // processes looked up: a command line that never comes back holds no file's record
+	hand  func(*job)
+	names *idNames
+	trace *tracer
+
+	buf        []byte     // fanotify's events, read
+	evs        []fanEvent // decoded, reused
+	hits       []hit      // routed, reused
+	ends       []int
+	overflowed bool // the notice of an overflow of fanotify's queue is sent
+
+	inquiries map[int32]*inquiry // processes being read, by pid
+	lookups   int                // processes looked up in /proc since the start
+	looking   int                // lookups handed out since the loop last waited for one
+	procBuf   []byte             // what the loop reads of a process in /proc
+	recent    map[string]*recent // processes of events read before their path's burst began
+	quieted   []unmark           // directories unmarked for a storm
+	unquietAt time.Time          // when they are marked again, the storm being over; zero while it goes on
+
+	// What it asks of the rest of famids: the burst of a path, the entry
+	// that watches a path as its own, a report that may now go out, and
+	// where it tells what goes wrong.
+	bursts   *bursts
+	entryFor func(path string) *entry
+	ready    func()
+	notice   func(summary string, details ...string)
+	warnOnce func(msg string)
+	syslog   func(line string)
+}
+
+// newAttributor returns the attributor of w's fanotify group; without
+// one, why says why it cannot tell.
+func newAttributor(w *watcher, why string, poke func(), names *idNames, trace *tracer) *attributor {
+	a := &attributor{w: w, why: why, names: names, trace: trace,
+		procs:     newPoolOf(poke, maxInquiries, maxInquiries, false),
+		inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), recent: make(map[string]*recent)}
+	if w.fan != nil {
+		a.buf = make([]byte, 64<<10)
+	}
+	return a
+}
+
+// storm says whether the events read are a storm; calm, that they are
+// not: the directories quieted for one are marked again once it is over.
+func (a *attributor) storm(calm bool, now time.Time) {
+	switch {
+	case len(a.quieted) == 0:
+	case !calm:
+		a.unquietAt = time.Time{}
+	case a.unquietAt.IsZero():
+		a.unquietAt = now.Add(quietFor)
+	}
+}
+
+// calmed marks again the directories quieted for a storm, once it has
+// been over for quietFor.
+func (a *attributor) calmed(now time.Time) {
+	if !a.unquietAt.IsZero() && !now.Before(a.unquietAt) {
+		a.unquiet()
+	}
+}
+
+// next returns when quieted directories are marked again, or zero.
+func (a *attributor) next() time.Time { return a.unquietAt }
+
+// awaitLooking waits a little for the processes just looked up: a report
+// may wait for one, as for a record just handed out.
+func (a *attributor) awaitLooking() {
+	if a.looking > 0 {
+		a.looking = 0
+		a.procs.await(quickWait)
+	}
+}
+
+// takeDone returns the lookups done since it was last called.
+func (a *attributor) takeDone() []*job { return a.procs.take() }
+
+// stop cancels the lookups.
+func (a *attributor) stop() { a.procs.stop() }
+
+// fd returns the fanotify group's descriptor, or -1 without one.
+func (a *attributor) fd() int {
+	if a.w.fan == nil {
 		return -1
 	}
-	return d.w.fan.fd
+	return a.w.fan.fd
 }
 
 // unmark hands out the removal of the fanotify marks of inodes no longer
 // watched.
-func (d *daemon) unmark() {
-	if us := d.w.takeUnmarks(); len(us) > 0 {
-		d.hand(&job{path: us[0].path, work: func(context.Context, *job) { d.w.removeMarks(us) }, done: func() {}})
+func (a *attributor) unmark() {
+	if us := a.w.takeUnmarks(); len(us) > 0 {
+		a.hand(&job{path: us[0].path, work: func(context.Context, *job) { a.w.removeMarks(us) }, done: func() {}})
 	}
 }
 
 // attribute reads the fanotify events queued and names their processes
 // in the bursts of the paths they concern.
-func (d *daemon) attribute() {
-	if d.w.fan == nil {
+func (a *attributor) attribute() {
+	if a.w.fan == nil {
 		return
 	}
-	evs, err := d.w.readFan(d.fanBuf, d.fanEvs[:0])
-	d.fanEvs = evs
+	evs, err := a.w.readFan(a.buf, a.evs[:0])
+	a.evs = evs
 	if err != nil {
-		d.trouble.warnOnce("who made a change: " + err.Error())
+		a.warnOnce("who made a change: " + err.Error())
 	}
 	if len(evs) == 0 {
 		return
 	}
-	hits, ends := d.w.routeFan(evs, d.hits[:0], d.ends[:0])
+	hits, ends := a.w.routeFan(evs, a.hits[:0], a.ends[:0])
 	var batch map[procID]*inquiry // one inquiry per process per read
 	var idle map[uint64]int       // events that concern nothing famids reports, by inode
 	start := 0
 	now := time.Now()
 	for i, ev := range evs {
-		if ev.mask&unix.FAN_Q_OVERFLOW != 0 && !d.fanOverflowed {
-			d.fanOverflowed = true
-			d.notice("fanotify's event queue overflowed: some reports do not say who made the change",
+		if ev.mask&unix.FAN_Q_OVERFLOW != 0 && !a.overflowed {
+			a.overflowed = true
+			a.notice("fanotify's event queue overflowed: some reports do not say who made the change",
 				"Every change is still reported; only who made it may be missing, until the queue is read again.")
 		}
 		var paths []string
 		for _, h := range hits[start:ends[i]] {
-			if p := d.concerns(h); p != "" && !contains(paths, p) {
+			if p := a.concerns(h); p != "" && !contains(paths, p) {
 				paths = append(paths, p)
 			}
 		}
@@ -200,10 +288,10 @@ func (d *daemon) attribute() {
 		}
 		used := false
 		if len(paths) > 0 {
-			id := pidfdID(ev.pid, ev.pidfd, d.w.fan.pidfs)
+			id := pidfdID(ev.pid, ev.pidfd, a.w.fan.pidfs)
 			l := batch[id]
-			if l == nil && !d.named(paths, id, now) {
-				l, used = d.inquire(ev, id), true
+			if l == nil && !a.named(paths, id, now) {
+				l, used = a.inquire(ev, id), true
 				if batch == nil {
 					batch = make(map[procID]*inquiry)
 				}
@@ -211,7 +299,7 @@ func (d *daemon) attribute() {
 			}
 			if l != nil {
 				for _, p := range paths {
-					d.attach(p, l, now)
+					a.attach(p, l, now)
 				}
 			}
 		}
@@ -219,35 +307,35 @@ func (d *daemon) attribute() {
 			unix.Close(int(ev.pidfd))
 		}
 	}
-	d.hits, d.ends = hits, ends
+	a.hits, a.ends = hits, ends
 	var quiet []unmark
 	for key, n := range idle {
 		if n < quietAfter {
 			continue
 		}
-		if u, ok := d.w.quiet(key); ok {
+		if u, ok := a.w.quiet(key); ok {
 			quiet = append(quiet, u)
 		}
 	}
 	if len(quiet) > 0 {
-		d.quieted = append(d.quieted, quiet...)
-		d.hand(&job{path: quiet[0].path, work: func(context.Context, *job) { d.w.setQuiet(quiet, true) }, done: func() {}})
+		a.quieted = append(a.quieted, quiet...)
+		a.hand(&job{path: quiet[0].path, work: func(context.Context, *job) { a.w.setQuiet(quiet, true) }, done: func() {}})
 	}
 }
 
 // unquiet marks again the directories made quiet for a storm, once it
 // is over.
-func (d *daemon) unquiet() {
-	us := d.quieted
-	d.quieted, d.unquietAt = nil, time.Time{}
-	d.hand(&job{path: us[0].path, work: func(context.Context, *job) { d.w.setQuiet(us, false) }, done: func() {}})
+func (a *attributor) unquiet() {
+	us := a.quieted
+	a.quieted, a.unquietAt = nil, time.Time{}
+	a.hand(&job{path: us[0].path, work: func(context.Context, *job) { a.w.setQuiet(us, false) }, done: func() {}})
 }
 
 // concerns returns the reported path a fanotify event routed as h is
 // about, or "" when famids reports nothing for it: as interpret does for
 // inotify's events, without acting on them.
-func (d *daemon) concerns(h hit) string {
-	e := d.entryFor(h.path)
+func (a *attributor) concerns(h hit) string {
+	e := a.entryFor(h.path)
 	if e == nil {
 		return ""
 	}
@@ -277,10 +365,10 @@ func (d *daemon) concerns(h hit) string {
 // inquire starts reading who the process behind ev is; the inquiry takes
 // ev's pidfd. A process being read already (one that makes reading it
 // wait) is not read twice.
-func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
+func (a *attributor) inquire(ev fanEvent, id procID) *inquiry {
 	l := &inquiry{id: id, pid: ev.pid, pidfd: ev.pidfd}
 	l.p.pid = ev.pid
-	if running := d.inquiries[ev.pid]; running != nil && running.id.same(id) {
+	if running := a.inquiries[ev.pid]; running != nil && running.id.same(id) {
 		if ev.pidfd >= 0 {
 			unix.Close(int(ev.pidfd))
 		}
@@ -291,19 +379,19 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		l.ready, l.done = true, true
 		return l
 	}
-	d.lookups++
-	fs := d.w.fan.proc
-	p, ppid, threads := glance(fs, ev.pid, l.pidfd, d.procBuf, d.rec.names)
-	if d.traced != nil {
-		l.trace = &stages{fanRead: d.turn.fanRead, glanced: time.Now()}
+	a.lookups++
+	fs := a.w.fan.proc
+	p, ppid, threads := glance(fs, ev.pid, l.pidfd, a.procBuf, a.names)
+	if a.trace.on() {
+		l.trace = &stages{fanRead: a.trace.turn.fanRead, glanced: time.Now()}
 	}
 	l.p = p
-	if !p.known || len(d.inquiries) >= maxInquiries {
+	if !p.known || len(a.inquiries) >= maxInquiries {
 		// Gone; or every lookup is busy (command lines that do not come
 		// back): what the glance saw is what is known, with the parents,
 		// whose stat files no process can hold up either.
 		if p.known {
-			l.p.parents = readParents(fs, ppid, d.procBuf)
+			l.p.parents = readParents(fs, ppid, a.procBuf)
 			if !alive(l.pidfd) {
 				l.p = process{pid: ev.pid, exited: true}
 			}
@@ -312,31 +400,31 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 		l.ready, l.done = true, true
 		return l
 	}
-	d.inquiries[ev.pid] = l
-	d.looking++
+	a.inquiries[ev.pid] = l
+	a.looking++
 	finish := func() {
 		l.done = true
-		if d.inquiries[l.pid] == l {
-			delete(d.inquiries, l.pid)
+		if a.inquiries[l.pid] == l {
+			delete(a.inquiries, l.pid)
 		}
 		unix.Close(int(l.pidfd))
 	}
-	d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
+	a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
 		work: func(context.Context, *job) {
-			readMore(fs, l, ppid, threads, d.rec.names, d.w.fan.mntns)
+			readMore(fs, l, ppid, threads, a.names, a.w.fan.mntns)
 			if l.trace != nil {
 				l.trace.attributed = time.Now()
 			}
 		},
 		done: func() {
 			l.ready = true
-			d.reportInOrder() // a report may wait for it
+			a.ready() // a report may wait for it
 			if threads <= 1 {
 				finish()
 				return
 			}
-			d.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)) + "/task",
-				work: func(context.Context, *job) { readThreadUIDs(fs, l, d.rec.names) },
+			a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)) + "/task",
+				work: func(context.Context, *job) { readThreadUIDs(fs, l, a.names) },
 				done: finish})
 		}})
 	return l
@@ -345,21 +433,21 @@ func (d *daemon) inquire(ev fanEvent, id procID) *inquiry {
 // attach names l's process in the burst of path: the one gathering
 // events, or the one being recorded; without either, the one about to
 // begin.
-func (d *daemon) attach(path string, l *inquiry, now time.Time) {
-	if b := d.bursts.of(path); b != nil {
+func (a *attributor) attach(path string, l *inquiry, now time.Time) {
+	if b := a.bursts.of(path); b != nil {
 		b.by.add(l)
 		return
 	}
-	r := d.recent[path]
+	r := a.recent[path]
 	if r == nil {
-		if len(d.recent) >= maxRecent {
-			d.expireRecent(now)
-			if len(d.recent) >= maxRecent {
+		if len(a.recent) >= maxRecent {
+			a.expireRecent(now)
+			if len(a.recent) >= maxRecent {
 				return
 			}
 		}
 		r = &recent{}
-		d.recent[path] = r
+		a.recent[path] = r
 	}
 	r.at = now
 	r.a.add(l)
@@ -368,15 +456,15 @@ func (d *daemon) attach(path string, l *inquiry, now time.Time) {
 // named reports whether the bursts (or recent events) of every one of
 // paths name process id already: it is then not looked up again, once
 // per process per burst.
-func (d *daemon) named(paths []string, id procID, now time.Time) bool {
+func (a *attributor) named(paths []string, id procID, now time.Time) bool {
 	for _, p := range paths {
-		var a *attribution
-		if b := d.bursts.of(p); b != nil {
-			a = &b.by
-		} else if r := d.recent[p]; r != nil && now.Sub(r.at) <= recentFor {
-			a = &r.a
+		var by *attribution
+		if b := a.bursts.of(p); b != nil {
+			by = &b.by
+		} else if r := a.recent[p]; r != nil && now.Sub(r.at) <= recentFor {
+			by = &r.a
 		}
-		if a == nil || !a.names(id) {
+		if by == nil || !by.names(id) {
 			return false
 		}
 	}
@@ -385,12 +473,12 @@ func (d *daemon) named(paths []string, id procID, now time.Time) bool {
 
 // takeRecent returns the processes of events on path read before its
 // burst began.
-func (d *daemon) takeRecent(path string, now time.Time) attribution {
-	r := d.recent[path]
+func (a *attributor) takeRecent(path string, now time.Time) attribution {
+	r := a.recent[path]
 	if r == nil {
 		return attribution{}
 	}
-	delete(d.recent, path)
+	delete(a.recent, path)
 	if now.Sub(r.at) > recentFor {
 		return attribution{}
 	}
@@ -398,10 +486,10 @@ func (d *daemon) takeRecent(path string, now time.Time) attribution {
 }
 
 // expireRecent forgets the events read too long ago for a burst to begin.
-func (d *daemon) expireRecent(now time.Time) {
-	for p, r := range d.recent {
+func (a *attributor) expireRecent(now time.Time) {
+	for p, r := range a.recent {
 		if now.Sub(r.at) > recentFor {
-			delete(d.recent, p)
+			delete(a.recent, p)
 		}
 	}
 }
@@ -557,8 +645,8 @@ func byEnv(ps []process) []string {
 // to it, or too many marks): their reports will have no By: line. It is
 // said at start-up and after each reload, not mailed: the reports
 // themselves are whole.
-func (d *daemon) sayUnmarked() {
-	list := d.w.takeUnmarked()
+func (a *attributor) sayUnmarked() {
+	list := a.w.takeUnmarked()
 	if len(list) == 0 {
 		return
 	}
@@ -571,5 +659,5 @@ func (d *daemon) sayUnmarked() {
 		}
 		fmt.Fprintf(os.Stderr, "famids: - %s\n", item)
 	}
-	d.syslog(fmt.Sprintf("notice: %s: %s", msg, list[0]))
+	a.syslog(fmt.Sprintf("notice: %s: %s", msg, list[0]))
 }

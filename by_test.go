@@ -227,8 +227,8 @@ func TestInquireReusedPid(t *testing.T) {
 	}
 	// Our own pid stands for the reused one: it names a live process,
 	// which is not the one the pidfd is of.
-	d := lookupDaemon(t)
-	l := d.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
+	a := lookupAttributor(t)
+	l := a.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
 	if p := l.snapshot(); !p.exited || p.known {
 		t.Errorf("a reaped process read through a reused pid: %+v; want exited and nothing known", p)
 	}
@@ -495,7 +495,7 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 	dir := t.TempDir()
 	d := benchDaemon(t, dir+", , passwd\n")
 	if d.w.fan == nil {
-		t.Fatalf("no fanotify group: %s", d.noBy)
+		t.Fatalf("no fanotify group: %s", d.by.why)
 	}
 	r := &eventReader{src: d.w, retry: time.Second, buf: make([]byte, 64<<10)}
 	storm(t, dir, 2000)
@@ -509,14 +509,14 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 	}
 	// fanotify's events of the write, which may come after inotify's.
 	for {
-		_, fanReadable, _ := d.poll.wait(d.w.fd, d.fanFd(), 0, false)
+		_, fanReadable, _ := d.poll.wait(d.w.fd, d.by.fd(), 0, false)
 		if !fanReadable {
 			break
 		}
 		must(t, d.take(r, false, true))
 	}
-	if d.lookups != 1 {
-		t.Errorf("%d processes looked up in /proc, want 1: the writer of passwd, none for 8,000 events on other names", d.lookups)
+	if d.by.lookups != 1 {
+		t.Errorf("%d processes looked up in /proc, want 1: the writer of passwd, none for 8,000 events on other names", d.by.lookups)
 	}
 	if !d.bursts.gathering(passwd).by.names(procID{pid: int32(os.Getpid())}) {
 		t.Errorf("the burst on passwd does not name this test (pid %d)", os.Getpid())
@@ -526,13 +526,13 @@ func TestStormLooksNoProcessUp(t *testing.T) {
 // When every lookup is busy (command lines that do not come back), a new
 // process is still named with what the glance saw, not by a bare pid.
 func TestInquireWhenLookupsAreBusy(t *testing.T) {
-	d := lookupDaemon(t)
+	a := lookupAttributor(t)
 	for i := range int32(maxInquiries) {
-		d.inquiries[1_000_000+i] = &inquiry{pid: 1_000_000 + i}
+		a.inquiries[1_000_000+i] = &inquiry{pid: 1_000_000 + i}
 	}
 	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
 	must(t, err)
-	l := d.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
+	l := a.inquire(fanEvent{pid: int32(os.Getpid()), pidfd: int32(pidfd)}, procID{pid: int32(os.Getpid())})
 	if !l.done {
 		t.Fatal("a lookup started although all are busy")
 	}
@@ -557,12 +557,14 @@ func TestReportByUnknown(t *testing.T) {
 	}
 }
 
-// lookupDaemon returns a daemon that can look processes up, with nothing
-// else.
-func lookupDaemon(t *testing.T) *daemon {
+// lookupAttributor returns an attributor that can look processes up, with
+// nothing else.
+func lookupAttributor(t *testing.T) *attributor {
 	fs, err := openProcfs()
 	must(t, err)
 	t.Cleanup(func() { unix.Close(fs.root) })
 	w := &watcher{fan: &fanGroup{proc: fs}}
-	return &daemon{w: w, inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), rec: newRecorder()}
+	a := newAttributor(w, "", func() {}, newIDNames(), &tracer{})
+	t.Cleanup(a.stop)
+	return a
 }

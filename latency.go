@@ -19,13 +19,24 @@ type stages struct {
 	formatted  time.Time // the report was formatted and handed to the mailer
 }
 
+// A tracer hands the stages of each report to hook, in
+// BenchmarkReportLatency; turn holds those of the loop's turn meanwhile.
+// Its hook is nil in production.
+type tracer struct {
+	hook func(*stages)
+	turn stages
+}
+
+// on reports whether reports are traced.
+func (t *tracer) on() bool { return t.hook != nil }
+
 // traceBurst returns the stages of a burst that begins in this turn of
 // the loop, or nil when nothing traces.
 func (d *daemon) traceBurst() *stages {
-	if d.traced == nil {
+	if !d.trace.on() {
 		return nil
 	}
-	s := d.turn
+	s := d.trace.turn
 	return &s
 }
 
@@ -42,5 +53,5 @@ func (d *daemon) traceReport(b *burst) {
 			s.fanRead, s.glanced, s.attributed = l.fanRead, l.glanced, l.attributed
 		}
 	}
-	d.traced(s)
+	d.trace.hook(s)
 }

@@ -153,7 +153,7 @@ func tracedDaemon(b *testing.B, conf string, out io.Writer) (*daemon, *traces) {
 		b.Fatal(err)
 	}
 	tr := new(traces)
-	d.traced = tr.add
+	d.trace.hook = tr.add
 	d.start(nil)
 	runJobs(d, func() bool { return d.ready })
 	sigs := make(chan os.Signal, 1)

@@ -29,8 +29,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	d.base.beatFrom(time.Now())
 	for {
 		readable, fanReadable, mounted := d.wait(r)
-		if d.traced != nil {
-			d.turn = stages{woke: time.Now()}
+		if d.trace.on() {
+			d.trace.turn = stages{woke: time.Now()}
 		}
 		if mounted {
 			d.readMountTable() // at once: the mount may be gone when it is acted on
@@ -48,7 +48,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			return 1
 		}
 		d.finishJobs()
-		d.unmark()
+		d.by.unmark()
 		if d.bursts.ordering() {
 			d.reportInOrder() // those a slow record held up
 		}
@@ -61,8 +61,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 // the mount table changed.
 func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
 	now := time.Now()
-	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.verifyAt, d.mounts.next(), d.jobs.next(),
-		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.unquietAt)
+	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.scans.nextVerify(), d.mounts.next(), d.jobs.next(),
+		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.by.next())
 	timeout := time.Duration(-1)
 	if !next.IsZero() {
 		timeout = max(next.Sub(now), 0)
@@ -80,7 +80,7 @@ func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
 		// -stdout then goes out at once.
 		runtime.Gosched()
 	}
-	return d.poll.wait(d.w.fd, d.fanFd(), timeout, r.waiting(now))
+	return d.poll.wait(d.w.fd, d.by.fd(), timeout, r.waiting(now))
 }
 
 // tend does what is due by now: save the baseline, end a suspension that
@@ -94,9 +94,8 @@ func (d *daemon) tend(now time.Time) {
 	if d.mounts.due(now) {
 		d.remount()
 	}
-	if !d.verifyAt.IsZero() && !now.Before(d.verifyAt) {
+	if d.scans.verifyDue(now) {
 		d.verify()
-		d.verifyAt = now.Add(*verifyEvery)
 	}
 	if d.arms.idle() && d.ready && !now.Before(d.trouble.watchErrorsDue()) {
 		d.trouble.noticeWatchErrors() // once the arms of a moment are all done
@@ -116,13 +115,8 @@ const mountSettle = 100 * time.Millisecond
 // return.
 func (d *daemon) finishJobs() {
 	d.jobs.awaitHanded()
-	if d.looking > 0 {
-		// A report may wait for a process just looked up, as for a
-		// record just handed out.
-		d.looking = 0
-		d.procs.await(quickWait)
-	}
-	for _, j := range d.procs.take() {
+	d.by.awaitLooking()
+	for _, j := range d.by.takeDone() {
 		j.done()
 	}
 	for {
@@ -240,7 +234,7 @@ func (d *daemon) stop() {
 		d.flush(time.Time{})
 	}
 	d.jobs.stop()
-	d.procs.stop()
+	d.by.stop()
 	d.w.Close()
 	for _, o := range d.bursts.heldUp() { // by a record that did not end in time
 		d.recordedBy(o.b.path, &o.l)
@@ -270,18 +264,12 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 		if err != nil {
 			return err
 		}
-		if d.traced != nil {
-			d.turn.read = time.Now()
+		if d.trace.on() {
+			d.trace.turn.read = time.Now()
 		}
 		d.handle(evs)
 		fanReadable = fanReadable || len(evs) > 0
-		switch {
-		case len(d.quieted) == 0:
-		case !r.calm():
-			d.unquietAt = time.Time{}
-		case d.unquietAt.IsZero():
-			d.unquietAt = time.Now().Add(quietFor)
-		}
+		d.by.storm(r.calm(), time.Now())
 	}
 	handed := d.jobs.handedOut()
 	d.flush(time.Now())
@@ -293,21 +281,14 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 		runtime.Gosched()
 	}
 	if fanReadable {
-		if d.traced != nil {
-			d.turn.fanRead = time.Now()
+		if d.trace.on() {
+			d.trace.turn.fanRead = time.Now()
 		}
-		d.attribute()
+		d.by.attribute()
 	}
-	if !d.unquietAt.IsZero() && !time.Now().Before(d.unquietAt) {
-		d.unquiet() // the storm is over
-	}
+	d.by.calmed(time.Now())
 	return nil
 }
-
-// fullHashEvery is how often a verification hashes every file, whatever
-// its stat says: a root intruder can set the clock back to a file's ctime
-// before changing it, and put its mtime back.
-const fullHashEvery = 24 * time.Hour
 
 // verify is -verify: it tries again the watches that could not be set,
 // and compares every watched path with its record, to find what sends no
@@ -319,11 +300,7 @@ func (d *daemon) verify() {
 	if d.susp.holds() || !d.ready {
 		return // the resume, or the start, compares
 	}
-	full := time.Since(d.hashedAll) >= fullHashEvery
-	if full {
-		d.hashedAll = time.Now()
-	}
-	d.scans.start(&scan{kind: "verify", found: foundAtVerify, trust: !full})
+	d.scans.start(&scan{kind: "verify", found: foundAtVerify, trust: !d.scans.hashAll(time.Now())})
 }
 
 // remount acts on a change of the mount table: a mount on or above a
@@ -393,7 +370,7 @@ func (d *daemon) reload() {
 	}
 	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
 	d.arms.armAll(ch.added, true, func() {
-		d.sayUnmarked()
+		d.by.sayUnmarked()
 		d.scans.start(&scan{kind: "reload", fresh: isNew, only: isNew})
 	})
 	d.retryWatches()

@@ -218,7 +218,6 @@ type daemon struct {
 	w         *watcher
 	poll      *poller
 	jobs      *jobs
-	procs     *pool // processes looked up (by.go): a command line that never comes back holds no file's record
 	out       *publisher
 	rec       *recorder
 	host      string
@@ -231,38 +230,20 @@ type daemon struct {
 	scans   *scanner
 	hits    []hit // reused by handle, which routes thousands of events a second in a storm
 	ends    []int // where the hits of each event of the batch end
-	handed  int   // jobs handed out since the loop last waited for one
 	trouble *troubles
 
 	leaseWait time.Duration // how long a file another process holds a lease on may stay unreadable
 
-	ready     bool      // famids said it is ready: the first comparison is done
-	verifyAt  time.Time // when the next verification is due; zero without -verify
-	hashedAll time.Time // when every file was last hashed, whatever its stat said
-	mounts    mountTable
+	ready  bool // famids said it is ready: the first comparison is done
+	mounts mountTable
 
 	stopping bool   // the loop is stopping: no retries, no waiting
 	fatal    string // why famids stops on its own, for the next run
 
 	susp suspension
 
-	// Who made a change (by.go), with a fanotify group.
-	noBy          string // why famids cannot tell, without one
-	fanBuf        []byte
-	fanEvs        []fanEvent
-	inquiries     map[int32]*inquiry // processes being read, by pid
-	lookups       int                // processes looked up in /proc since the start
-	looking       int                // lookups handed out since the loop last waited for one
-	procBuf       []byte             // what the loop reads of a process in /proc
-	recent        map[string]*recent // processes of events read before their path's burst began
-	fanOverflowed bool               // the notice of it is sent
-	quieted       []unmark           // directories unmarked for a storm
-	unquietAt     time.Time          // when they are marked again, the storm being over; zero while it goes on
-
-	// traced, nil in production, is handed the stages of each report
-	// (latency.go); turn holds those of the loop's turn meanwhile.
-	traced func(*stages)
-	turn   stages
+	by    *attributor // who made a change, with a fanotify group
+	trace *tracer     // the stages of each report, in BenchmarkReportLatency
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -272,11 +253,8 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	}
 	w.aliasBudget = aliasBudgetOf()
 	noBy := ""
-	var fanBuf []byte
 	if w.fan, err = openFanGroup(); err != nil {
 		noBy = err.Error()
-	} else {
-		fanBuf = make([]byte, 64<<10)
 	}
 	p, err := newPoller()
 	if err != nil {
@@ -292,7 +270,6 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		w:         w,
 		poll:      p,
 		jobs:      newJobs(p.poke),
-		procs:     newPoolOf(p.poke, maxInquiries, maxInquiries, false),
 		out:       out,
 		trouble:   newTroubles(out),
 		rec:       newRecorder(),
@@ -302,14 +279,13 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		bursts:    newBursts(*settle),
 		derived:   make(map[string]*entry),
 		leaseWait: leaseBreakTime() + 2*time.Second,
-		noBy:      noBy,
-		fanBuf:    fanBuf,
-		inquiries: make(map[int32]*inquiry),
-		procBuf:   make([]byte, procBufSize),
-		recent:    make(map[string]*recent),
+		trace:     &tracer{},
 	}
+	d.by = newAttributor(w, noBy, p.poke, d.rec.names, d.trace)
+	d.by.bursts, d.by.entryFor, d.by.ready, d.by.hand = d.bursts, d.entryFor, d.reportInOrder, d.hand
+	d.by.notice, d.by.warnOnce, d.by.syslog = d.notice, d.trouble.warnOnce, d.syslog
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
-	d.scans = &scanner{scans: make(map[string]*scan), base: d.base, bursts: d.bursts, w: w, hand: d.hand,
+	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
 		config: func() *config { return d.cfg }, aliasDir: d.aliasDir, take: d.look, found: d.scanned}
 	return d, nil
 }
@@ -366,8 +342,8 @@ func (d *daemon) start(problems []problem) {
 		d.syslog("notice: " + msg)
 	}
 	d.checkConfigSecurity()
-	if d.noBy != "" {
-		msg := "reports will not say who made a change: " + d.noBy
+	if d.by.why != "" {
+		msg := "reports will not say who made a change: " + d.by.why
 		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
 		d.syslog("notice: " + msg)
 	}
@@ -389,13 +365,8 @@ func (d *daemon) start(problems []problem) {
 // startedUp is the end of start-up: the first comparison is done.
 func (d *daemon) startedUp(*scan) {
 	d.trouble.noticeWatchErrors()
-	d.sayUnmarked()
-	// The start trusts what stat says of a file since the last run; the
-	// first verification hashes every file (see fullHashEvery).
-	d.hashedAll = time.Time{}
-	if *verifyEvery > 0 {
-		d.verifyAt = time.Now().Add(*verifyEvery)
-	}
+	d.by.sayUnmarked()
+	d.scans.scheduleVerify(time.Now())
 	if d.out.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered

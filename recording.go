@@ -20,7 +20,7 @@ func (d *daemon) observe(o observation) {
 	}
 	now := time.Now()
 	if b, began := d.bursts.add(o, now); began {
-		b.by, b.trace = d.takeRecent(o.path, now), d.traceBurst()
+		b.by, b.trace = d.by.takeRecent(o.path, now), d.traceBurst()
 	}
 }
 

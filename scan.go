@@ -11,21 +11,25 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // A scanner runs the scans, one of each kind at a time, and hands what
 // each finds of a path to found. Only the event loop's goroutine touches
 // it.
 type scanner struct {
-	scans    map[string]*scan // running, by kind
-	base     *baseline
-	bursts   *bursts
-	w        *watcher
-	hand     func(*job)
-	config   func() *config           // the configuration in use
-	aliasDir func(path string) string // see daemon.aliasDir
-	take     func(ctx context.Context, j *job, l *look, path string)
-	found    func(s *scan, path string, l *look) // on the loop, once path is recorded
+	scans       map[string]*scan // running, by kind
+	verifyEvery time.Duration    // -verify
+	verifyAt    time.Time        // when the next verification is due; zero without -verify
+	hashedAll   time.Time        // when a verification last hashed every file, whatever its stat said
+	base        *baseline
+	bursts      *bursts
+	w           *watcher
+	hand        func(*job)
+	config      func() *config           // the configuration in use
+	aliasDir    func(path string) string // see daemon.aliasDir
+	take        func(ctx context.Context, j *job, l *look, path string)
+	found       func(s *scan, path string, l *look) // on the loop, once path is recorded
 }
 
 // A scan compares every watched path with its record.
@@ -187,3 +191,41 @@ const (
 	// it could be.
 	foundOnceWatched = "once it could be watched"
 )
+
+// fullHashEvery is how often a verification hashes every file, whatever
+// its stat says: a root intruder can set the clock back to a file's ctime
+// before changing it, and put its mtime back.
+const fullHashEvery = 24 * time.Hour
+
+// scheduleVerify has the first verification made -verify from now, once
+// the start-up's comparison is done. That one trusted what stat says of a
+// file since the last run: the first verification hashes every file.
+func (sc *scanner) scheduleVerify(now time.Time) {
+	sc.hashedAll = time.Time{}
+	if sc.verifyEvery > 0 {
+		sc.verifyAt = now.Add(sc.verifyEvery)
+	}
+}
+
+// nextVerify returns when the next verification is due, or zero.
+func (sc *scanner) nextVerify() time.Time { return sc.verifyAt }
+
+// verifyDue reports whether a verification is due by now, and schedules
+// the next.
+func (sc *scanner) verifyDue(now time.Time) bool {
+	if sc.verifyAt.IsZero() || now.Before(sc.verifyAt) {
+		return false
+	}
+	sc.verifyAt = now.Add(sc.verifyEvery)
+	return true
+}
+
+// hashAll reports whether the verification made now hashes every file,
+// whatever its stat says: once every fullHashEvery.
+func (sc *scanner) hashAll(now time.Time) bool {
+	if now.Sub(sc.hashedAll) < fullHashEvery {
+		return false
+	}
+	sc.hashedAll = now
+	return true
+}
