@@ -286,28 +286,42 @@ func (a *attributor) attribute() {
 			}
 			idle[ev.refs[0].key]++
 		}
-		used := false
-		if len(paths) > 0 {
-			id := pidfdID(ev.pid, ev.pidfd, a.w.fan.pidfs)
-			l := batch[id]
-			if l == nil && !a.named(paths, id, now) {
-				l, used = a.inquire(ev, id), true
-				if batch == nil {
-					batch = make(map[procID]*inquiry)
-				}
-				batch[id] = l
-			}
-			if l != nil {
-				for _, p := range paths {
-					a.attach(p, l, now)
-				}
-			}
+		if batch == nil && len(paths) > 0 {
+			batch = make(map[procID]*inquiry)
 		}
-		if !used && ev.pidfd >= 0 {
-			unix.Close(int(ev.pidfd))
-		}
+		a.name(ev, paths, batch, now)
 	}
 	a.hits, a.ends = hits, ends
+	a.quiet(idle)
+}
+
+// name names the process behind ev in the bursts of paths, looking it up
+// unless this batch of events or the bursts have it already; the
+// inquiry takes ev's pidfd, else it is closed.
+func (a *attributor) name(ev fanEvent, paths []string, batch map[procID]*inquiry, now time.Time) {
+	used := false
+	if len(paths) > 0 {
+		id := pidfdID(ev.pid, ev.pidfd, a.w.fan.pidfs)
+		l := batch[id]
+		if l == nil && !a.named(paths, id, now) {
+			l, used = a.inquire(ev, id), true
+			batch[id] = l
+		}
+		if l != nil {
+			for _, p := range paths {
+				a.attach(p, l, now)
+			}
+		}
+	}
+	if !used && ev.pidfd >= 0 {
+		unix.Close(int(ev.pidfd))
+	}
+}
+
+// quiet unmarks, for a storm, the directories whose events concern
+// nothing famids reports, idle counting them by inode: quietAfter in one
+// read make a storm.
+func (a *attributor) quiet(idle map[uint64]int) {
 	var quiet []unmark
 	for key, n := range idle {
 		if n < quietAfter {
@@ -400,7 +414,16 @@ func (a *attributor) inquire(ev fanEvent, id procID) *inquiry {
 		l.ready, l.done = true, true
 		return l
 	}
-	a.inquiries[ev.pid] = l
+	a.lookUp(l, ppid, threads)
+	return l
+}
+
+// lookUp reads, beside the loop, the rest of what is told of l's process
+// (readMore), then the uids of its threads when it has more than one;
+// ppid and threads are what the glance found.
+func (a *attributor) lookUp(l *inquiry, ppid string, threads uint32) {
+	fs := a.w.fan.proc
+	a.inquiries[l.pid] = l
 	a.looking++
 	finish := func() {
 		l.done = true
@@ -409,7 +432,7 @@ func (a *attributor) inquire(ev fanEvent, id procID) *inquiry {
 		}
 		unix.Close(int(l.pidfd))
 	}
-	a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)),
+	a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(l.pid)),
 		work: func(context.Context, *job) {
 			readMore(fs, l, ppid, threads, a.names, a.w.fan.mntns)
 			if l.trace != nil {
@@ -423,11 +446,10 @@ func (a *attributor) inquire(ev fanEvent, id procID) *inquiry {
 				finish()
 				return
 			}
-			a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(ev.pid)) + "/task",
+			a.procs.submit(&job{path: "/proc/" + strconv.Itoa(int(l.pid)) + "/task",
 				work: func(context.Context, *job) { readThreadUIDs(fs, l, a.names) },
 				done: finish})
 		}})
-	return l
 }
 
 // attach names l's process in the burst of path: the one gathering

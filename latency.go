@@ -30,19 +30,19 @@ type tracer struct {
 // on reports whether reports are traced.
 func (t *tracer) on() bool { return t.hook != nil }
 
-// traceBurst returns the stages of a burst that begins in this turn of
-// the loop, or nil when nothing traces.
-func (d *daemon) traceBurst() *stages {
-	if !d.trace.on() {
+// burst returns the stages of a burst that begins in this turn of the
+// loop, or nil when nothing traces.
+func (t *tracer) burst() *stages {
+	if !t.on() {
 		return nil
 	}
-	s := d.trace.turn
+	s := t.turn
 	return &s
 }
 
-// traceReport hands the stages of b, reported now, to the traced hook,
-// with those of the first process it names.
-func (d *daemon) traceReport(b *burst) {
+// report hands the stages of b, reported now, to the hook, with those of
+// the first process it names.
+func (t *tracer) report(b *burst) {
 	s := b.trace
 	if s == nil {
 		return
@@ -53,5 +53,5 @@ func (d *daemon) traceReport(b *burst) {
 			s.fanRead, s.glanced, s.attributed = l.fanRead, l.glanced, l.attributed
 		}
 	}
-	d.trace.hook(s)
+	t.hook(s)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -358,13 +359,9 @@ func (d *daemon) reload() {
 	// reported on, as it is now, once its entry is armed.
 	d.base.forget(func(p string) bool { return len(cfg.owners(p)) > 0 })
 	d.bursts.drop(func(p string) bool { return len(cfg.owners(p)) > 0 })
-	for p, e := range d.derived {
-		if cfg.lookup(e.owner) == nil {
-			d.unfollow(p)
-		}
-	}
+	d.route.unfollowAll(func(dir string) bool { return cfg.lookup(dir) != nil })
 	for _, p := range d.trouble.unwatchedEntries() {
-		if d.entryFor(p) == nil {
+		if d.route.entryFor(p) == nil {
 			d.trouble.watchFailed(p) // no longer watched
 		}
 	}
@@ -490,3 +487,61 @@ func (d *daemon) notice(summary string, details ...string) {
 // syslog logs one line with -syslog; it never waits for the system
 // logger.
 func (d *daemon) syslog(line string) { d.out.syslog(line) }
+
+// retryWatches arms again every entry with a watch that could not be set,
+// and, in a watched directory whose entries could not all be watched
+// through their inodes, sets those that are missing. Once an entry's
+// watches are all set, what it reports on is compared with its record:
+// while it was not watched, no event could tell of a change.
+func (d *daemon) retryWatches() {
+	var back []string // entries watched in full now
+	left := 0
+	for _, p := range d.trouble.unwatchedEntries() {
+		e := d.route.entryFor(p)
+		if e == nil {
+			d.trouble.watchFailed(p) // no longer an entry
+			continue
+		}
+		left++
+		d.arms.armThen(e, false, func() {
+			if _, dir := d.w.kind(e.Path); dir {
+				d.realias(e)
+			}
+			if d.trouble.watchedFully(e.Path) {
+				back = append(back, e.Path)
+			}
+			if left--; left == 0 && len(back) > 0 {
+				d.compareWatched(back)
+			}
+		})
+	}
+}
+
+// compareWatched compares with their records the paths the entries listed
+// report on, found "once watched".
+func (d *daemon) compareWatched(entries []string) {
+	in := func(p string) bool {
+		return slices.Contains(entries, p) || slices.Contains(entries, filepath.Dir(p))
+	}
+	d.scans.start(&scan{kind: "watched", found: foundOnceWatched, trust: true, only: in})
+}
+
+// realias sets the aliases missing in the directory entry e.
+func (d *daemon) realias(e *entry) {
+	var errs []error
+	d.hand(&job{path: e.Path,
+		work: func(context.Context, *job) {
+			names, _ := readDirNames(e.Path)
+			for _, n := range names {
+				if e.matches(n) && !d.w.aliased(e.Path, n) {
+					_, more := d.w.follow(e.Path, n)
+					errs = append(errs, more...)
+				}
+			}
+		},
+		done: func() {
+			if d.cfg.lookup(e.Path) == e {
+				d.trouble.watchFailed(e.Path, errs...)
+			}
+		}})
+}

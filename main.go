@@ -225,11 +225,9 @@ type daemon struct {
 
 	base    *baseline
 	bursts  *bursts
-	derived map[string]*entry // symbolic links in watched directories, watched as paths of their own
+	route   *router
 	arms    *armer
 	scans   *scanner
-	hits    []hit // reused by handle, which routes thousands of events a second in a storm
-	ends    []int // where the hits of each event of the batch end
 	trouble *troubles
 
 	leaseWait time.Duration // how long a file another process holds a lease on may stay unreadable
@@ -277,16 +275,16 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		base:      newBaseline(*stateFile),
 		susp:      suspension{limit: *maxSuspend},
 		bursts:    newBursts(*settle),
-		derived:   make(map[string]*entry),
 		leaseWait: leaseBreakTime() + 2*time.Second,
 		trace:     &tracer{},
 	}
+	d.route = &router{w: w, config: func() *config { return d.cfg }, arm: d.arm, derived: make(map[string]*entry)}
 	d.by = newAttributor(w, noBy, p.poke, d.rec.names, d.trace)
-	d.by.bursts, d.by.entryFor, d.by.ready, d.by.hand = d.bursts, d.entryFor, d.reportInOrder, d.hand
+	d.by.bursts, d.by.entryFor, d.by.ready, d.by.hand = d.bursts, d.route.entryFor, d.reportInOrder, d.hand
 	d.by.notice, d.by.warnOnce, d.by.syslog = d.notice, d.trouble.warnOnce, d.syslog
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
 	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
-		config: func() *config { return d.cfg }, aliasDir: d.aliasDir, take: d.look, found: d.scanned}
+		config: func() *config { return d.cfg }, aliasDir: d.route.aliasDir, take: d.look, found: d.scanned}
 	return d, nil
 }
 

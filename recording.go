@@ -6,10 +6,35 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
 )
+
+// handle turns one batch of events into observations, and observes them.
+// The same observation twice in a batch (a write seen through a file and
+// through its directory) counts once. After a queue overflow, every path
+// is compared with its record: the events that would have told are lost.
+func (d *daemon) handle(evs []event) {
+	obs, overflowed := d.route.route(evs)
+	var seen map[observation]bool
+	if len(obs) > 1 {
+		seen = make(map[observation]bool, len(obs))
+	}
+	for _, o := range obs {
+		if !seen[o] && !d.base.owns(o.path) {
+			if seen != nil {
+				seen[o] = true
+			}
+			d.observe(o)
+		}
+	}
+	if overflowed {
+		d.overflow()
+	}
+}
 
 // observe adds an observation to its path's burst; while events are held,
 // it only counts it.
@@ -20,7 +45,7 @@ func (d *daemon) observe(o observation) {
 	}
 	now := time.Now()
 	if b, began := d.bursts.add(o, now); began {
-		b.by, b.trace = d.by.takeRecent(o.path, now), d.traceBurst()
+		b.by, b.trace = d.by.takeRecent(o.path, now), d.trace.burst()
 	}
 }
 
@@ -67,7 +92,7 @@ func (d *daemon) compareEntries(e *entry) {
 // change after the record sends an event.
 func (d *daemon) recordBurst(b *burst) {
 	o := d.bursts.recording(b, time.Now())
-	o.l.dir = d.aliasDir(b.path)
+	o.l.dir = d.route.aliasDir(b.path)
 	if b.trace != nil {
 		b.trace.handed = time.Now()
 	}
@@ -117,13 +142,7 @@ func (d *daemon) recordedBy(path string, l *look) {
 	d.bursts.recorded(path)
 	if l.dir != "" {
 		d.trouble.watchFailed(l.dir, l.errs...)
-		if l.link {
-			if d.derived[path] == nil {
-				d.derived[path] = &entry{Path: path, owner: l.dir}
-			}
-		} else {
-			delete(d.derived, path)
-		}
+		d.route.followed(path, l.dir, l.link)
 	}
 }
 
@@ -206,7 +225,7 @@ func (d *daemon) report(b *burst, after attrs) {
 		}
 	}
 	d.out.report(r, actions)
-	d.traceReport(b)
+	d.trace.report(b)
 }
 
 // scanned takes in what a scan found of path, recorded as l says.
@@ -268,4 +287,50 @@ func changeEvent(before, after attrs) string {
 		return "delete"
 	}
 	return "change"
+}
+
+// drain handles the events already queued, so that a change made just
+// before famids was told to stop is still reported.
+func (d *daemon) drain() {
+	evs, err := d.w.queued()
+	d.handle(evs)
+	if err != nil {
+		d.trouble.warnOnce(err.Error()) // the loop, if it goes on, meets it again
+	}
+}
+
+// catchUp takes in every event queued until now without reporting it, so
+// that a comparison that follows finds what they would tell, once.
+func (d *daemon) catchUp() {
+	defer d.susp.hold()()
+	d.drain()
+}
+
+// arm hands out the job that arms e because an event said a name on its
+// way changed: it sets e's watches as its path now resolves, and what the
+// path became (created, deleted) is observed, unless events are held:
+// then the comparison that ends the holding tells.
+func (d *daemon) arm(e *entry) {
+	d.arms.arm(e, arming{tell: !d.susp.holds()})
+}
+
+// armed takes in an arm of e done, as a asked: the watches that could not
+// be set, what is odd about an entry new to famids, and what its path
+// became.
+func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
+	if d.route.entryFor(e.Path) != e {
+		d.w.disarm(e.Path) // removed by a reload meanwhile
+		return
+	}
+	d.trouble.watchFailed(e.Path, errs...)
+	if a.warn {
+		exists, dir := d.w.kind(e.Path)
+		for _, w := range entryWarnings(d.cfg, e, exists, dir) {
+			fmt.Fprintf(os.Stderr, "famids: %s\n", w)
+		}
+	}
+	if became != "" && a.tell {
+		d.observe(observation{path: e.Path, event: became, entry: e.reporter()})
+		d.compareEntries(e) // another directory, or none: its entries too
+	}
 }
