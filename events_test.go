@@ -1,5 +1,7 @@
 package main
 
+// Unit tests of decoding and reading inotify events.
+
 import (
 	"bytes"
 	"encoding/binary"

@@ -1,5 +1,7 @@
 package main
 
+// Unit tests of walking a path as the kernel resolves it.
+
 import (
 	"os"
 	"path/filepath"

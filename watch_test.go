@@ -1,7 +1,6 @@
 package main
 
-// Unit tests of the watches: decoding and reading inotify events, path
-// resolution, and the watch bookkeeping on a real inotify instance.
+// Unit tests of the watch bookkeeping, on a real inotify instance.
 
 import (
 	"errors"
