@@ -31,8 +31,10 @@ import (
 //	total        from the write(2) to the end of the report's
 //
 // As root the writer is named (attribution); otherwise those stages are
-// left out. Between ops it sleeps, as between real changes: the loop
-// waits in poll(2) each time, from cold caches.
+// left out. Between ops it sleeps 2 ms, as between real changes: the loop
+// waits in poll(2) each time, from cold caches. Give it a count of ops:
+//
+//	go test -run '^$' -bench ReportLatency -benchtime 300x .
 func BenchmarkReportLatency(b *testing.B) {
 	dir := b.TempDir()
 	f := filepath.Join(dir, "passwd")
@@ -53,7 +55,7 @@ func BenchmarkReportLatency(b *testing.B) {
 		case <-time.After(10 * time.Second):
 			b.Fatal("no report within 10s")
 		}
-		all = append(all, traces.next())
+		all = append(all, traces.next(b))
 		times = append(times, [2]time.Time{wrote, delivered})
 	}
 	reportStages(b, all, times, d.w.fan != nil)
@@ -121,8 +123,8 @@ func (t *traces) add(s *stages) {
 
 // next returns the stages of the oldest report not returned yet; its
 // write may end before the loop hands them over.
-func (t *traces) next() stages {
-	for {
+func (t *traces) next(b *testing.B) stages {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		t.mu.Lock()
 		if len(t.all) > 0 {
 			s := t.all[0]
@@ -133,6 +135,8 @@ func (t *traces) next() stages {
 		t.mu.Unlock()
 		time.Sleep(50 * time.Microsecond)
 	}
+	b.Fatal("a report was written, but its stages were not handed over within 10s")
+	return stages{}
 }
 
 // tracedDaemon runs, in its loop, a daemon watching the entries of conf
