@@ -25,9 +25,11 @@ type records interface {
 	put(path string, a attrs)
 	remove(path string)
 	len() int
-	// all yields every record in the byte order of its path. Records
-	// may not be put or removed while it runs.
+	// all yields every record in the byte order of its path; under,
+	// those of the paths below directory dir. Records may not be put or
+	// removed while either runs.
 	all() iter.Seq2[string, attrs]
+	under(dir string) iter.Seq2[string, attrs]
 }
 
 // memRecords keeps records in memory, by path.
@@ -42,6 +44,17 @@ func (m memRecords) all() iter.Seq2[string, attrs] {
 	return func(yield func(string, attrs) bool) {
 		for _, p := range slices.Sorted(maps.Keys(m)) {
 			if !yield(p, m[p]) {
+				return
+			}
+		}
+	}
+}
+
+func (m memRecords) under(dir string) iter.Seq2[string, attrs] {
+	prefix := dirPrefix(dir)
+	return func(yield func(string, attrs) bool) {
+		for p, a := range m.all() {
+			if strings.HasPrefix(p, prefix) && !yield(p, a) {
 				return
 			}
 		}
@@ -127,15 +140,19 @@ func (bl *baseline) paths() []string {
 
 // entriesOf returns the paths with a record directly in directory dir.
 func (bl *baseline) entriesOf(dir string) []string {
-	prefix := dir + "/"
 	var ps []string
-	for p := range bl.recs.all() {
-		if strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
+	n := len(dirPrefix(dir))
+	for p := range bl.recs.under(dir) {
+		if !strings.Contains(p[n:], "/") {
 			ps = append(ps, p)
 		}
 	}
 	return ps
 }
+
+// dirPrefix returns what the paths below directory dir begin with: dir
+// and a slash, or "/" for the root.
+func dirPrefix(dir string) string { return strings.TrimSuffix(dir, "/") + "/" }
 
 // remember records what path is now; a record of an absent path is
 // removed.
