@@ -404,3 +404,43 @@ func TestConfigurationInAUsersDirectoryRunsNoAction(t *testing.T) {
 		t.Errorf("an action ran:\n%s", r.dump())
 	}
 }
+
+// A path reported through two lines of the configuration, a directory and
+// a file in it, runs each line's action, each with its own action report:
+// after a write, and after the file is replaced by a rename. The
+// directory's watch on the file's inode must not take the place of the
+// file's own entry.
+func TestEveryLineActionRuns(t *testing.T) {
+	for name, names := range map[string]string{"every name": "", "sshd important": ", sshd"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "sshd")
+			writeFile(t, f, "auth required pam_unix.so\n")
+			dirAction, fileAction := "echo directory-line", "echo file-line"
+			r := startFamids(t, dir+", "+dirAction+names+"\n"+f+", "+fileAction+"\n")
+			change := func(how, event string, do func()) {
+				t.Helper()
+				before := len(r.actionReports())
+				do()
+				r.waitReport(f, event)
+				for _, action := range []string{dirAction, fileAction} {
+					r.waitMail(how+": the action "+action, func(m mail) bool {
+						return m.Subject == subjectAction && strings.HasPrefix(m.Body, actionHead(f, action))
+					})
+				}
+				// One report for each line, none twice: a second would
+				// follow the first at once.
+				time.Sleep(300 * time.Millisecond)
+				if got := len(r.actionReports()) - before; got != 2 {
+					t.Errorf("%s: %d action reports, want 2 (one for each line):\n%s", how, got, r.dump())
+				}
+			}
+			change("a write", "change", func() { appendFile(t, f, "auth optional pam_permit.so\n") })
+			change("a rename over it", "create", func() {
+				tmp := filepath.Join(t.TempDir(), "sshd.new") // outside the watched directory
+				writeFile(t, tmp, "auth sufficient pam_permit.so\n")
+				must(t, os.Rename(tmp, f))
+			})
+		})
+	}
+}

@@ -107,7 +107,11 @@ func (w *watcher) alias(dir, name string) error {
 // to what it points to, and that), so that a change of its target, or of
 // the way to it, is seen. It reports whether the entry is a symbolic link,
 // and the watches that could not be set.
-func (w *watcher) follow(dir, name string) (link bool, errs []error) {
+//
+// An entry that is also an entry of the configuration (own) is armed as
+// its own already: it is only watched through its inode as dir's entry,
+// and never disarmed here.
+func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
 	p := filepath.Join(dir, name)
 	w.mu.Lock()
 	_, armed := w.armed[p]
@@ -118,12 +122,14 @@ func (w *watcher) follow(dir, name string) (link bool, errs []error) {
 		return false, []error{fmt.Errorf("%s: %w", p, errAliasBudget)}
 	}
 	var st unix.Stat_t
-	if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if !own && unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w.unalias(dir, name)
 		_, errs = w.arm(p)
 		return true, errs
 	}
-	w.disarm(p) // it may have been a link
+	if !own {
+		w.disarm(p) // it may have been a link
+	}
 	if err := w.alias(dir, name); err != nil {
 		errs = append(errs, err)
 	}

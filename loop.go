@@ -529,12 +529,18 @@ func (d *daemon) compareWatched(entries []string) {
 // realias sets the aliases missing in the directory entry e.
 func (d *daemon) realias(e *entry) {
 	var errs []error
+	own := make(map[string]bool) // names that are entries of their own
+	for _, o := range d.cfg.Entries {
+		if filepath.Dir(o.Path) == e.Path {
+			own[filepath.Base(o.Path)] = true
+		}
+	}
 	d.hand(&job{path: e.Path,
 		work: func(context.Context, *job) {
 			names, _ := readDirNames(e.Path)
 			for _, n := range names {
 				if e.matches(n) && !d.w.aliased(e.Path, n) {
-					_, more := d.w.follow(e.Path, n)
+					_, more := d.w.follow(e.Path, n, own[n])
 					errs = append(errs, more...)
 				}
 			}

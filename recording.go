@@ -92,7 +92,7 @@ func (d *daemon) compareEntries(e *entry) {
 // change after the record sends an event.
 func (d *daemon) recordBurst(b *burst) {
 	o := d.bursts.recording(b, time.Now())
-	o.l.dir = d.route.aliasDir(b.path)
+	o.l.dir, o.l.own = d.route.aliasDir(b.path), d.cfg.lookup(b.path) != nil
 	if b.trace != nil {
 		b.trace.handed = time.Now()
 	}
@@ -124,6 +124,7 @@ func (d *daemon) reportInOrder() {
 type look struct {
 	prev  *attrs // the record to trust while stat says it holds
 	dir   string // the watched directory it is an entry of, or ""
+	own   bool   // it is an entry of the configuration too, armed as its own
 	link  bool   // the entry is a symbolic link, watched as a path of its own
 	errs  []error
 	after attrs
@@ -132,7 +133,7 @@ type look struct {
 // look watches path as l says, then records it; it runs in a job.
 func (d *daemon) look(ctx context.Context, j *job, l *look, path string) {
 	if l.dir != "" {
-		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path))
+		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path), l.own)
 	}
 	l.after = d.rec.recordJob(ctx, j, path, l.prev, d.w.realOf(path))
 }

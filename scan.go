@@ -145,7 +145,7 @@ func (sc *scanner) handBatch(s *scan, paths []string) {
 		if a, ok := sc.base.record(p); ok && s.trust {
 			looks[i].prev = &a
 		}
-		looks[i].dir = sc.aliasDir(p)
+		looks[i].dir, looks[i].own = sc.aliasDir(p), sc.config().lookup(p) != nil
 	}
 	sc.hand(&job{path: paths[0],
 		work: func(ctx context.Context, j *job) {
