@@ -161,25 +161,45 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		d.bursts.retry(b, now.Add(leaseRetry))
 		return
 	}
+	before, _ := d.base.record(b.path)
 	if !b.told {
-		before, _ := d.base.record(b.path)
 		if len(eventDiffers(before, after)) == 0 {
+			if after.SHA256 == digestPending && knownDigest(before.SHA256) {
+				// Content written with its times put back: the record
+				// keeps its hash until the new one is known.
+				d.hashLater(b.path, after, before.SHA256, b.hashed())
+				return
+			}
 			d.base.remember(b.path, after)
-			d.hashLater(b.path, after, "", "")
 			return
 		}
 		b.events = []string{changeEvent(before, after)}
 	}
 	d.report(b, after)
-	d.hashLater(b.path, after, "", "")
+	d.hashLater(b.path, after, knownOrNone(before.SHA256), b.hashed())
+}
+
+// hashed returns the report of b's path once its content, pending in b's
+// report, is hashed and differs from what it was before the change:
+// the same entries and processes, found once hashed.
+func (b *burst) hashed() *burst {
+	return &burst{path: b.path, told: true, events: []string{"change"}, entries: b.entries, found: foundOnceHashed, by: b.by, first: b.first}
+}
+
+// knownOrNone returns sha when it is a known digest, else "".
+func knownOrNone(sha string) string {
+	if knownDigest(sha) {
+		return sha
+	}
+	return ""
 }
 
 // hashLater hands the hash of a file over bigFile, recorded as rec with
 // its content pending, to the slow lane. Once hashed, if the path still
-// is the file rec stat'ed: with expect, the hash its record had, a hash
-// that differs is reported, found as found says; else the record takes
-// the hash.
-func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
+// is the file rec stat'ed: with expect, the hash the path had before, a
+// hash that differs is reported as tell, with that hash as the record
+// before; else the record takes the hash. tell is nil without expect.
+func (d *daemon) hashLater(path string, rec attrs, expect string, tell *burst) {
 	if rec.SHA256 != digestPending || !d.bursts.startHash(path) {
 		return
 	}
@@ -196,9 +216,11 @@ func (d *daemon) hashLater(path string, rec attrs, expect, found string) {
 			now := cur
 			now.SHA256 = sha
 			if expect != "" && sha != expect {
-				b := &burst{path: path, told: true, events: []string{"change"},
-					entries: entryPaths(d.cfg.owners(path)), found: found, first: time.Now()}
-				d.report(b, now)
+				if cur.SHA256 == digestPending {
+					cur.SHA256 = expect // what the content was, for the report's Before
+					d.base.remember(path, cur)
+				}
+				d.report(tell, now)
 				return
 			}
 			if cur.SHA256 == digestPending {
@@ -255,15 +277,11 @@ func (d *daemon) scanned(s *scan, path string, l *look) {
 	if after.SHA256 == digestPending && knownDigest(before.SHA256) && sameStat(before, after) {
 		// A large file hashed again: the record keeps its hash until the
 		// new one is known, and a difference is reported then.
-		found := s.found
-		if found == "" {
-			found = foundAtVerify
-		}
-		d.hashLater(path, after, before.SHA256, found)
+		d.hashLater(path, after, before.SHA256, s.hashed(path, d.cfg.owners(path)))
 		return
 	}
 	if after.SHA256 == digestPending {
-		defer d.hashLater(path, after, "", "")
+		defer d.hashLater(path, after, knownOrNone(before.SHA256), s.hashed(path, d.cfg.owners(path)))
 	}
 	diff := differs(before, after)
 	switch {

@@ -181,7 +181,7 @@ func (r *report) differs() []string {
 
 // summary is the report on one line, for syslog.
 func (r *report) summary() string {
-	s := fmt.Sprintf("%s: %s; differs: %s", quoteIfNeeded(r.Path), strings.Join(r.Events, ", "), strings.Join(r.differs(), " "))
+	s := fmt.Sprintf("%s: %s; differs: %s", quoteSummarized(r.Path), strings.Join(r.Events, ", "), strings.Join(r.differs(), " "))
 	if r.Found != "" {
 		s += "; found " + r.Found
 	}
@@ -191,6 +191,17 @@ func (r *report) summary() string {
 		s += "; by unknown"
 	}
 	return s
+}
+
+// quoteSummarized returns path as a report's summary shows it: Go-quoted
+// when it holds anything quoteIfNeeded quotes, a colon or a semicolon
+// followed by a space, or a leading quote, so that no name can pass for
+// the fields after it (a digest's line, syslog, a resume's notice).
+func quoteSummarized(path string) string {
+	if strings.Contains(path, ": ") || strings.Contains(path, "; ") || strings.HasPrefix(path, `"`) {
+		return strconv.Quote(path)
+	}
+	return quoteIfNeeded(path)
 }
 
 // A notice is famids's own news: what happened to famids, rather than

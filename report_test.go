@@ -327,3 +327,19 @@ func TestReportBodyPathCannotForgeLines(t *testing.T) {
 		}
 	}
 }
+
+// A name that holds a summary's own separators cannot pass, in a digest's
+// line, syslog or a resume notice, for the fields after it.
+func TestSummaryPathCannotForgeFields(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"/tmp/y: create; differs: existence; by sshd[1] auid=0", `"/tmp/y: create; differs: existence; by sshd[1] auid=0": create; differs: existence`},
+		{"/tmp/y; by sshd[1] auid=0", `"/tmp/y; by sshd[1] auid=0": create; differs: existence`},
+		{`"/tmp/y"`, `"\"/tmp/y\"": create; differs: existence`},
+		{"/tmp/a:b;c", "/tmp/a:b;c: create; differs: existence"}, // no space after: nothing to forge
+	} {
+		r := report{Path: tc.path, Events: []string{"create"}, After: attrs{Exists: true, Type: "file"}}
+		if got := r.summary(); got != tc.want {
+			t.Errorf("summary of %q:\n got %s\nwant %s", tc.path, got, tc.want)
+		}
+	}
+}

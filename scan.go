@@ -49,6 +49,18 @@ type scan struct {
 	ended bool
 }
 
+// hashed returns the report of path, owned by entries, once its content,
+// pending when s recorded it, is hashed and differs from what it was: a
+// comparison that reports nothing of its own (a resume, a reload) reports
+// it as found at verification.
+func (s *scan) hashed(path string, entries []*entry) *burst {
+	found := s.found
+	if found == "" {
+		found = foundAtVerify
+	}
+	return &burst{path: path, told: true, events: []string{"change"}, entries: entryPaths(entries), found: found, first: time.Now()}
+}
+
 // A difference is a watched path that is not as famids recorded it.
 type difference struct {
 	path          string
@@ -187,6 +199,8 @@ const (
 	foundAfterFlood = "after queue overflow"
 	foundAfterMount = "after a mount change"
 	foundAtVerify   = "at verification"
+	// Content of a file over bigFile, hashed after its report.
+	foundOnceHashed = "once hashed (a file over 256 MiB is hashed after its report)"
 	// A path whose watch could not be set (out of inotify watches), once
 	// it could be.
 	foundOnceWatched = "once it could be watched"

@@ -105,15 +105,13 @@ func TestLargeFileIsHashedBeside(t *testing.T) {
 	must(t, fh.Close())
 	r := startFamids(t, f+"\n")
 	// The baseline's hash, once the slow lane is done with it.
+	zeros := fileSHA256(t, f)
 	deadline := time.Now().Add(waitFor)
 	for {
 		s := readStateAt(t, r.state)
 		if a := s.Records[f]; knownDigest(a.SHA256) {
-			zeros, err := os.Open(f)
-			must(t, err)
-			defer zeros.Close()
-			if want := sha256Of(t, zeros); a.SHA256 != want {
-				t.Errorf("recorded sha256 %s, want %s", a.SHA256, want)
+			if a.SHA256 != zeros {
+				t.Errorf("recorded sha256 %s, want %s", a.SHA256, zeros)
 			}
 			break
 		}
@@ -122,6 +120,38 @@ func TestLargeFileIsHashedBeside(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// A trojan of the same size, written in place: reported at once with
+	// its content pending, then again once hashed, with what the hash was
+	// and is. (osquery #3080's case.)
+	fh, err = os.OpenFile(f, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = fh.WriteAt([]byte("TROJAN"), bigFile/2)
+	must(t, err)
+	must(t, fh.Close())
+	trojan := fileSHA256(t, f)
+	first := r.waitReport(f, "change")
+	if got := field(first.Body, "After"); !strings.Contains(got, "sha256=pending") {
+		t.Errorf("the first report's After: %s; want sha256=pending", got)
+	}
+	m := r.waitMail("the report once hashed", func(m mail) bool {
+		return m.Subject == subjectReport && strings.Contains(m.Body, "Found: "+foundOnceHashed+"\n")
+	})
+	if got := field(m.Body, "Differs"); got != "sha256" {
+		t.Errorf("once hashed, Differs: %s; want sha256:\n%s", got, m.Body)
+	}
+	if before, after := field(m.Body, "Before"), field(m.Body, "After"); !strings.Contains(before, "sha256="+zeros) || !strings.Contains(after, "sha256="+trojan) {
+		t.Errorf("once hashed, Before: %s\nAfter: %s\nwant sha256=%s, then sha256=%s", before, after, zeros, trojan)
+	}
+}
+
+// fileSHA256 returns the hex SHA-256 of the file path.
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	return sha256Of(t, f)
 }
 
 // hungFUSE mounts a FUSE file system whose server never answers: every
