@@ -544,6 +544,9 @@ func appendBy(b []byte, p process) []byte {
 		b = append(append(b, " mntns="...), p.mntns...)
 	}
 	b = appendID(b, " uid=", p.uid, p.user)
+	if p.ruid != p.uid {
+		b = appendID(b, " ruid=", p.ruid, p.ruser)
+	}
 	for i, u := range p.threadUIDs {
 		key := ","
 		if i == 0 {

@@ -329,6 +329,18 @@ func TestByThreads(t *testing.T) {
 	}
 }
 
+// A setuid-root program run by nobody writes as root, and is named with
+// both: uid=0(root), ruid=65534(nobody).
+func TestByRealUser(t *testing.T) {
+	bin := buildC(t, "ruid")
+	r, f := startOnFile(t)
+	pid, _ := heldProgram(t, bin, f)
+	m := r.waitReport(f, "change")
+	if by := byPid(m, pid); !strings.Contains(by, " uid=0(root) ruid=65534(nobody) ") {
+		t.Errorf("By: %q; want pid=%d with uid=0(root) ruid=65534(nobody):\n%s", by, pid, m.Body)
+	}
+}
+
 // A pid freed and taken again within one burst names two processes.
 func TestByPidReusedInBurst(t *testing.T) {
 	if !havePidfs() {

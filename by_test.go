@@ -92,7 +92,7 @@ func TestPidfdUID(t *testing.T) {
 	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
 	must(t, err)
 	defer unix.Close(pidfd)
-	uid, gone, ok := pidfdUID(int32(pidfd))
+	ruid, uid, gone, ok := pidfdUIDs(int32(pidfd))
 	if !ok && !gone {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -100,13 +100,13 @@ func TestPidfdUID(t *testing.T) {
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	must(t, err)
-	if want := statusField(status, "Uid:", 1); !ok || gone || uid != want {
-		t.Errorf("pidfdUID = %d, gone %v, ok %v; want %d, alive", uid, gone, ok, want)
+	if want, wantReal := statusField(status, "Uid:", 1), statusField(status, "Uid:", 0); !ok || gone || uid != want || ruid != wantReal {
+		t.Errorf("pidfdUIDs = %d, %d, gone %v, ok %v; want %d, %d, alive", ruid, uid, gone, ok, wantReal, want)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	if _, gone, ok := pidfdUID(int32(pidfd)); !gone || ok {
-		t.Errorf("pidfdUID of a reaped process: gone %v, ok %v; want gone", gone, ok)
+	if _, _, gone, ok := pidfdUIDs(int32(pidfd)); !gone || ok {
+		t.Errorf("pidfdUIDs of a reaped process: gone %v, ok %v; want gone", gone, ok)
 	}
 }
 
@@ -143,15 +143,19 @@ func TestAppendBy(t *testing.T) {
 	}{
 		{"full", full, `pid=4242 comm=cp exe=/usr/bin/cp uid=0(root) auid=1000(alice) ses=3 tty=pts/0 parents=bash(4200)<sshd(4100)<sshd(812) cmdline="cp /tmp/x /bin/ls"`},
 		{"exited, nothing known", process{pid: 7, exited: true}, "pid=7 (exited)"},
-		{"exited, known", process{pid: 7, exited: true, known: true, comm: "rm", uid: 65534, auid: unsetID, ses: unsetID}, "pid=7 (exited) comm=rm exe=- uid=65534 auid=- ses=- tty=-"},
+		{"exited, known", process{pid: 7, exited: true, known: true, comm: "rm", uid: 65534, ruid: 65534, auid: unsetID, ses: unsetID}, "pid=7 (exited) comm=rm exe=- uid=65534 auid=- ses=- tty=-"},
 		{"outside the namespace", process{pid: 0}, "pid=0 (outside famids's pid namespace)"},
+		{"a setuid program run by another", process{
+			pid: 12, known: true, comm: "passwd", exe: "/usr/bin/passwd", uid: 0, user: "root", ruid: 65534, ruser: "nobody",
+			auid: unsetID, ses: unsetID,
+		}, "pid=12 comm=passwd exe=/usr/bin/passwd uid=0(root) ruid=65534(nobody) auid=- ses=- tty=-"},
 		{"threads and another mount namespace", process{
 			pid: 11, known: true, comm: "apt-check", exe: "/usr/bin/cp", mntns: "4026532451",
-			uid: 1000, user: "alice", auid: unsetID, ses: unsetID,
+			uid: 1000, user: "alice", ruid: 1000, auid: unsetID, ses: unsetID,
 			threadUIDs: []uidName{{1000, "alice"}, {0, "root"}},
 		}, "pid=11 comm=apt-check exe=/usr/bin/cp mntns=4026532451 uid=1000(alice) thread_uids=1000(alice),0(root) auid=- ses=- tty=-"},
 		{"hostile", process{
-			pid: 9, known: true, comm: "x\nBy: pid=1", exe: "/tmp/a b", uid: 1000, user: "1000",
+			pid: 9, known: true, comm: "x\nBy: pid=1", exe: "/tmp/a b", uid: 1000, user: "1000", ruid: 1000,
 			auid: unsetID, ses: unsetID,
 			parents: []ancestor{{"a(1)<b", 8}},
 			cmdline: []string{"sh", "-c", "echo \"x\"\n"}, cut: true,

@@ -28,8 +28,10 @@ type process struct {
 	known  bool // the fields below were read, and are the process's
 	comm   string
 	exe    string
-	uid    uint32
+	uid    uint32 // effective
 	user   string // uid's name
+	ruid   uint32 // real: whoever ran a setuid program
+	ruser  string
 	auid   uint32 // unsetID when unset
 	auser  string
 	ses    uint32 // unsetID when unset
@@ -220,22 +222,24 @@ func glance(fs procfs, pid, pidfd int32, buf []byte, names *idNames) (p process,
 	}
 	// Last: the pidfd's answer also says its process was not reaped, so
 	// that the pid named it in every read above.
-	uid, gone, ok := pidfdUID(pidfd)
+	ruid, uid, gone, ok := pidfdUIDs(pidfd)
 	if !ok && !gone {
 		status, err := fs.read(dir+"/status", buf)
 		if errors.Is(err, unix.EXDEV) {
 			return process{pid: pid, covered: true}, "", 0
 		}
-		uid, threads, gone = statusField(status, "Uid:", 1), threadsOf(status), !alive(pidfd)
+		ruid, uid = statusField(status, "Uid:", 0), statusField(status, "Uid:", 1)
+		threads, gone = threadsOf(status), !alive(pidfd)
 	}
 	if gone {
 		return process{pid: pid, exited: true}, "", 0
 	}
-	p.uid = uid
+	p.uid, p.ruid = uid, ruid
 	// A process whose first thread has exited while others run on is
 	// not gone: its program and command line are read through those.
 	p.exited = exiting(fields) && threads <= 1
 	p.user, _ = names.cachedUser(p.uid)
+	p.ruser, _ = names.cachedUser(p.ruid)
 	if p.auid != unsetID {
 		p.auser, _ = names.cachedUser(p.auid)
 	}
@@ -253,6 +257,9 @@ func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames
 	dir := strconv.Itoa(int(l.pid))
 	buf := make([]byte, procBufSize)
 	p.user = names.user(p.uid)
+	if p.ruid != p.uid {
+		p.ruser = names.user(p.ruid)
+	}
 	if p.auid != unsetID {
 		p.auser = names.user(p.auid)
 	}
@@ -435,21 +442,21 @@ func threadsOfStat(fields []string) uint32 {
 	return 1
 }
 
-// pidfdUID returns the effective uid of pidfd's process, asked of the
-// pidfd itself (PIDFD_GET_INFO, Linux 6.13), which names no other
-// process whatever becomes of its pid: the uid /proc/PID/status shows
-// first among the effective ones. Its answer also says the process was
-// not reaped when asked, as alive does; gone says it was. ok is false
-// when the kernel cannot tell.
-func pidfdUID(pidfd int32) (uid uint32, gone, ok bool) {
+// pidfdUIDs returns the real and effective uids of pidfd's process,
+// asked of the pidfd itself (PIDFD_GET_INFO, Linux 6.13), which names no
+// other process whatever becomes of its pid: the first two uids of
+// /proc/PID/status. Its answer also says the process was not reaped when
+// asked, as alive does; gone says it was. ok is false when the kernel
+// cannot tell.
+func pidfdUIDs(pidfd int32) (ruid, euid uint32, gone, ok bool) {
 	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS}
 	switch err := unix.IoctlPidfdInfo(int(pidfd), &info); {
 	case err == unix.ESRCH:
-		return 0, true, false
+		return 0, 0, true, false
 	case err != nil || info.Mask&unix.PIDFD_INFO_CREDS == 0:
-		return 0, false, false
+		return 0, 0, false, false
 	}
-	return info.Euid, false, true
+	return info.Ruid, info.Euid, false, true
 }
 
 // A uidName is a user id with its name.
