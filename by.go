@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -574,13 +575,33 @@ func appendBy(b []byte, p process) []byte {
 		b = appendText(b, " parents=", string(chain))
 	}
 	if p.cmdline != nil {
-		line := shellJoin(p.cmdline)
-		if p.cut {
-			line += " ..."
-		}
-		b = strconv.AppendQuote(append(b, " cmdline="...), line)
+		b = append(b, " cmdline="...)
+		b = appendQuotedCut(b, shellJoin(p.cmdline), p.cut, maxQuotedCmdline)
 	}
 	return b
+}
+
+// maxQuotedCmdline is how long a command line may be once quoted: an
+// argument of 4 KiB of control characters is 16 KiB quoted, and a By:
+// line must stay readable.
+const maxQuotedCmdline = 600
+
+// appendQuotedCut appends s Go-quoted, cut so that the quoted text is at
+// most limit bytes, with " ..." before the closing quote when it was cut
+// there, or when cut says s itself was.
+func appendQuotedCut(b []byte, s string, cut bool, limit int) []byte {
+	const more = " ..."
+	if !cut && len(strconv.Quote(s)) <= limit {
+		return strconv.AppendQuote(b, s)
+	}
+	n := len(s)
+	for n > 0 && len(strconv.Quote(s[:n]+more)) > limit {
+		n -= max(1, (len(strconv.Quote(s[:n]+more))-limit)/4) // a byte quotes to at most 4
+		for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+			n-- // not in the middle of a character
+		}
+	}
+	return strconv.AppendQuote(b, s[:max(n, 0)]+more)
 }
 
 // appendID appends key and a user id with its name, or "-" when unset.

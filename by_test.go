@@ -10,9 +10,11 @@ import (
 	"hash/maphash"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,6 +109,43 @@ func TestPidfdUID(t *testing.T) {
 	cmd.Wait()
 	if _, _, gone, ok := pidfdUIDs(int32(pidfd)); !gone || ok {
 		t.Errorf("pidfdUIDs of a reaped process: gone %v, ok %v; want gone", gone, ok)
+	}
+}
+
+// A command line of control characters, or a long one, is cut once
+// quoted, so that a By: line stays readable: under 1,000 characters.
+func TestAppendByCutsCommandLine(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		cut  bool
+	}{
+		{"control characters", []string{"sh", strings.Repeat("\x01", 4090)}, true},
+		{"long and plain", []string{"cp", strings.Repeat("a", 3000)}, false},
+		{"multi-byte", []string{"echo", strings.Repeat("é", 1500)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := process{pid: 1, known: true, comm: "sh", exe: "/bin/sh", cmdline: tt.args, cut: tt.cut, auid: unsetID, ses: unsetID}
+			by := string(appendBy(nil, p))
+			if len(by) > 1000 {
+				t.Errorf("a By: line of %d characters, want under 1,000", len(by))
+			}
+			q, ok := strings.CutPrefix(by[strings.Index(by, " cmdline=")+1:], "cmdline=")
+			line, err := strconv.Unquote(q)
+			if !ok || err != nil || !strings.HasSuffix(line, " ...") {
+				t.Errorf("cmdline=%s: want a quoted, cut command line ending in \" ...\" (%v)", q, err)
+			}
+			if utf8.ValidString(shellJoin(tt.args)) && !utf8.ValidString(line) {
+				t.Errorf("cmdline=%s: cut in the middle of a character", q)
+			}
+			if len(q) > maxQuotedCmdline {
+				t.Errorf("cmdline of %d characters quoted, want at most %d", len(q), maxQuotedCmdline)
+			}
+		})
+	}
+	short := process{pid: 1, known: true, comm: "ls", exe: "/bin/ls", cmdline: []string{"ls", "-l"}, auid: unsetID, ses: unsetID}
+	if by := string(appendBy(nil, short)); !strings.HasSuffix(by, ` cmdline="ls -l"`) {
+		t.Errorf("a short command line: %s", by)
 	}
 }
 
