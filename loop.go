@@ -462,7 +462,7 @@ func (d *daemon) mountsChanged(lines []string) {
 	if len(lines) > 1 {
 		summary = fmt.Sprintf("%d mounts and unmounts on watched paths", len(lines))
 	}
-	d.trouble.noticeList(summary, []string{"What these paths name changed, for as long as the mount stays. famids compares every watched path with its record; differences follow in reports with \"Found: " + foundAfterMount + "\"."}, lines)
+	d.trouble.noticeList(summary, []string{"What these paths name changed with the mount table. famids compares every watched path with its record; differences follow in reports with \"Found: " + foundAfterMount + "\"."}, lines)
 }
 
 // onWatched reports whether a mount at path changes what a watched path

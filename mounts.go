@@ -100,7 +100,53 @@ type mountTable struct {
 	mounts         map[int]mountPoint // by mount id; nil before the first read
 	reading, again bool               // a read is out; another is asked for meanwhile
 	actAt          time.Time          // when a change is acted on; zero when none is
+	recent         []mountChange      // the changes of the last recentMounts, oldest first
 }
+
+// A mountChange is where a mount or an unmount was seen, and when.
+type mountChange struct {
+	path string
+	at   time.Time
+}
+
+// recentMounts is how long a change of the mount table is remembered,
+// for the bursts of events it sent: longer than a burst waits (20 times
+// -settle at most) plus the read of the table.
+const recentMounts = 30 * time.Second
+
+// changedOn reports whether a mount or an unmount on path, or on a
+// directory above it, was seen at since or after: the events on path
+// then may be the mount's, not a process's.
+func (t *mountTable) changedOn(path string, since time.Time) bool {
+	for _, c := range t.recent {
+		if !c.at.Before(since) && (c.path == path || c.path == "/" || strings.HasPrefix(path, c.path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// note remembers the mounts and unmounts at paths, seen at now, and
+// forgets those older than recentMounts.
+func (t *mountTable) note(paths []string, now time.Time) {
+	keep := 0
+	for _, c := range t.recent {
+		if now.Sub(c.at) < recentMounts {
+			t.recent[keep] = c
+			keep++
+		}
+	}
+	t.recent = t.recent[:keep]
+	for _, p := range paths {
+		if len(t.recent) < maxRecentMounts {
+			t.recent = append(t.recent, mountChange{p, now})
+		}
+	}
+}
+
+// maxRecentMounts bounds the changes remembered: a loop of mounts must not
+// make famids hold more.
+const maxRecentMounts = 1024
 
 // changed notes a change of the mount table, to act on after mountSettle:
 // a mount seldom comes alone.
@@ -150,16 +196,22 @@ func (t *mountTable) update(now map[int]mountPoint, watched func(path string) bo
 	if before == nil {
 		return nil // the first look: nothing to compare with
 	}
-	var lines []string
+	var lines, at []string
 	for id, m := range now {
-		if _, ok := before[id]; !ok && watched(m.path) {
-			lines = append(lines, "mounted: "+m.String())
+		was, ok := before[id]
+		switch {
+		case !ok && watched(m.path):
+			lines, at = append(lines, "mounted: "+m.String()), append(at, m.path)
+		case ok && was.path != m.path && (watched(m.path) || watched(was.path)):
+			// mount --move: the same mount, elsewhere.
+			lines, at = append(lines, "moved: from "+quoteIfNeeded(was.path)+" to "+m.String()), append(at, was.path, m.path)
 		}
 	}
 	for id, m := range before {
 		if _, ok := now[id]; !ok && watched(m.path) {
-			lines = append(lines, "unmounted: "+m.String())
+			lines, at = append(lines, "unmounted: "+m.String()), append(at, m.path)
 		}
 	}
+	t.note(at, time.Now())
 	return lines
 }

@@ -162,8 +162,18 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		return
 	}
 	before, _ := d.base.record(b.path)
+	if b.found == "" && d.mounts.changedOn(b.path, b.first.Add(-mountSettle)) {
+		// Events a mount or an unmount sent (an unmount brings back what
+		// was under it): no process made them. The path is compared, as
+		// after any mount change.
+		b.told, b.found = false, foundAfterMount
+	}
 	if !b.told {
-		if len(eventDiffers(before, after)) == 0 {
+		diff := eventDiffers(before, after)
+		if b.found != "" {
+			diff = differs(before, after) // what its report says differs
+		}
+		if len(diff) == 0 {
 			if after.SHA256 == digestPending && knownDigest(before.SHA256) {
 				// Content written with its times put back: the record
 				// keeps its hash until the new one is known.

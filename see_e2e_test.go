@@ -262,6 +262,56 @@ func TestTmpfsOverWatchedDirectory(t *testing.T) {
 	neverNothing(t, r)
 }
 
+// What an unmount brings back was there all along: its entries are
+// reported as found after a mount change, never as made by a process
+// famids cannot name. Over the real settle time, as an administrator runs
+// famids.
+func TestUnmountFromWatchedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "cron.d")
+	must(t, os.Mkdir(d, 0o755))
+	job := filepath.Join(d, "job")
+	writeFile(t, job, "* * * * * root true\n")
+	r := startFamids(t, d+"\n", "-settle", "200ms")
+	mount(t, "-t", "tmpfs", "famids-test", d)
+	r.waitReport(job, "delete")
+	runTool(t, "umount", d)
+	r.waitNotice("a mount on a watched path: unmounted: ")
+	m := r.waitNthReport(job, 2)
+	if field(m.Body, "Found") != foundAfterMount || field(m.Body, "Event") != "create" || strings.Contains(m.Body, "\nBy: ") {
+		t.Errorf("the entry an unmount brought back:\n%s\nwant Event: create, Found: %s, no By: line", m.Body, foundAfterMount)
+	}
+	for _, m := range r.reports() {
+		if field(m.Body, "Found") == "" {
+			t.Errorf("a report of the mount or the unmount without Found:\n%s", m.Body)
+		}
+	}
+	neverNothing(t, r)
+}
+
+// A file system moved onto a watched directory (mount --move) is told in
+// a notice, and what it hides is reported.
+func TestMountMovedOntoWatchedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "cron.d")
+	must(t, os.Mkdir(d, 0o755))
+	job := filepath.Join(d, "job")
+	writeFile(t, job, "* * * * * root true\n")
+	elsewhere := filepath.Join(dir, "elsewhere")
+	must(t, os.Mkdir(elsewhere, 0o755))
+	// mount --move needs a mount whose parent is private.
+	mount(t, "--bind", dir, dir)
+	runTool(t, "mount", "--make-private", dir)
+	mount(t, "-t", "tmpfs", "famids-test", elsewhere)
+	r := startFamids(t, d+"\n")
+	runTool(t, "mount", "--move", elsewhere, d)
+	t.Cleanup(func() { exec.Command("umount", "-l", d).Run() })
+	r.waitNotice("a mount on a watched path: moved: from " + elsewhere + " to " + d + " ")
+	if m := r.waitReport(job, "delete"); field(m.Body, "Found") != foundAfterMount {
+		t.Errorf("report of an entry hidden by a mount moved over it:\n%s", m.Body)
+	}
+}
+
 func TestVerificationFindsFlags(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "passwd")
