@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -162,6 +163,9 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		return
 	}
 	before, _ := d.base.record(b.path)
+	if placeholder(b, before, after) {
+		return
+	}
 	if b.found == "" && d.mounts.changedOn(b.path, b.first.Add(-mountSettle)) {
 		// Events a mount or an unmount sent (an unmount brings back what
 		// was under it): no process made them. The path is compared, as
@@ -187,6 +191,24 @@ func (d *daemon) recorded(b *burst, after attrs) {
 	}
 	d.report(b, after)
 	d.hashLater(b.path, after, knownOrNone(before.SHA256), b.hashed())
+}
+
+// placeholder reports whether b is the events of a file made with
+// O_TMPFILE, written before it has a name (open(2)): the kernel names it
+// "#INODE" in its directory's events, and no such path ever exists. A
+// real file of that name exists when recorded, or had a record, or came
+// with an event that made or removed it.
+func placeholder(b *burst, before, after attrs) bool {
+	name := filepath.Base(b.path)
+	if before.Exists || after.Exists || len(name) < 2 || name[0] != '#' || strings.Trim(name[1:], "0123456789") != "" {
+		return false
+	}
+	for _, ev := range b.events {
+		if ev != "change" {
+			return false
+		}
+	}
+	return true
 }
 
 // hashed returns the report of b's path once its content, pending in b's

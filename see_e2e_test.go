@@ -312,6 +312,30 @@ func TestMountMovedOntoWatchedDirectory(t *testing.T) {
 	}
 }
 
+// A file made with O_TMPFILE is written before it has a name; the kernel
+// names it #INODE in its directory's events meanwhile. Only its real name
+// is reported, once linked, never the placeholder.
+func TestTmpfileLinkedIntoWatchedDirectory(t *testing.T) {
+	d := t.TempDir()
+	r := startFamids(t, d+"\n", "-settle", "200ms")
+	fd, err := unix.Open(d, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	must(t, err)
+	_, err = unix.Write(fd, []byte("* * * * * root sh -i\n"))
+	must(t, err)
+	planted := filepath.Join(d, "planted")
+	must(t, unix.Linkat(fd, "", unix.AT_FDCWD, planted, unix.AT_EMPTY_PATH))
+	must(t, unix.Close(fd))
+	r.waitReport(planted, "create", "create, change")
+	// A placeholder's report would settle with the real one's.
+	time.Sleep(500 * time.Millisecond)
+	for _, m := range r.reports() {
+		if strings.HasPrefix(field(m.Body, "Pathname"), filepath.Join(d, "#")) {
+			t.Errorf("a report of the kernel's placeholder name:\n%s", m.Body)
+		}
+	}
+	neverNothing(t, r)
+}
+
 func TestVerificationFindsFlags(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "passwd")
