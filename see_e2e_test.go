@@ -238,12 +238,20 @@ func TestBindMountOverWatchedFile(t *testing.T) {
 	neverNothing(t, r)
 }
 
-func TestTmpfsOverWatchedDirectory(t *testing.T) {
-	dir := t.TempDir()
-	d := filepath.Join(dir, "cron.d")
+// cronDir returns a new directory, a directory cron.d in it to watch, and
+// the job it holds.
+func cronDir(t *testing.T) (dir, d, job string) {
+	t.Helper()
+	dir = t.TempDir()
+	d = filepath.Join(dir, "cron.d")
 	must(t, os.Mkdir(d, 0o755))
-	job := filepath.Join(d, "job")
+	job = filepath.Join(d, "job")
 	writeFile(t, job, "* * * * * root true\n")
+	return dir, d, job
+}
+
+func TestTmpfsOverWatchedDirectory(t *testing.T) {
+	_, d, job := cronDir(t)
 	r := startFamids(t, d+"\n")
 
 	mount(t, "-t", "tmpfs", "famids-test", d)
@@ -267,11 +275,7 @@ func TestTmpfsOverWatchedDirectory(t *testing.T) {
 // famids cannot name. Over the real settle time, as an administrator runs
 // famids.
 func TestUnmountFromWatchedDirectory(t *testing.T) {
-	dir := t.TempDir()
-	d := filepath.Join(dir, "cron.d")
-	must(t, os.Mkdir(d, 0o755))
-	job := filepath.Join(d, "job")
-	writeFile(t, job, "* * * * * root true\n")
+	_, d, job := cronDir(t)
 	r := startFamids(t, d+"\n", "-settle", "200ms")
 	mount(t, "-t", "tmpfs", "famids-test", d)
 	r.waitReport(job, "delete")
@@ -292,11 +296,7 @@ func TestUnmountFromWatchedDirectory(t *testing.T) {
 // A file system moved onto a watched directory (mount --move) is told in
 // a notice, and what it hides is reported.
 func TestMountMovedOntoWatchedDirectory(t *testing.T) {
-	dir := t.TempDir()
-	d := filepath.Join(dir, "cron.d")
-	must(t, os.Mkdir(d, 0o755))
-	job := filepath.Join(d, "job")
-	writeFile(t, job, "* * * * * root true\n")
+	dir, d, job := cronDir(t)
 	elsewhere := filepath.Join(dir, "elsewhere")
 	must(t, os.Mkdir(elsewhere, 0o755))
 	// mount --move needs a mount whose parent is private.
