@@ -396,6 +396,32 @@ func TestByProcEntryCoveredByAMount(t *testing.T) {
 
 // A program run from a path another file is mounted over is not the file
 // an administrator finds there once it is unmounted: exe_replaced says so.
+// A writer whose program lies on a file system that stops answering is
+// still named with its parents and command line: checking the program's
+// file is what waits, and that comes last.
+func TestByProgramOnAHungFileSystem(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bin")
+	must(t, os.Mkdir(dir, 0o755))
+	prog := filepath.Join(dir, "sh")
+	must(t, exec.Command("cp", "/bin/sh", prog).Run())
+	r, f := startOnFile(t)
+	pr, pw, err := os.Pipe() // the shell's standard input: a line lets it write
+	must(t, err)
+	defer pr.Close()
+	sh, _ := startHeld(t, []string{prog, "-c", "read line\necho x >> " + f + "\nread line"}, func(cmd *exec.Cmd) { cmd.Stdin = pr })
+	t.Cleanup(func() { pw.Close() }) // before the shell is waited for
+	hungFUSEAt(t, dir)               // over the program's directory: a stat of it waits
+	_, err = io.WriteString(pw, "go\n")
+	must(t, err)
+	m := r.waitReport(f, "change")
+	by := byPid(m, sh.Process.Pid)
+	for _, want := range []string{" parents=", ` cmdline="` + prog + ` -c `} {
+		if !strings.Contains(by, want) {
+			t.Errorf("By: %q; want %q in it, though the program's file system does not answer:\n%s", by, want, m.Body)
+		}
+	}
+}
+
 func TestByProgramMountedOver(t *testing.T) {
 	needTool(t, "mount")
 	dir := t.TempDir()

@@ -256,13 +256,10 @@ func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames
 	p := l.snapshot()
 	dir := strconv.Itoa(int(l.pid))
 	buf := make([]byte, procBufSize)
-	p.user = names.user(p.uid)
-	if p.ruid != p.uid {
-		p.ruser = names.user(p.ruid)
-	}
-	if p.auid != unsetID {
-		p.auser = names.user(p.auid)
-	}
+	// First what only /proc tells, then what the user database and the
+	// program's file system tell, which may not answer (NSS over the
+	// network, a FUSE mount that hangs): each is published as soon as it
+	// is read, for a report that stops waiting.
 	p.parents = readParents(fs, ppid, buf)
 	if ns, err := fs.readlink(dir + "/ns/mnt"); err == nil && mntns != "" && ns != mntns {
 		p.mntns = strings.TrimSuffix(strings.TrimPrefix(ns, "mnt:["), "]")
@@ -274,34 +271,49 @@ func readMore(fs procfs, l *inquiry, ppid string, threads uint32, names *idNames
 			p.exe, _ = fs.readlink(from + "/exe")
 		}
 	}
-	if p.mntns == "" && p.exe != "" {
-		p.exeOther = !sameFile(fs, from+"/exe", p.exe)
-	}
 	if !alive(l.pidfd) {
 		l.publish(process{pid: l.pid, exited: true})
 		return
 	}
 	l.publish(p)
-	if p.exited {
-		return // its memory is gone: no command line
-	}
-	args, cut := readCmdline(fs, from+"/cmdline")
-	if !alive(l.pidfd) {
-		p.exited = true // what was read before is its; the command line may not be
+	if !p.exited {
+		var gone bool
+		p.cmdline, p.cut, gone = readCommandLine(fs, l, from, buf)
+		p.exited = gone
 		l.publish(p)
-		return
 	}
-	if stat, err := fs.read(from+"/stat", buf); err != nil || exitingStat(stat) {
-		// It began to exit since the glance: its memory, and with it the
-		// command line, may have been gone when it was read.
-		p.exited = true
-		if len(args) == 0 {
-			l.publish(p)
-			return
+	p.user = names.user(p.uid)
+	if p.ruid != p.uid {
+		p.ruser = names.user(p.ruid)
+	}
+	if p.auid != unsetID {
+		p.auser = names.user(p.auid)
+	}
+	if p.mntns == "" && p.exe != "" && !p.exited {
+		p.exeOther = !sameFile(fs, from+"/exe", p.exe)
+		if !alive(l.pidfd) {
+			p.exeOther = false // what was read may be another's
 		}
 	}
-	p.cmdline, p.cut = args, cut
 	l.publish(p)
+}
+
+// readCommandLine reads the command line of l's process from /proc/from;
+// gone says the process is gone, or began to exit since the glance: its
+// memory, and with it the command line, may have been gone when it was
+// read (args is then nil, unless some was read).
+func readCommandLine(fs procfs, l *inquiry, from string, buf []byte) (args []string, cut, gone bool) {
+	args, cut = readCmdline(fs, from+"/cmdline")
+	if !alive(l.pidfd) {
+		return nil, false, true // what was read before is its; the command line may not be
+	}
+	if stat, err := fs.read(from+"/stat", buf); err != nil || exitingStat(stat) {
+		if len(args) == 0 {
+			return nil, false, true
+		}
+		return args, cut, true
+	}
+	return args, cut, false
 }
 
 // sameFile reports whether the program a process runs (link, its exe

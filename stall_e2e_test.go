@@ -159,14 +159,21 @@ func fileSHA256(t *testing.T, path string) string {
 // server's end aborts the connection.
 func hungFUSE(t *testing.T) string {
 	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "fuse")
+	must(t, os.Mkdir(mnt, 0o755))
+	hungFUSEAt(t, mnt)
+	return mnt
+}
+
+// hungFUSEAt mounts such a file system on the directory mnt.
+func hungFUSEAt(t *testing.T, mnt string) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("no /dev/fuse: %v", err)
 		}
 		t.Skipf("no /dev/fuse: %v", err)
 	}
-	mnt := filepath.Join(t.TempDir(), "fuse")
-	must(t, os.Mkdir(mnt, 0o755))
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	must(t, err)
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fd)
@@ -178,7 +185,6 @@ func hungFUSE(t *testing.T) string {
 		unix.Close(fd) // aborts: whatever waits gets ENOTCONN
 		exec.Command("umount", "-l", mnt).Run()
 	})
-	return mnt
 }
 
 // An important name made a symbolic link into a file system that never
