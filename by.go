@@ -178,6 +178,8 @@ type attributor struct {
 	bursts   *bursts
 	entryFor func(path string) *entry
 	ready    func()
+	opened   func(paths []string) // watched regular files another process opened
+	self     int32                // famids's pid, whose own opens are its records
 	notice   func(summary string, details ...string)
 	warnOnce func(msg string)
 	syslog   func(line string)
@@ -186,7 +188,7 @@ type attributor struct {
 // newAttributor returns the attributor of w's fanotify group; without
 // one, why says why it cannot tell.
 func newAttributor(w *watcher, why string, poke func(), names *idNames, trace *tracer) *attributor {
-	a := &attributor{w: w, why: why, names: names, trace: trace,
+	a := &attributor{w: w, why: why, names: names, trace: trace, self: int32(os.Getpid()),
 		procs:     newPoolOf(poke, maxInquiries, maxInquiries, false),
 		inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), recent: make(map[string]*recent)}
 	if w.fan != nil {
@@ -286,6 +288,16 @@ func (a *attributor) attribute() {
 				idle = make(map[uint64]int)
 			}
 			idle[ev.refs[0].key]++
+		}
+		if ev.mask&unix.FAN_OPEN != 0 && len(paths) > 0 && ev.pid != a.self {
+			a.opened(paths)
+		}
+		if ev.mask&^(unix.FAN_OPEN|unix.FAN_ONDIR) == 0 {
+			// An open alone changes nothing: nobody to name.
+			if ev.pidfd >= 0 {
+				unix.Close(int(ev.pidfd))
+			}
+			continue
 		}
 		if batch == nil && len(paths) > 0 {
 			batch = make(map[procID]*inquiry)

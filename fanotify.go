@@ -183,6 +183,9 @@ func (g *fanGroup) mark(fd int, self string, mask uint32) mark {
 		return mark{err: err}
 	}
 	fm := fanMask(mask, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && mask&(unix.IN_MODIFY|unix.IN_CLOSE_WRITE) != 0 {
+		fm |= unix.FAN_OPEN // a writer that sends no other event (writers.go)
+	}
 	if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD, fm, unix.AT_FDCWD, self); err != nil {
 		return mark{err: fanMarkError(err)}
 	}
@@ -380,7 +383,7 @@ func (w *watcher) setQuiet(us []unmark, quiet bool) {
 
 // allFanEvents is every event famids marks inodes for.
 const allFanEvents = fanEntryMask | unix.FAN_DELETE_SELF | unix.FAN_MOVE_SELF | unix.FAN_MODIFY |
-	unix.FAN_ATTRIB | unix.FAN_CLOSE_WRITE | unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
+	unix.FAN_ATTRIB | unix.FAN_CLOSE_WRITE | unix.FAN_OPEN | unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
 
 // A fanEvent is one fanotify event: the process behind it and the inodes
 // it concerns, each as the key of its handle and, for a directory's

@@ -385,3 +385,43 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 		d.compareEntries(e) // another directory, or none: its entries too
 	}
 }
+
+// opened takes in watched paths another process opened: a regular file
+// among them is asked whether someone holds it open for writing.
+func (d *daemon) opened(paths []string) {
+	now := time.Now()
+	for _, p := range paths {
+		if a, ok := d.base.record(p); ok && a.Type == "file" && d.held.opened(p, now) {
+			d.probeWriters(p)
+		}
+	}
+}
+
+// probeWriters hands out the job that asks whether someone holds path
+// open for writing.
+func (d *daemon) probeWriters(path string) {
+	real := d.w.realOf(path)
+	if real == "" {
+		real = path
+	}
+	var writer bool
+	d.hand(&job{path: path,
+		work: func(context.Context, *job) { writer, _ = heldForWriting(real) },
+		done: func() { d.held.probed(path, writer, time.Now()) }})
+}
+
+// followWriters compares with their records the files held open for
+// writing when last asked, and asks again.
+func (d *daemon) followWriters(now time.Time) {
+	compare, probe := d.held.due(now)
+	for _, p := range compare {
+		if len(d.cfg.owners(p)) == 0 {
+			d.held.forget(p) // no longer watched
+			continue
+		}
+		d.scans.startOn(&scan{kind: "held " + p, found: foundWhileHeld, trust: true}, p)
+	}
+	for _, p := range probe {
+		d.probeWriters(p)
+	}
+}

@@ -40,6 +40,7 @@ type scan struct {
 	fresh func(string) bool // paths recorded without a report, when they have no record
 	only  func(string) bool // when set, the paths it looks at
 	then  func(*scan)       // runs once every job is done
+	one   string            // the one path it looks at (startOn), or ""
 
 	diffs []difference // for a scan that reports nothing, what differs
 	queue []string     // paths to record, not handed out yet
@@ -87,6 +88,20 @@ func (sc *scanner) start(s *scan) {
 			sc.list(s, e)
 		}
 	}
+	sc.feed(s)
+	sc.step(s)
+}
+
+// startOn hands out the job of s that records path alone. A scan of the
+// same kind running already runs once more after it.
+func (sc *scanner) startOn(s *scan, path string) {
+	if running := sc.scans[s.kind]; running != nil {
+		running.again = true
+		return
+	}
+	sc.scans[s.kind] = s
+	s.one, s.queue = path, []string{path}
+	s.only = func(p string) bool { return p == path }
 	sc.feed(s)
 	sc.step(s)
 }
@@ -188,7 +203,9 @@ func (sc *scanner) step(s *scan) {
 	if s.then != nil {
 		s.then(s)
 	}
-	if s.again {
+	if s.again && s.one != "" {
+		sc.startOn(&scan{kind: s.kind, found: s.found, trust: s.trust, one: s.one, then: s.then}, s.one)
+	} else if s.again {
 		sc.start(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, then: s.then})
 	}
 }
@@ -199,6 +216,9 @@ const (
 	foundAfterFlood = "after queue overflow"
 	foundAfterMount = "after a mount change"
 	foundAtVerify   = "at verification"
+	// A write that sent no event, while another process held the file
+	// open for writing (writers.go).
+	foundWhileHeld = "while held open for writing (a write that sent no event: Linux AIO, a loop device)"
 	// Content of a file over bigFile, hashed after its report.
 	foundOnceHashed = "once hashed (a file over 256 MiB is hashed after its report)"
 	// A path whose watch could not be set (out of inotify watches), once
