@@ -64,15 +64,16 @@ type ordered struct {
 // the order they settled; and the paths a hash is out for in the slow
 // lane.
 type bursts struct {
-	settle  time.Duration // -settle
-	pending map[string]*burst
-	busy    map[string]bool
-	inOrder []*ordered
-	hashing map[string]bool
+	settle   time.Duration // -settle
+	pending  map[string]*burst
+	busy     map[string]bool
+	inOrder  []*ordered
+	hashing  map[string]*hashOut
+	expected map[string]string // the hash each path had before its content went pending, until it is known
 }
 
 func newBursts(settle time.Duration) *bursts {
-	return &bursts{settle: settle, pending: make(map[string]*burst), busy: make(map[string]bool), hashing: make(map[string]bool)}
+	return &bursts{settle: settle, pending: make(map[string]*burst), busy: make(map[string]bool), hashing: make(map[string]*hashOut), expected: make(map[string]string)}
 }
 
 // add adds o, seen now, to its path's burst; began says the burst begins
@@ -252,18 +253,52 @@ func (bs *bursts) quiet(path string) bool { return bs.pending[path] == nil && !b
 // idle reports whether no burst gathers events.
 func (bs *bursts) idle() bool { return len(bs.pending) == 0 }
 
-// startHash notes that a hash of path is out in the slow lane, unless one
-// is already: false then.
-func (bs *bursts) startHash(path string) bool {
-	if bs.hashing[path] {
-		return false
-	}
-	bs.hashing[path] = true
-	return true
+// A hashAsk is a hash asked for of a file over bigFile: of the file
+// recorded as rec, whose content is pending, to compare with expect (the
+// hash the path had before, or ""), reported as tell when it differs.
+type hashAsk struct {
+	rec    attrs
+	expect string
+	tell   *burst
 }
 
-// hashed notes that the hash of path is back.
-func (bs *bursts) hashed(path string) { delete(bs.hashing, path) }
+// askHash asks for ask's hash of path. Without an expectation of its own,
+// it takes the hash the path had before its content went pending: a path
+// changed again while it was hashed is compared with that one. It
+// reports whether to start the hash now; one out already is followed by
+// this one, the latest asked.
+func (bs *bursts) askHash(path string, ask hashAsk) (start bool, _ hashAsk) {
+	if ask.expect == "" {
+		ask.expect = bs.expected[path]
+	} else {
+		bs.expected[path] = ask.expect
+	}
+	if out, ok := bs.hashing[path]; ok {
+		out.next = &ask
+		return false, ask
+	}
+	bs.hashing[path] = &hashOut{}
+	return true, ask
+}
+
+// A hashOut is a hash out in the slow lane, and the one asked for
+// meanwhile, of the path recorded again.
+type hashOut struct{ next *hashAsk }
+
+// hashDone ends the hash out for path, and returns the one asked for
+// meanwhile, or nil.
+func (bs *bursts) hashDone(path string) *hashAsk {
+	out := bs.hashing[path]
+	delete(bs.hashing, path)
+	if out == nil {
+		return nil
+	}
+	return out.next
+}
+
+// hashKnown says the content of path is known again: nothing is expected
+// of it any more.
+func (bs *bursts) hashKnown(path string) { delete(bs.expected, path) }
 
 // heldUp returns the bursts whose records are done but whose reports are
 // held up by a record that is not.

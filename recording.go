@@ -232,27 +232,38 @@ func knownOrNone(sha string) string {
 // hash that differs is reported as tell, with that hash as the record
 // before; else the record takes the hash. tell is nil without expect.
 func (d *daemon) hashLater(path string, rec attrs, expect string, tell *burst) {
-	if rec.SHA256 != digestPending || !d.bursts.startHash(path) {
+	if rec.SHA256 != digestPending {
+		if knownDigest(rec.SHA256) {
+			d.bursts.hashKnown(path)
+		}
+		return
+	}
+	start, ask := d.bursts.askHash(path, hashAsk{rec, expect, tell})
+	if !start {
 		return
 	}
 	var sha string
 	var ok bool
 	d.jobs.handSlow(&job{path: path,
-		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, rec) },
+		work: func(ctx context.Context, j *job) { sha, ok = d.rec.hashFile(ctx, j, path, ask.rec) },
 		done: func() {
-			d.bursts.hashed(path)
-			cur, known := d.base.record(path)
-			if !ok || !known || !sameStat(cur, rec) || !d.bursts.quiet(path) {
-				return // it changed meanwhile: another record tells
+			if next := d.bursts.hashDone(path); next != nil {
+				d.hashLater(path, next.rec, next.expect, next.tell) // recorded again meanwhile
+				return
 			}
+			cur, known := d.base.record(path)
+			if !ok || !known || !sameStat(cur, ask.rec) || !d.bursts.quiet(path) {
+				return // it changed meanwhile: another record tells, with what was expected
+			}
+			d.bursts.hashKnown(path)
 			now := cur
 			now.SHA256 = sha
-			if expect != "" && sha != expect {
+			if ask.expect != "" && sha != ask.expect {
 				if cur.SHA256 == digestPending {
-					cur.SHA256 = expect // what the content was, for the report's Before
+					cur.SHA256 = ask.expect // what the content was, for the report's Before
 					d.base.remember(path, cur)
 				}
-				d.report(tell, now)
+				d.report(ask.tell, now)
 				return
 			}
 			if cur.SHA256 == digestPending {

@@ -143,6 +143,36 @@ func TestLargeFileIsHashedBeside(t *testing.T) {
 	if before, after := field(m.Body, "Before"), field(m.Body, "After"); !strings.Contains(before, "sha256="+zeros) || !strings.Contains(after, "sha256="+trojan) {
 		t.Errorf("once hashed, Before: %s\nAfter: %s\nwant sha256=%s, then sha256=%s", before, after, zeros, trojan)
 	}
+
+	// Changed again, then its mode changed while it is hashed: the hash
+	// once known is compared with the one before the first change, not
+	// with the pending one of the report between.
+	hashedBefore := 1
+	fh, err = os.OpenFile(f, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = fh.WriteAt([]byte("EVIL"), bigFile/4)
+	must(t, err)
+	must(t, fh.Close())
+	time.Sleep(300 * time.Millisecond) // a burst of its own for the mode
+	must(t, os.Chmod(f, 0o600))
+	evil := fileSHA256(t, f)
+	onceHashed := func(m mail) bool { return strings.Contains(m.Body, "Found: "+foundOnceHashed+"\n") }
+	r.waitMail("the report once hashed after two changes", func(mail) bool { return len(r.mailsMatching(onceHashed)) > hashedBefore })
+	m = r.mailsMatching(onceHashed)[hashedBefore]
+	if before, after := field(m.Body, "Before"), field(m.Body, "After"); !strings.Contains(before, "sha256="+trojan) || !strings.Contains(after, "sha256="+evil) {
+		t.Errorf("once hashed after two changes, Before: %s\nAfter: %s\nwant sha256=%s, then sha256=%s", before, after, trojan, evil)
+	}
+}
+
+// mailsMatching returns the mails delivered so far for which match holds.
+func (r *famidsRun) mailsMatching(match func(mail) bool) []mail {
+	var out []mail
+	for _, m := range r.mails() {
+		if match(m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // fileSHA256 returns the hex SHA-256 of the file path.
