@@ -193,7 +193,7 @@ func (d *daemon) signal(sig os.Signal) (code int, stop bool) {
 		d.reload()
 	case syscall.SIGUSR1:
 		if d.susp.stray(time.Now()) {
-			fmt.Fprintln(os.Stderr, "famids: SIGUSR1 right after a SIGUSR2 that found reporting on: taken as sent before it; reporting goes on")
+			fmt.Fprintln(os.Stderr, "famids: SIGUSR1 right after a SIGUSR2: taken as sent before it; reporting goes on")
 			return 0, false
 		}
 		d.suspend()

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// strayWindow is how long after a SIGUSR2 that found reporting on a
-// SIGUSR1 is taken as sent before it. The kernel hands two signals sent
+// strayWindow is how long after a SIGUSR2 a SIGUSR1 is taken as sent
+// before it. The kernel hands two signals sent
 // back to back to two threads, and Go's runtime may pass the second on
 // first: "kill -USR1; kill -USR2" must leave famids reporting. A SIGUSR2
 // sent on purpose less than a second before a SIGUSR1 is not a thing
@@ -29,7 +29,7 @@ type suspension struct {
 	holding   bool          // events are counted, not reported: suspended, or catching up
 	held      int           // events seen while suspended
 	overflows int           // queue overflows while suspended
-	strayUSR2 time.Time     // when a SIGUSR2 came while reporting was on
+	strayUSR2 time.Time     // when the last SIGUSR2 came
 }
 
 // holds reports whether events are counted rather than reported.
@@ -74,13 +74,10 @@ func (s *suspension) stray(now time.Time) bool {
 	return true
 }
 
-// resumeAsked notes a SIGUSR2; one that finds reporting on may be a
-// SIGUSR1's pair passed on first.
-func (s *suspension) resumeAsked(now time.Time) {
-	if s.since.IsZero() {
-		s.strayUSR2 = now
-	}
-}
+// resumeAsked notes a SIGUSR2: a SIGUSR1 right after it may be its pair
+// passed on first, whether it found reporting on or resumed it (pairs
+// sent back to back: the last two may come in either order).
+func (s *suspension) resumeAsked(now time.Time) { s.strayUSR2 = now }
 
 // begin suspends reporting from now.
 func (s *suspension) begin(now time.Time) {
