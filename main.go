@@ -282,7 +282,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	d.route = &router{w: w, config: func() *config { return d.cfg }, arm: d.arm, derived: make(map[string]*entry)}
 	d.by = newAttributor(w, noBy, p.poke, d.rec.names, d.trace)
 	d.by.bursts, d.by.entryFor, d.by.ready, d.by.hand = d.bursts, d.route.entryFor, d.reportInOrder, d.hand
-	d.by.notice, d.by.warnOnce, d.by.syslog, d.by.opened = d.notice, d.trouble.warnOnce, d.syslog, d.opened
+	d.by.out, d.by.trouble, d.by.opened = d.out, d.trouble, d.opened
 	d.held = &writers{files: make(map[string]*held)}
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
 	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
