@@ -70,9 +70,52 @@ type baseline struct {
 	before  map[string]attrs // by path, until every report is delivered
 	keeper  stateKeeper
 	started time.Time
-	dirty   bool      // the records changed since they were last saved
-	saveAt  time.Time // when they are saved: at most once a second; zero when not dirty
-	beatAt  time.Time // when the state file's lock is touched next; zero without one
+	dirty   bool                // the records changed since they were last saved
+	saveAt  time.Time           // when they are saved: at most once a second; zero when not dirty
+	beatAt  time.Time           // when the state file's lock is touched next; zero without one
+	covered map[string]covering // by path: the records of paths a mount covers
+}
+
+// A covering is the record of a path as it was before a mount covered
+// it, and the mount's id.
+type covering struct {
+	rec   attrs
+	mount int
+}
+
+// cover keeps the records of dir and of every path below it, which the
+// mount id now covers: once it is gone, they are what those paths are
+// compared with, not what the mount showed meanwhile. A path covered
+// already keeps its first record.
+func (bl *baseline) cover(dir string, id int) {
+	keep := func(p string, a attrs) {
+		if _, ok := bl.covered[p]; !ok {
+			bl.covered[p] = covering{a, id}
+		}
+	}
+	if a, ok := bl.recs.get(dir); ok {
+		keep(dir, a)
+	}
+	for p, a := range bl.recs.under(dir) {
+		keep(p, a)
+	}
+}
+
+// uncover puts back the records the mount id covered: what was under it
+// is back, and is compared with what it was before the mount.
+func (bl *baseline) uncover(id int) {
+	for p, c := range bl.covered {
+		if c.mount != id {
+			continue
+		}
+		delete(bl.covered, p)
+		if c.rec.Exists {
+			bl.recs.put(p, c.rec)
+		} else {
+			bl.recs.remove(p)
+		}
+		bl.changed()
+	}
 }
 
 // saveEvery is how often the baseline is saved at most.
@@ -117,7 +160,8 @@ func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
 
 // newBaseline returns an empty baseline kept in file ("" for none).
 func newBaseline(file string) *baseline {
-	return &baseline{recs: make(memRecords), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now()}
+	return &baseline{recs: make(memRecords), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now(),
+		covered: make(map[string]covering)}
 }
 
 // record returns the record of path; a path without one is absent.
@@ -213,6 +257,7 @@ func (bl *baseline) forget(keep func(path string) bool) {
 	for _, p := range gone {
 		bl.remember(p, attrs{})
 	}
+	maps.DeleteFunc(bl.covered, func(p string, _ covering) bool { return !keep(p) })
 }
 
 // changed says the baseline is to be saved: its records, or the entries

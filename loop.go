@@ -445,7 +445,14 @@ func (d *daemon) readMountTable() {
 		done: func() {
 			again := d.mounts.readDone()
 			if err == nil {
-				d.mountsChanged(d.mounts.update(now, d.onWatched))
+				diff := d.mounts.update(now, d.onWatched)
+				for _, m := range diff.went {
+					d.base.uncover(m.id) // what it covered is back
+				}
+				for _, m := range diff.came {
+					d.base.cover(m.path, m.id)
+				}
+				d.mountsChanged(diff.lines)
 			}
 			if again {
 				d.readMountTable()

@@ -187,31 +187,45 @@ func (t *mountTable) readDone() (again bool) {
 	return again
 }
 
-// update takes now as the table, and returns a line for each mount and
-// unmount since the table read before at a path watched says changes what
-// a watched path names.
-func (t *mountTable) update(now map[int]mountPoint, watched func(path string) bool) []string {
+// A mountDiff is what changed in the mount table on or above watched
+// paths: a line for each change, for a notice, and the mounts that came
+// and went (a mount moved is both: gone from where it was, come where it
+// is).
+type mountDiff struct {
+	lines      []string
+	came, went []mountPoint
+}
+
+// update takes now as the table, and returns what changed since the
+// table read before at paths watched says change what a watched path
+// names.
+func (t *mountTable) update(now map[int]mountPoint, watched func(path string) bool) mountDiff {
 	before := t.mounts
 	t.mounts = now
+	var d mountDiff
 	if before == nil {
-		return nil // the first look: nothing to compare with
+		return d // the first look: nothing to compare with
 	}
-	var lines, at []string
+	var at []string
 	for id, m := range now {
 		was, ok := before[id]
 		switch {
 		case !ok && watched(m.path):
-			lines, at = append(lines, "mounted: "+m.String()), append(at, m.path)
+			d.lines, d.came = append(d.lines, "mounted: "+m.String()), append(d.came, m)
+			at = append(at, m.path)
 		case ok && was.path != m.path && (watched(m.path) || watched(was.path)):
 			// mount --move: the same mount, elsewhere.
-			lines, at = append(lines, "moved: from "+quoteIfNeeded(was.path)+" to "+m.String()), append(at, was.path, m.path)
+			d.lines = append(d.lines, "moved: from "+quoteIfNeeded(was.path)+" to "+m.String())
+			d.came, d.went = append(d.came, m), append(d.went, was)
+			at = append(at, was.path, m.path)
 		}
 	}
 	for id, m := range before {
 		if _, ok := now[id]; !ok && watched(m.path) {
-			lines, at = append(lines, "unmounted: "+m.String()), append(at, m.path)
+			d.lines, d.went = append(d.lines, "unmounted: "+m.String()), append(d.went, m)
+			at = append(at, m.path)
 		}
 	}
 	t.note(at, time.Now())
-	return lines
+	return d
 }
