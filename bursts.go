@@ -296,6 +296,15 @@ func (bs *bursts) hashDone(path string) *hashAsk {
 	return out.next
 }
 
+// contentPending reports whether the content of path is being hashed, or
+// expected to be: a report of it follows, as the events that made it
+// pending say.
+func (bs *bursts) contentPending(path string) bool {
+	_, out := bs.hashing[path]
+	_, expected := bs.expected[path]
+	return out || expected
+}
+
 // hashKnown says the content of path is known again: nothing is expected
 // of it any more.
 func (bs *bursts) hashKnown(path string) { delete(bs.expected, path) }

@@ -301,6 +301,14 @@ func (d *daemon) scanned(s *scan, path string, l *look) {
 	if after.cut {
 		return // famids is stopping
 	}
+	if s.one != "" {
+		// A file held open for writing, compared while its writer may be
+		// writing: the kernel queued the event of a write(2) before the
+		// write returned, so before the record could read it. Taken in
+		// first, it is reported as the event it is, not as a write that
+		// sent none.
+		d.drain()
+	}
 	before, known := d.base.record(path)
 	fresh := !known && s.fresh != nil && s.fresh(path)
 	if b := d.bursts.gathering(path); b != nil {
@@ -429,6 +437,9 @@ func (d *daemon) followWriters(now time.Time) {
 		if len(d.cfg.owners(p)) == 0 {
 			d.held.forget(p) // no longer watched
 			continue
+		}
+		if d.bursts.contentPending(p) {
+			continue // its hash, once known, is reported as the events that made it pending say
 		}
 		d.scans.startOn(&scan{kind: "held " + p, found: foundWhileHeld, trust: true}, p)
 	}

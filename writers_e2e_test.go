@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A write with Linux AIO sends no event: it is reported while its writer
@@ -42,4 +43,28 @@ func TestLoopDeviceWriteSeenWhileAttached(t *testing.T) {
 		return m.Subject == subjectReport && strings.HasPrefix(m.Body, reportHead(img, "change")) && field(m.Body, "Found") == foundWhileHeld
 	})
 	wantDiffers(t, m, "sha256")
+}
+
+// A writer that holds the file open and writes with write(2) sends events:
+// each of its writes is reported as the event it is, never as a write that
+// sent none, and never with nothing differing, however its writes fall
+// against the comparisons made while it holds the file.
+func TestHeldWriterWithEvents(t *testing.T) {
+	r, f := startOnFile(t, "-settle", "100ms")
+	w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	defer w.Close()
+	for i := range 12 {
+		_, err := w.WriteString(strings.Repeat("x", i+1) + "\n")
+		must(t, err)
+		time.Sleep(250 * time.Millisecond)
+	}
+	r.waitReports(1)
+	time.Sleep(500 * time.Millisecond) // the last write's report
+	for _, m := range r.reports() {
+		if found := field(m.Body, "Found"); found != "" {
+			t.Errorf("a write(2) reported as found %q:\n%s", found, m.Body)
+		}
+	}
+	neverNothing(t, r)
 }
