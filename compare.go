@@ -72,6 +72,15 @@ func eventDiffers(before, after attrs) []string {
 	return d
 }
 
+// stillUnreadable reports whether diff, what differs between before and
+// after, is only their content, which famids could read neither time, of
+// a file whose stat is the same: a comparison has nothing new to tell of
+// it. (A lease taken and taken again keeps a file unreadable: each time
+// would be a report.)
+func stillUnreadable(before, after attrs, diff []string) bool {
+	return len(diff) == 1 && diff[0] == "sha256" && before.SHA256 == digestUnreadable && after.SHA256 == digestUnreadable && sameStat(before, after)
+}
+
 // same reports whether a and b record the same: their times may differ in
 // representation (read from the state file or from stat), not in value.
 func (a attrs) same(b attrs) bool {

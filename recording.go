@@ -177,7 +177,7 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		if b.found != "" {
 			diff = differs(before, after) // what its report says differs
 		}
-		if len(diff) == 0 {
+		if len(diff) == 0 || stillUnreadable(before, after, diff) {
 			if after.SHA256 == digestPending && knownDigest(before.SHA256) {
 				// Content written with its times put back: the record
 				// keeps its hash until the new one is known.
@@ -336,7 +336,7 @@ func (d *daemon) scanned(s *scan, path string, l *look) {
 	}
 	diff := differs(before, after)
 	switch {
-	case fresh, len(diff) == 0:
+	case fresh, len(diff) == 0, stillUnreadable(before, after, diff):
 		d.base.remember(path, after)
 	case s.found == "":
 		s.diffs = append(s.diffs, difference{path, changeEvent(before, after), before, after})
