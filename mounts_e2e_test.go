@@ -22,12 +22,19 @@ func mount(t *testing.T, args ...string) {
 	t.Cleanup(func() { exec.Command("umount", "-l", target).Run() })
 }
 
-func TestBindMountOverWatchedFile(t *testing.T) {
+// sshdAndTrojan returns a file to watch and a trojan of it to mount
+// over it, in a new directory.
+func sshdAndTrojan(t *testing.T) (f, trojan string) {
+	t.Helper()
 	dir := t.TempDir()
-	f := filepath.Join(dir, "sshd")
+	f, trojan = filepath.Join(dir, "sshd"), filepath.Join(dir, "trojan")
 	writeFile(t, f, "real sshd")
-	trojan := filepath.Join(dir, "trojan")
 	writeFile(t, trojan, "trojan sshd")
+	return f, trojan
+}
+
+func TestBindMountOverWatchedFile(t *testing.T) {
+	f, trojan := sshdAndTrojan(t)
 	r := startFamids(t, f+"\n")
 
 	mount(t, "--bind", trojan, f)

@@ -33,11 +33,7 @@ func TestParseMounts(t *testing.T) {
 // happens.
 func TestTransientBindMountIsTold(t *testing.T) {
 	needTool(t, "mount")
-	dir := t.TempDir()
-	f := filepath.Join(dir, "sshd")
-	writeFile(t, f, "real")
-	trojan := filepath.Join(dir, "trojan")
-	writeFile(t, trojan, "trojan")
+	f, trojan := sshdAndTrojan(t)
 	r := startFamids(t, f+"\n")
 	if out, err := exec.Command("sh", "-c", "mount --bind "+trojan+" "+f+" && cat "+f+" >/dev/null && umount "+f).CombinedOutput(); err != nil {
 		t.Fatalf("the bind mount: %v\n%s", err, out)
