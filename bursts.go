@@ -170,9 +170,6 @@ func (bs *bursts) claim(path string) bool {
 	return true
 }
 
-// isBusy reports whether a job is out recording path.
-func (bs *bursts) isBusy(path string) bool { return bs.busy[path] }
-
 // recorded ends a job on path: another may be handed out for it.
 func (bs *bursts) recorded(path string) {
 	delete(bs.busy, path)

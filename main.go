@@ -286,7 +286,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	d.held = &writers{files: make(map[string]*held)}
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
 	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
-		config: func() *config { return d.cfg }, aliasDir: d.route.aliasDir, take: d.look, found: d.scanned}
+		config: func() *config { return d.cfg }, lookAt: d.route.lookAt, take: d.look, found: d.scanned}
 	return d, nil
 }
 

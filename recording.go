@@ -93,7 +93,7 @@ func (d *daemon) compareEntries(e *entry) {
 // change after the record sends an event.
 func (d *daemon) recordBurst(b *burst) {
 	o := d.bursts.recording(b, time.Now())
-	o.l.dir, o.l.own = d.route.aliasDir(b.path), d.cfg.lookup(b.path) != nil
+	o.l = d.route.lookAt(b.path)
 	if b.trace != nil {
 		b.trace.handed = time.Now()
 	}
@@ -230,7 +230,7 @@ func knownOrNone(sha string) string {
 // its content pending, to the slow lane. Once hashed, if the path still
 // is the file rec stat'ed: with expect, the hash the path had before, a
 // hash that differs is reported as tell, with that hash as the record
-// before; else the record takes the hash. tell is nil without expect.
+// before; else the record takes the hash.
 func (d *daemon) hashLater(path string, rec attrs, expect string, tell *burst) {
 	if rec.SHA256 != digestPending {
 		if knownDigest(rec.SHA256) {
@@ -441,7 +441,7 @@ func (d *daemon) followWriters(now time.Time) {
 		if d.bursts.contentPending(p) {
 			continue // its hash, once known, is reported as the events that made it pending say
 		}
-		d.scans.startOn(&scan{kind: "held " + p, found: foundWhileHeld, trust: true}, p)
+		d.scans.start(&scan{kind: "held " + p, found: foundWhileHeld, trust: true, one: p})
 	}
 	for _, p := range probe {
 		d.probeWriters(p)

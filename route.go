@@ -191,6 +191,14 @@ func (rt *router) unfollow(path string) {
 	}
 }
 
+// lookAt returns how a record of path watches it first: through its
+// inode, as an entry of the watched directory it is in (when famids
+// reports on it there), unless it is an entry of the configuration too,
+// armed as its own.
+func (rt *router) lookAt(path string) look {
+	return look{dir: rt.aliasDir(path), own: rt.config().lookup(path) != nil}
+}
+
 // aliasDir returns the watched directory entry whose entry path is, when
 // famids reports on it, or "".
 func (rt *router) aliasDir(path string) string {

@@ -26,8 +26,8 @@ type scanner struct {
 	bursts      *bursts
 	w           *watcher
 	hand        func(*job)
-	config      func() *config           // the configuration in use
-	aliasDir    func(path string) string // see daemon.aliasDir
+	config      func() *config         // the configuration in use
+	lookAt      func(path string) look // see router.lookAt
 	take        func(ctx context.Context, j *job, l *look, path string)
 	found       func(s *scan, path string, l *look) // on the loop, once path is recorded
 }
@@ -40,7 +40,7 @@ type scan struct {
 	fresh func(string) bool // paths recorded without a report, when they have no record
 	only  func(string) bool // when set, the paths it looks at
 	then  func(*scan)       // runs once every job is done
-	one   string            // the one path it looks at (startOn), or ""
+	one   string            // the one path it looks at, or "" for every path
 
 	diffs []difference // for a scan that reports nothing, what differs
 	queue []string     // paths to record, not handed out yet
@@ -69,16 +69,23 @@ type difference struct {
 	before, after attrs
 }
 
-// startScan hands out the jobs of s: the entries' paths, every path there
-// is a record of, and the important names found in each watched
-// directory, recorded by jobs of scanBatchSize paths, a few at a time. A
-// scan of a kind already running runs once more after it.
+// start hands out the jobs of s: the entries' paths, every path there is
+// a record of, and the important names found in each watched directory,
+// recorded by jobs of scanBatchSize paths, a few at a time; or, with
+// s.one, that path alone. A scan of a kind already running runs once more
+// after it.
 func (sc *scanner) start(s *scan) {
 	if running := sc.scans[s.kind]; running != nil {
 		running.again = true
 		return
 	}
 	sc.scans[s.kind] = s
+	if s.one != "" {
+		s.queue = []string{s.one}
+		sc.feed(s)
+		sc.step(s)
+		return
+	}
 	s.queue = sc.base.paths()
 	for _, e := range sc.config().Entries {
 		if !sc.base.has(e.Path) {
@@ -88,20 +95,6 @@ func (sc *scanner) start(s *scan) {
 			sc.list(s, e)
 		}
 	}
-	sc.feed(s)
-	sc.step(s)
-}
-
-// startOn hands out the job of s that records path alone. A scan of the
-// same kind running already runs once more after it.
-func (sc *scanner) startOn(s *scan, path string) {
-	if running := sc.scans[s.kind]; running != nil {
-		running.again = true
-		return
-	}
-	sc.scans[s.kind] = s
-	s.one, s.queue = path, []string{path}
-	s.only = func(p string) bool { return p == path }
 	sc.feed(s)
 	sc.step(s)
 }
@@ -169,10 +162,10 @@ func (sc *scanner) handBatch(s *scan, paths []string) {
 	s.out++
 	looks := make([]look, len(paths))
 	for i, p := range paths {
+		looks[i] = sc.lookAt(p)
 		if a, ok := sc.base.record(p); ok && s.trust {
 			looks[i].prev = &a
 		}
-		looks[i].dir, looks[i].own = sc.aliasDir(p), sc.config().lookup(p) != nil
 	}
 	sc.hand(&job{path: paths[0],
 		work: func(ctx context.Context, j *job) {
@@ -203,10 +196,8 @@ func (sc *scanner) step(s *scan) {
 	if s.then != nil {
 		s.then(s)
 	}
-	if s.again && s.one != "" {
-		sc.startOn(&scan{kind: s.kind, found: s.found, trust: s.trust, one: s.one, then: s.then}, s.one)
-	} else if s.again {
-		sc.start(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, then: s.then})
+	if s.again {
+		sc.start(&scan{kind: s.kind, found: s.found, trust: s.trust, fresh: s.fresh, only: s.only, one: s.one, then: s.then})
 	}
 }
 
