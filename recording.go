@@ -424,9 +424,15 @@ func (d *daemon) probeWriters(path string) {
 		real = path
 	}
 	var writer bool
+	var err error
 	d.hand(&job{path: path,
-		work: func(context.Context, *job) { writer, _ = heldForWriting(real) },
-		done: func() { d.held.probed(path, writer, time.Now()) }})
+		work: func(context.Context, *job) { writer, err = heldForWriting(real) },
+		done: func() {
+			if err != nil {
+				d.trouble.warnOnce(err.Error())
+			}
+			d.held.probed(path, writer, time.Now())
+		}})
 }
 
 // followWriters compares with their records the files held open for

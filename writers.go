@@ -11,6 +11,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -114,25 +115,26 @@ func (ws *writers) forget(path string) { delete(ws.files, path) }
 // heldForWriting reports whether some process holds the regular file path
 // open for writing: the kernel refuses a read lease while one does
 // (fcntl(2), F_SETLEASE). The lease, when granted, is let go at once. It
-// runs in a job: opening the file may wait. ok is false when it cannot
-// tell (no leases on its file system, or the file is not a regular one).
-func heldForWriting(path string) (writer, ok bool) {
+// runs in a job: opening the file may wait. A file that cannot be opened
+// any more (gone, replaced by another kind) has no writer to follow; err
+// says the kernel cannot tell (no leases on its file system).
+func heldForWriting(path string) (writer bool, err error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, false
+		return false, nil
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, false
+		return false, nil
 	}
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK)
 	switch {
 	case err == nil:
 		unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
-		return false, true
+		return false, nil
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
-		return true, true
+		return true, nil
 	}
-	return false, false
+	return false, fmt.Errorf("%s: cannot tell whether it is held open for writing (a write that sends no event is found only at verification): fcntl F_SETLEASE: %w", quoteIfNeeded(path), err)
 }

@@ -46,16 +46,16 @@ func TestWritersSchedule(t *testing.T) {
 func TestHeldForWriting(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "f")
 	writeFile(t, f, "x")
-	if writer, ok := heldForWriting(f); writer || !ok {
-		t.Errorf("a file nobody holds: writer %v, ok %v; want false, true", writer, ok)
+	if writer, err := heldForWriting(f); writer || err != nil {
+		t.Errorf("a file nobody holds: writer %v, %v; want false, no error", writer, err)
 	}
 	w, err := os.OpenFile(f, os.O_WRONLY, 0)
 	must(t, err)
-	if writer, ok := heldForWriting(f); !writer || !ok {
-		t.Errorf("a file held open for writing: writer %v, ok %v; want true, true", writer, ok)
+	if writer, err := heldForWriting(f); !writer || err != nil {
+		t.Errorf("a file held open for writing: writer %v, %v; want true, no error", writer, err)
 	}
 	must(t, w.Close())
-	if _, ok := heldForWriting(filepath.Dir(f)); ok {
-		t.Error("a directory: ok, want it not told")
+	if writer, err := heldForWriting(filepath.Dir(f)); writer || err != nil {
+		t.Errorf("a directory: writer %v, %v; want no writer to follow, no error", writer, err)
 	}
 }
