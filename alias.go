@@ -4,7 +4,9 @@ package main
 // watched through their inodes too, so that a write through another name
 // of the same file, or to the file a symbolic link points to, is seen. A
 // user who can make files in a watched directory must not use up, this
-// way, the watches the configured paths need: aliases have a budget.
+// way, the watches the configured paths and the other directories need,
+// nor famids's memory: aliases have a budget, and each directory a share
+// of it.
 
 import (
 	"errors"
@@ -18,9 +20,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errAliasBudget says an entry of a watched directory is not watched
-// through its inode, to keep watches for the configured paths.
-var errAliasBudget = errors.New("not watched through its inode: half of /proc/sys/fs/inotify/max_user_watches is in use, kept for the configured paths")
+// errAliasBudget says the entries of a watched directory past its share
+// are not watched through their inodes, to keep watches for the
+// configured paths and the other directories.
+var errAliasBudget = fmt.Errorf("entries past this directory's share of watches are not watched through their inodes (at most %d a directory, and half of what /proc/sys/fs/inotify/max_user_watches leaves the others); they are compared at each verification", maxAliasesPerDir)
+
+// maxAliasesPerDir is how many entries of one directory are watched
+// through their inodes at most: each costs a watch and a fanotify mark in
+// the kernel, and some 400 bytes in famids, and a user making files by the
+// hundred thousand in a watched directory must not make famids hold them.
+const maxAliasesPerDir = 16384
 
 // aliasBudgetOf returns the budget of watches for the entries of watched
 // directories: half the number inotify allows famids's user, in its user
@@ -40,10 +49,16 @@ func aliasBudgetOf() int {
 	return limit / 2
 }
 
-// overBudget reports whether no more aliases may be added. The caller
-// holds mu.
-func (w *watcher) overBudget() bool {
-	return w.aliasBudget > 0 && len(w.byWd) >= w.aliasBudget
+// overBudget reports whether no more aliases may be added to the
+// directory entry dir: it has maxAliasesPerDir, or its own count twice
+// against the budget, so that one directory never takes more than half
+// of what the others leave. The caller holds mu.
+func (w *watcher) overBudget(dir string) bool {
+	own := 0
+	if a := w.armed[dir]; a != nil {
+		own = len(a.aliases)
+	}
+	return own >= maxAliasesPerDir || w.aliasBudget > 0 && len(w.byWd)+own >= w.aliasBudget
 }
 
 // alias watches the file that name, an entry of the directory entry dir,
@@ -116,10 +131,10 @@ func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
 	w.mu.Lock()
 	_, armed := w.armed[p]
 	_, aliased := w.armed[dir].aliasOf(name)
-	over := w.overBudget() && !armed && !aliased
+	over := !armed && !aliased && w.overBudget(dir)
 	w.mu.Unlock()
 	if over {
-		return false, []error{fmt.Errorf("%s: %w", p, errAliasBudget)}
+		return false, []error{fmt.Errorf("%s: %w", dir, errAliasBudget)}
 	}
 	var st unix.Stat_t
 	if !own && unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {

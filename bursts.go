@@ -68,12 +68,13 @@ type bursts struct {
 	pending  map[string]*burst
 	busy     map[string]bool
 	inOrder  []*ordered
+	out      map[string]*burst // the bursts of inOrder, by path
 	hashing  map[string]*hashOut
 	expected map[string]string // the hash each path had before its content went pending, until it is known
 }
 
 func newBursts(settle time.Duration) *bursts {
-	return &bursts{settle: settle, pending: make(map[string]*burst), busy: make(map[string]bool), hashing: make(map[string]*hashOut), expected: make(map[string]string)}
+	return &bursts{settle: settle, pending: make(map[string]*burst), busy: make(map[string]bool), out: make(map[string]*burst), hashing: make(map[string]*hashOut), expected: make(map[string]string)}
 }
 
 // add adds o, seen now, to its path's burst; began says the burst begins
@@ -112,12 +113,7 @@ func (bs *bursts) of(path string) *burst {
 	if b := bs.pending[path]; b != nil {
 		return b
 	}
-	for _, o := range bs.inOrder {
-		if o.b.path == path {
-			return o.b
-		}
-	}
-	return nil
+	return bs.out[path]
 }
 
 // next returns the earliest burst deadline, or zero.
@@ -157,6 +153,7 @@ func (bs *bursts) recording(b *burst, now time.Time) *ordered {
 	bs.busy[b.path] = true
 	o := &ordered{b: b, handed: now}
 	bs.inOrder = append(bs.inOrder, o)
+	bs.out[b.path] = b
 	return o
 }
 
@@ -191,23 +188,37 @@ func (bs *bursts) compact() {
 // or has been recording for longer than orderPatience, and who made its
 // changes is read, or it has waited orderPatience for that.
 func (bs *bursts) reportable(now time.Time) []*ordered {
-	var ready, left []*ordered
-	waiting := false
-	for _, o := range bs.inOrder {
-		done := o.done && (o.b.by.read() || now.Sub(o.handed) >= orderPatience)
-		switch {
-		case done && !waiting:
+	var ready []*ordered
+	kept := 0 // bs.inOrder[:kept]: records out for too long to hold up the rest
+	i := 0
+	for ; i < len(bs.inOrder); i++ {
+		o := bs.inOrder[i]
+		if o.done && (o.b.by.read() || now.Sub(o.handed) >= orderPatience) {
 			ready = append(ready, o)
-		case done:
-			left = append(left, o)
-		default:
-			left = append(left, o)
-			if now.Sub(o.handed) < orderPatience {
-				waiting = true
+			if bs.out[o.b.path] == o.b {
+				delete(bs.out, o.b.path)
 			}
+			continue
 		}
+		if now.Sub(o.handed) < orderPatience {
+			break // it holds up every report after it
+		}
+		bs.inOrder[kept] = o
+		kept++
 	}
-	bs.inOrder = left
+	if len(ready) == 0 {
+		return nil
+	}
+	// In a flood, thousands wait: the rest is kept without a pass over
+	// it, so that taking what is ready costs what is ready.
+	if kept == 0 {
+		clear(bs.inOrder[:i])
+		bs.inOrder = bs.inOrder[i:]
+	} else {
+		n := copy(bs.inOrder[kept:], bs.inOrder[i:])
+		clear(bs.inOrder[kept+n:])
+		bs.inOrder = bs.inOrder[:kept+n]
+	}
 	return ready
 }
 

@@ -18,15 +18,15 @@ import (
 // they concern.
 type troubles struct {
 	out         *publisher
-	warned      map[string]bool     // told already
-	watchErrs   []string            // watches that could not be set, not yet in a notice
-	watchErrsAt time.Time           // when they are told in a notice
-	stuck       []string            // jobs that do not return, not yet in a notice
-	unwatched   map[string][]string // entries with a watch that could not be set, with the errors
+	warned      map[string]bool            // told already
+	watchErrs   []string                   // watches that could not be set, not yet in a notice
+	watchErrsAt time.Time                  // when they are told in a notice
+	stuck       []string                   // jobs that do not return, not yet in a notice
+	unwatched   map[string]map[string]bool // entries with a watch that could not be set, with the errors
 }
 
 func newTroubles(out *publisher) *troubles {
-	return &troubles{out: out, warned: make(map[string]bool), unwatched: make(map[string][]string)}
+	return &troubles{out: out, warned: make(map[string]bool), unwatched: make(map[string]map[string]bool)}
 }
 
 // warnOnce writes msg on standard error unless it already did.
@@ -43,7 +43,7 @@ func (t *troubles) warnOnce(msg string) {
 // noticeWatchErrors), each once.
 func (t *troubles) watchFailed(entry string, errs ...error) {
 	if len(errs) == 0 {
-		for _, msg := range t.unwatched[entry] {
+		for msg := range t.unwatched[entry] {
 			delete(t.warned, msg) // told again should it fail again
 		}
 		delete(t.unwatched, entry)
@@ -51,9 +51,10 @@ func (t *troubles) watchFailed(entry string, errs ...error) {
 	}
 	for _, err := range errs {
 		msg := err.Error()
-		if !contains(t.unwatched[entry], msg) {
-			t.unwatched[entry] = append(t.unwatched[entry], msg)
+		if t.unwatched[entry] == nil {
+			t.unwatched[entry] = make(map[string]bool)
 		}
+		t.unwatched[entry][msg] = true
 		if !t.warned[msg] {
 			t.warned[msg] = true
 			if len(t.watchErrs) == 0 {

@@ -143,7 +143,12 @@ func (d *daemon) look(ctx context.Context, j *job, l *look, path string) {
 func (d *daemon) recordedBy(path string, l *look) {
 	d.bursts.recorded(path)
 	if l.dir != "" {
-		d.trouble.watchFailed(l.dir, l.errs...)
+		if len(l.errs) > 0 {
+			// One entry watched says nothing of the others: a
+			// directory is watched fully again only once realias has
+			// set every watch it lacks.
+			d.trouble.watchFailed(l.dir, l.errs...)
+		}
 		d.route.followed(path, l.dir, l.link)
 	}
 }

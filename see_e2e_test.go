@@ -452,8 +452,9 @@ func noForgedLine(t *testing.T, r *famidsRun, forged string) {
 	}
 }
 
-// A name with a newline, in a notice of a watch that failed, is quoted:
-// it cannot forge a line of famids's own.
+// A name with a newline, made in a directory whose entries have no watch
+// left, cannot forge a line of famids's own: the notice names the
+// directory, and the report quotes the name.
 func TestForgedNameInWatchNotice(t *testing.T) {
 	needTool(t, "unshare")
 	dir, err := filepath.EvalSymlinks(t.TempDir())
@@ -470,8 +471,8 @@ func TestForgedNameInWatchNotice(t *testing.T) {
 	writeFile(t, evil, "x")
 	r.waitReport(quoteIfNeeded(evil), "create", "create, change")
 	m := r.waitNotice("a watch could not be set")
-	if !strings.Contains(m.Body, `\nNotice: forged`) {
-		t.Errorf("the notice does not name the file, quoted:\n%s", m.Body)
+	if !strings.Contains(m.Body, "- "+d+": entries past") {
+		t.Errorf("the notice does not name the directory:\n%s", m.Body)
 	}
 	noForgedLine(t, r, "Notice: forged")
 	if strings.Contains(r.stderr.String(), "\nNotice: forged") {
@@ -649,9 +650,10 @@ func TestSymbolicLinkEntryTargetsFollowed(t *testing.T) {
 }
 
 // A user who fills a watched directory with files cannot use up the
-// watches that configured paths need: past half of the limit, entries are
-// not watched through their inodes (a notice says so), and a configured
-// file replaced by a rename is still watched.
+// watches that configured paths need: past the directory's share of half
+// the limit, entries are not watched through their inodes (one notice
+// names the directory), and a configured file replaced by a rename is
+// still watched.
 func TestUserCannotUseUpWatches(t *testing.T) {
 	needTool(t, "unshare")
 	dir := t.TempDir()
@@ -667,10 +669,13 @@ func TestUserCannotUseUpWatches(t *testing.T) {
 		writeFile(t, filepath.Join(w, fmt.Sprintf("junk%03d", i)), "x")
 	}
 	m := r.waitMail("notice of entries not watched through their inodes", func(m mail) bool {
-		return m.Subject == subjectNotice && strings.Contains(m.Body, "not watched through its inode")
+		return m.Subject == subjectNotice && strings.Contains(m.Body, "not watched through their inodes")
 	})
-	if !strings.Contains(m.Body, "junk") {
-		t.Errorf("the notice does not name the entries:\n%s", m.Body)
+	if !strings.Contains(m.Body, "- "+w+": entries past") {
+		t.Errorf("the notice does not name the directory:\n%s", m.Body)
+	}
+	if strings.Contains(m.Body, "junk") {
+		t.Errorf("the notice names each entry, not the directory:\n%s", m.Body)
 	}
 	replaceByRename(t, passwd, "root:x:0:0\n")
 	appendFile(t, passwd, "evil::0:0\n")
@@ -680,4 +685,43 @@ func TestUserCannotUseUpWatches(t *testing.T) {
 	appendFile(t, passwd, "more::0:0\n")
 	m = r.waitReport(passwd, "change")
 	wantDiffers(t, m, "sha256")
+}
+
+// A flood of files in one watched directory leaves the others their
+// share of watches: a file made in another directory afterwards is still
+// watched through its inode, so that a write through a hard link outside
+// every watched directory is reported.
+func TestFloodLeavesOtherDirectoriesTheirWatches(t *testing.T) {
+	needTool(t, "unshare")
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	spool, etc := filepath.Join(dir, "spool"), filepath.Join(dir, "etc")
+	must(t, os.Mkdir(spool, 0o755))
+	must(t, os.Mkdir(etc, 0o755))
+	r := newRun(t, spool+"\n"+etc+"\n")
+	r.wrap = inUserNamespace(200)
+	r.start("-state", "", "-max-mails", "1000")
+	for i := range 300 {
+		writeFile(t, filepath.Join(spool, fmt.Sprintf("junk%03d", i)), "x")
+	}
+	r.waitMail("notice of spool's entries not watched through their inodes", func(m mail) bool {
+		return m.Subject == subjectNotice && strings.Contains(m.Body, "- "+spool+": entries past")
+	})
+	conf := filepath.Join(etc, "sudoers")
+	writeFile(t, conf, "root ALL=(ALL) ALL\n")
+	r.waitReport(conf, "create", "create, change")
+	// The record of the new file is taken, and its alias set, before the
+	// report: the link is made after it.
+	other := filepath.Join(dir, "elsewhere")
+	must(t, os.Link(conf, other))
+	appendFile(t, other, "evil ALL=(ALL) NOPASSWD: ALL\n")
+	m := r.waitMail("report of a write through the hard link", func(m mail) bool {
+		return m.Subject == subjectReport && field(m.Body, "Pathname") == conf && field(m.Body, "Event") == "change"
+	})
+	wantDiffers(t, m, "size", "mtime", "ctime", "sha256")
+	for _, m := range r.mails() {
+		if m.Subject == subjectNotice && strings.Contains(m.Body, etc+": entries past") {
+			t.Errorf("the other directory lost its share:\n%s", m.Body)
+		}
+	}
 }

@@ -58,14 +58,13 @@ type sub struct {
 }
 
 // key is the name a sub cares about in its watch: "" for every name. An
-// alias cares only for events on the inode itself, which have no name: its
-// key holds a slash, which no name in an event does.
+// alias cares only for events on the inode itself, which have no name,
+// and its watch is a file's: it takes every event, and keeps no map of
+// its own (a flood of files in a watched directory makes thousands).
 func (s sub) key() string {
 	switch s.role {
-	case roleSelf, roleEntries:
+	case roleSelf, roleEntries, roleAlias:
 		return ""
-	case roleAlias:
-		return "/" + s.name
 	}
 	return s.name
 }
@@ -582,11 +581,7 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 	}
 	addNamed := func(key string, subs []pathSub) {
 		for _, ps := range subs {
-			name := key
-			if ps.role == roleAlias {
-				name = key[1:] // the entry's name, without the slash of its key
-			}
-			hits = append(hits, hit{sub: sub{path: ps.path, role: ps.role, name: name}, mask: ev.mask, name: ev.name})
+			hits = append(hits, hit{sub: sub{path: ps.path, role: ps.role, name: key}, mask: ev.mask, name: ev.name})
 		}
 	}
 	if ev.name == "" {
