@@ -278,8 +278,10 @@ func BenchmarkDigest10000(b *testing.B) {
 		for _, p := range paths {
 			d.report(&burst{path: p, told: true, events: []string{"create"}, entries: []string{dir}, first: time.Now()}, after)
 		}
-		reports, _, _, _ := d.out.flood.digest(time.Now())
-		digest = len(reports)
+		digest = 0
+		for _, dg := range d.out.flood.digests(time.Now(), true) {
+			digest += len(dg.reports)
+		}
 		for _, p := range paths {
 			d.base.recs.remove(p)
 		}

@@ -1,11 +1,14 @@
 package main
 
 // Floods: a hundred thousand files created in a watched directory must
-// not become a hundred thousand mails, nor as many runs of an action.
-// Messages are mailed one by one up to -max-mails a minute; past that,
-// the reports of the rest of the minute fold into one digest, and famids's
-// notices into one digest of notices, each sent when the minute ends.
-// Nothing is dropped: every report is in a mail, alone or in a digest.
+// not become a hundred thousand mails, nor as many runs of an action, nor
+// bury the report of another line. The reports that come through one line
+// of the configuration are mailed one by one up to -max-mails a minute;
+// past that, that line's reports of the rest of the minute fold into one
+// digest, sent when the minute ends, while the other lines' reports go out
+// on their own. famids's notices are counted and folded the same way, as
+// a line of their own. Nothing is dropped: every report is in a mail,
+// alone or in a digest.
 
 import (
 	"fmt"
@@ -22,11 +25,23 @@ type folded struct {
 	line   string // PATH: EVENTS; differs: ...
 }
 
-// A flood counts the messages of the current minute and holds those
-// folded into its digests.
+// A flood keeps a minute for each configuration line a report comes
+// through, and one for famids's own notices: a line whose files are
+// flooded folds its own reports, and every other line's report still
+// goes out on its own, at once.
 type flood struct {
-	limit   int       // -max-mails
-	start   time.Time // when the minute began; zero before the first message
+	limit int                // -max-mails, for each line
+	lines map[string]*minute // by the line's path; noticeLine for famids's notices
+}
+
+// noticeLine is the minute of famids's own notices: no line of the
+// configuration has an empty path.
+const noticeLine = ""
+
+// A minute counts the messages of one line in the current minute, and
+// holds those folded into its digest.
+type minute struct {
+	start   time.Time // when the minute began
 	sent    int       // messages sent one by one in it
 	reports []folded  // folded
 	actions map[string]*trigger
@@ -34,44 +49,79 @@ type flood struct {
 	notices []string // the notices folded, whole
 }
 
-func newFlood(limit int) *flood {
-	return &flood{limit: limit, actions: make(map[string]*trigger)}
+// A digest is what a minute folded: the body of a digest of reports,
+// with their paths and their actions, or of a digest of notices.
+type digest struct {
+	reports string
+	paths   []string
+	actions []trigger
+	notices string
 }
 
-// allow reports whether a message may go out on its own now, counting
-// it; false means it is to be folded.
-func (f *flood) allow(now time.Time) bool {
-	if f.start.IsZero() || now.Sub(f.start) >= time.Minute && !f.holding() {
-		f.start, f.sent = now, 0
+func newFlood(limit int) *flood {
+	return &flood{limit: limit, lines: make(map[string]*minute)}
+}
+
+// allow reports whether a message that comes through lines may go out on
+// its own now, counting it against each of them: it may when one of
+// them has sent fewer than -max-mails this minute and folds nothing.
+// False means it is to be folded.
+func (f *flood) allow(lines []string, now time.Time) bool {
+	ok := false
+	for _, l := range lines {
+		if m := f.minuteOf(l, now); m.sent < f.limit && !m.holding() {
+			ok = true
+		}
 	}
-	if f.sent < f.limit && !f.holding() {
-		f.sent++
-		return true
+	if ok {
+		for _, l := range lines {
+			f.lines[l].sent++
+		}
 	}
-	return false
+	return ok
+}
+
+// minuteOf returns the minute of line as of now, a new one once the last
+// has ended with nothing folded.
+func (f *flood) minuteOf(line string, now time.Time) *minute {
+	m := f.lines[line]
+	if m == nil || now.Sub(m.start) >= time.Minute && !m.holding() {
+		m = &minute{start: now}
+		f.lines[line] = m
+	}
+	return m
 }
 
 // holding reports whether messages are folded, waiting for the minute's
 // end.
-func (f *flood) holding() bool { return len(f.reports) > 0 || len(f.notices) > 0 }
+func (m *minute) holding() bool { return len(m.reports) > 0 || len(m.notices) > 0 }
 
-// due returns when the digests go out, or zero when nothing is folded.
+// due returns when the first digest goes out, or zero when nothing is
+// folded.
 func (f *flood) due() time.Time {
-	if !f.holding() {
-		return time.Time{}
+	var due time.Time
+	for _, m := range f.lines {
+		if m.holding() {
+			due = earliest(due, m.start.Add(time.Minute))
+		}
 	}
-	return f.start.Add(time.Minute)
+	return due
 }
 
-// foldReport folds r, and the actions its entries run, into the digest.
-func (f *flood) foldReport(r *report, actions []string) {
-	f.reports = append(f.reports, folded{r.Path, r.Events, r.summary()})
+// foldReport folds r, which came through lines, and the actions its
+// entries run, into the digest of the first of lines.
+func (f *flood) foldReport(r *report, lines []string, actions []string) {
+	m := f.lines[lines[0]]
+	m.reports = append(m.reports, folded{r.Path, r.Events, r.summary()})
+	if m.actions == nil {
+		m.actions = make(map[string]*trigger)
+	}
 	for _, a := range actions {
-		t := f.actions[a]
+		t := m.actions[a]
 		if t == nil {
 			t = &trigger{action: a}
-			f.actions[a] = t
-			f.order = append(f.order, a)
+			m.actions[a] = t
+			m.order = append(m.order, a)
 		}
 		t.paths = appendNew(t.paths, r.Path)
 		t.events = appendNew(t.events, r.Events...)
@@ -83,29 +133,43 @@ func (f *flood) foldReport(r *report, actions []string) {
 
 // foldNotice folds a notice, its body, into the digest of notices.
 func (f *flood) foldNotice(body string) {
-	f.notices = append(f.notices, body)
+	m := f.lines[noticeLine]
+	m.notices = append(m.notices, body)
 }
 
-// digest returns the digest of the reports folded, with their paths and
-// actions, and the digest of the notices folded, each "" or nil when there
-// is none, and starts a new minute.
-func (f *flood) digest(now time.Time) (reports string, paths []string, actions []trigger, notices string) {
-	if len(f.reports) > 0 {
-		reports = reportDigest(f.reports)
-		for _, r := range f.reports {
-			paths = append(paths, r.path)
-		}
-		for _, a := range f.order {
-			actions = append(actions, *f.actions[a])
+// digests returns the digests of the minutes ended by now, or of all
+// with all, and forgets those minutes: the next message of their line
+// begins a new one.
+func (f *flood) digests(now time.Time, all bool) []digest {
+	var ds []digest
+	for l, m := range f.lines {
+		switch {
+		case m.holding() && (all || !now.Before(m.start.Add(time.Minute))):
+			ds = append(ds, m.digest())
+			delete(f.lines, l)
+		case !m.holding() && now.Sub(m.start) >= time.Minute:
+			delete(f.lines, l) // a quiet line keeps no minute
 		}
 	}
-	if len(f.notices) > 0 {
-		notices = noticeDigest(f.notices)
+	return ds
+}
+
+// digest returns what m folded.
+func (m *minute) digest() digest {
+	var d digest
+	if len(m.reports) > 0 {
+		d.reports = reportDigest(m.reports)
+		for _, r := range m.reports {
+			d.paths = append(d.paths, r.path)
+		}
+		for _, a := range m.order {
+			d.actions = append(d.actions, *m.actions[a])
+		}
 	}
-	f.reports, f.notices, f.order = nil, nil, nil
-	clear(f.actions)
-	f.start, f.sent = now, 0
-	return reports, paths, actions, notices
+	if len(m.notices) > 0 {
+		d.notices = noticeDigest(m.notices)
+	}
+	return d
 }
 
 // reportDigest is the body of a digest of reports: the first three lines

@@ -103,7 +103,7 @@ func (d *daemon) tend(now time.Time) {
 		d.trouble.noticeWatchErrors() // once the arms of a moment are all done
 	}
 	if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
-		d.out.sendDigests()
+		d.out.sendDigests(false)
 	}
 }
 
@@ -245,7 +245,7 @@ func (d *daemon) stop() {
 	for _, p := range d.bursts.busyPaths() {
 		fmt.Fprintf(os.Stderr, "famids: stopping before %s could be recorded (a file system that does not answer, or a file too large to hash in time); its record is kept, and it is compared with it at the next start\n", quoteIfNeeded(p))
 	}
-	d.out.sendDigests()
+	d.out.sendDigests(true)
 	for _, m := range d.out.stop(begin.Add(stopWithin)) {
 		for _, p := range m.Paths {
 			d.base.unreport(p) // found again at the next start

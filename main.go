@@ -40,7 +40,7 @@ var (
 	useSyslog     = flag.Bool("syslog", false, "also log each report and notice to syslog (authpriv, warning, tag famids)")
 	maxSuspend    = flag.Duration("max-suspend", time.Hour, "a suspension (SIGUSR1) ends by itself after this `duration`")
 	verifyEvery   = flag.Duration("verify", time.Hour, "compare every watched path with its record this often, to find what no event tells (0: never)")
-	maxMails      = flag.Int("max-mails", 60, "reports and notices mailed one by one per minute; past that, they are folded into one digest a minute")
+	maxMails      = flag.Int("max-mails", 60, "reports mailed one by one per minute for each line of the configuration, and notices; past that, that line's reports are folded into one digest a minute")
 	showVersion   = flag.Bool("version", false, "print the version and exit")
 )
 

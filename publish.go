@@ -18,14 +18,19 @@ type publisher struct {
 	acts  *actions
 }
 
-// report sends r, and runs actions for it; past -max-mails a minute, the
-// report and its actions are folded into the minute's digest.
-func (p *publisher) report(r *report, actions []string) {
+// report sends r, which came through the configuration's lines, and runs
+// actions for it; past -max-mails a minute on each of its lines, the
+// report and its actions are folded into the minute's digest of the
+// first.
+func (p *publisher) report(r *report, lines, actions []string) {
 	if p.log != nil {
 		p.log.log("report: " + r.summary())
 	}
-	if !p.flood.allow(time.Now()) {
-		p.flood.foldReport(r, actions)
+	if len(lines) == 0 {
+		lines = []string{r.Path} // no longer configured: a line of its own
+	}
+	if !p.flood.allow(lines, time.Now()) {
+		p.flood.foldReport(r, lines, actions)
 		return
 	}
 	p.mail.sendMessage(message{Subject: subjectReport, Body: r.body(), Paths: []string{r.Path}})
@@ -38,7 +43,7 @@ func (p *publisher) report(r *report, actions []string) {
 // into the minute's digest of notices.
 func (p *publisher) notice(n notice) {
 	p.syslog("notice: " + n.Summary)
-	if !p.flood.allow(time.Now()) {
+	if !p.flood.allow([]string{noticeLine}, time.Now()) {
 		p.flood.foldNotice(n.body())
 		return
 	}
@@ -53,23 +58,24 @@ func (p *publisher) syslog(line string) {
 	}
 }
 
-// digestsDue returns when the minute's digests go out, or zero when
-// nothing is folded.
+// digestsDue returns when the first minute's digest goes out, or zero
+// when nothing is folded.
 func (p *publisher) digestsDue() time.Time { return p.flood.due() }
 
-// sendDigests sends what the minute's flood folded: one digest of
-// reports, with each of their actions run once for all of them, and one
-// of notices.
-func (p *publisher) sendDigests() {
-	reports, paths, actions, notices := p.flood.digest(time.Now())
-	if reports != "" {
-		p.mail.sendMessage(message{Subject: subjectReport, Body: reports, Paths: paths})
-	}
-	for _, t := range actions {
-		p.acts.run(t)
-	}
-	if notices != "" {
-		p.mail.send(subjectNotice, notices)
+// sendDigests sends what the minutes ended by now folded, or, with all,
+// every minute: for each line, one digest of reports, with each of their
+// actions run once for all of them, and one of notices.
+func (p *publisher) sendDigests(all bool) {
+	for _, d := range p.flood.digests(time.Now(), all) {
+		if d.reports != "" {
+			p.mail.sendMessage(message{Subject: subjectReport, Body: d.reports, Paths: d.paths})
+		}
+		for _, t := range d.actions {
+			p.acts.run(t)
+		}
+		if d.notices != "" {
+			p.mail.send(subjectNotice, d.notices)
+		}
 	}
 }
 

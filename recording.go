@@ -295,7 +295,7 @@ func (d *daemon) report(b *burst, after attrs) {
 			}
 		}
 	}
-	d.out.report(r, actions)
+	d.out.report(r, b.entries, actions)
 	d.trace.report(b)
 }
 
