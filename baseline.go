@@ -9,57 +9,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"iter"
 	"maps"
 	"os"
-	"slices"
 	"strings"
 	"time"
 )
-
-// A records is where the baseline keeps one record per path. The rest of
-// famids sees records only through the baseline, and the baseline only
-// through this interface: a store on disk can take the map's place.
-type records interface {
-	get(path string) (attrs, bool)
-	put(path string, a attrs)
-	remove(path string)
-	len() int
-	// all yields every record in the byte order of its path; under,
-	// those of the paths below directory dir. Records may not be put or
-	// removed while either runs.
-	all() iter.Seq2[string, attrs]
-	under(dir string) iter.Seq2[string, attrs]
-}
-
-// memRecords keeps records in memory, by path.
-type memRecords map[string]attrs
-
-func (m memRecords) get(path string) (attrs, bool) { a, ok := m[path]; return a, ok }
-func (m memRecords) put(path string, a attrs)      { m[path] = a }
-func (m memRecords) remove(path string)            { delete(m, path) }
-func (m memRecords) len() int                      { return len(m) }
-
-func (m memRecords) all() iter.Seq2[string, attrs] {
-	return func(yield func(string, attrs) bool) {
-		for _, p := range slices.Sorted(maps.Keys(m)) {
-			if !yield(p, m[p]) {
-				return
-			}
-		}
-	}
-}
-
-func (m memRecords) under(dir string) iter.Seq2[string, attrs] {
-	prefix := dirPrefix(dir)
-	return func(yield func(string, attrs) bool) {
-		for p, a := range m.all() {
-			if strings.HasPrefix(p, prefix) && !yield(p, a) {
-				return
-			}
-		}
-	}
-}
 
 // A baseline is the record of every path famids reports on, the record
 // each reported path had before its report until every report is
@@ -72,6 +26,7 @@ type baseline struct {
 	started time.Time
 	dirty   bool                // the records changed since they were last saved
 	saveAt  time.Time           // when they are saved: at most once a second; zero when not dirty
+	saveFor time.Duration       // how long the last save took
 	beatAt  time.Time           // when the state file's lock is touched next; zero without one
 	covered map[string]covering // by path: the records of paths a mount covers
 }
@@ -118,8 +73,14 @@ func (bl *baseline) uncover(id int) {
 	}
 }
 
-// saveEvery is how often the baseline is saved at most.
+// saveEvery is how often the baseline is saved at most; and never more
+// than a tenth of the time: the whole state file is written each time,
+// some 70 MB for 150,000 records, and a flood of files must not make
+// famids spend its time saving.
 const saveEvery = time.Second
+
+// saveWait returns how long after a change the baseline is saved.
+func (bl *baseline) saveWait() time.Duration { return max(saveEvery, 10*bl.saveFor) }
 
 // beatFrom has the state file's lock touched once a minute from now: the
 // mtime then tells, after a crash, when famids was last known alive.
@@ -135,8 +96,8 @@ func (bl *baseline) due() time.Time { return earliest(bl.saveAt, bl.beatAt) }
 
 // tend does what is due by now: it forgets the records before reports
 // once every report is delivered, saves the baseline with save once it
-// changed, famids is ready and what was reported is delivered (at most
-// once a second), and touches the lock.
+// changed, famids is ready and what was reported is delivered (see
+// saveWait), and touches the lock.
 func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
 	if delivered {
 		bl.delivered()
@@ -145,9 +106,10 @@ func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
 	case !bl.dirty || !ready:
 		bl.saveAt = time.Time{}
 	case bl.saveAt.IsZero():
-		bl.saveAt = now.Add(saveEvery)
+		bl.saveAt = now.Add(bl.saveWait())
 	case !now.Before(bl.saveAt) && delivered:
 		save()
+		bl.saveFor = time.Since(now)
 		bl.saveAt = time.Time{}
 	case !now.Before(bl.saveAt):
 		bl.saveAt = now.Add(saveEvery) // once what was reported is delivered
@@ -160,7 +122,7 @@ func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
 
 // newBaseline returns an empty baseline kept in file ("" for none).
 func newBaseline(file string) *baseline {
-	return &baseline{recs: make(memRecords), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now(),
+	return &baseline{recs: newPackedRecords(), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now(),
 		covered: make(map[string]covering)}
 }
 
@@ -168,19 +130,10 @@ func newBaseline(file string) *baseline {
 func (bl *baseline) record(path string) (attrs, bool) { return bl.recs.get(path) }
 
 // has reports whether path has a record.
-func (bl *baseline) has(path string) bool {
-	_, ok := bl.recs.get(path)
-	return ok
-}
+func (bl *baseline) has(path string) bool { return bl.recs.has(path) }
 
 // paths returns every path with a record, in byte order.
-func (bl *baseline) paths() []string {
-	ps := make([]string, 0, bl.recs.len())
-	for p := range bl.recs.all() {
-		ps = append(ps, p)
-	}
-	return ps
-}
+func (bl *baseline) paths() []string { return bl.recs.paths() }
 
 // entriesOf returns the paths with a record directly in directory dir.
 func (bl *baseline) entriesOf(dir string) []string {
@@ -249,7 +202,7 @@ func (bl *baseline) unreport(path string) {
 // forget removes the record of every path keep refuses.
 func (bl *baseline) forget(keep func(path string) bool) {
 	var gone []string
-	for p := range bl.recs.all() {
+	for _, p := range bl.recs.paths() {
 		if !keep(p) {
 			gone = append(gone, p)
 		}
@@ -346,8 +299,14 @@ func (bl *baseline) load(notice func(summary string, details ...string)) *state 
 // adopt takes the previous run's records as this run's, less those keep
 // refuses: a large record is not held twice.
 func (bl *baseline) adopt(prev *state, keep func(path string) bool) {
-	maps.DeleteFunc(prev.Records, func(p string, _ attrs) bool { return !keep(p) })
-	bl.recs, prev.Records = prev.Records, nil
+	recs := newPackedRecords()
+	for p, a := range prev.Records {
+		if keep(p) {
+			recs.put(p, a)
+		}
+		delete(prev.Records, p)
+	}
+	bl.recs, prev.Records = recs, nil
 }
 
 // save writes the baseline to the state file, as a baseline of the

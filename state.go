@@ -210,7 +210,7 @@ type state struct {
 	Clean   bool       `json:"clean"`           // written by a run that stopped cleanly
 	Error   exact      `json:"error,omitempty"` // why that run stopped on its own
 	Watched entryNames `json:"watched"`         // the entries
-	Records memRecords `json:"-"`               // read last, one by one: there may be many
+	Records recordMap  `json:"-"`               // read last, one by one: there may be many
 
 	legacy bool // read from a file of version 1
 }
@@ -447,7 +447,7 @@ func (s *state) mangled(path string) bool {
 // decodeState reads a state as encodeState writes it, one record at a
 // time, so that a large state is never held twice in memory.
 func decodeState(dec *json.Decoder) (*state, error) {
-	s := &state{Records: make(memRecords)}
+	s := &state{Records: make(recordMap)}
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
 	}
@@ -493,7 +493,7 @@ func decodeState(dec *json.Decoder) (*state, error) {
 	return s, nil
 }
 
-func decodeRecords(dec *json.Decoder, records memRecords) error {
+func decodeRecords(dec *json.Decoder, records recordMap) error {
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}

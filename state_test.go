@@ -223,7 +223,7 @@ func TestStateVersion1(t *testing.T) {
 func FuzzDecodeState(f *testing.F) {
 	var seed bytes.Buffer
 	seedState := &state{Version: stateVersion, PID: 1, Error: "x\xff", Watched: entryNames{"/d\xfe": {"n"}},
-		Records: memRecords{"/d/\xed": {Exists: true, Type: "file", SHA256: strings.Repeat("ab", 32), Ext: &extended{Link: "\xff"}}}}
+		Records: recordMap{"/d/\xed": {Exists: true, Type: "file", SHA256: strings.Repeat("ab", 32), Ext: &extended{Link: "\xff"}}}}
 	encodeState(&seed, seedState, seedState.Records)
 	f.Add(seed.Bytes())
 	f.Add([]byte(`{"version":1,"records":{"/x":{"exists":true}}}`))
@@ -263,7 +263,7 @@ func TestPlantedLinksAreNotFollowed(t *testing.T) {
 
 	// state.json.tmp as a symbolic link: removed, and a file made anew.
 	must(t, os.Symlink(victim, file+".tmp"))
-	must(t, saveState(file, &state{Version: stateVersion, PID: 1}, memRecords{}))
+	must(t, saveState(file, &state{Version: stateVersion, PID: 1}, recordMap{}))
 	if s, err := loadState(file); err != nil || s.PID != 1 {
 		t.Errorf("after a save over a planted .tmp link: %+v, %v", s, err)
 	}

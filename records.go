@@ -1,0 +1,273 @@
+package main
+
+// Where the baseline keeps its records: packed in memory, for a watched
+// directory may hold a hundred and fifty thousand entries, and a user
+// who can write in it may make that many (see the README, "Performance").
+
+import (
+	"encoding/hex"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A records is where the baseline keeps one record per path. The rest of
+// famids sees records only through the baseline, and the baseline only
+// through this interface: a store on disk can take the map's place.
+type records interface {
+	get(path string) (attrs, bool)
+	has(path string) bool
+	put(path string, a attrs)
+	remove(path string)
+	len() int
+	// all yields every record in the byte order of its path; under,
+	// those of the paths below directory dir. Records may not be put or
+	// removed while either runs.
+	all() iter.Seq2[string, attrs]
+	under(dir string) iter.Seq2[string, attrs]
+	// paths returns the path of every record, in byte order.
+	paths() []string
+}
+
+// A recordMap keeps records as they are: a state file's, as read.
+type recordMap map[string]attrs
+
+func (m recordMap) get(path string) (attrs, bool) { a, ok := m[path]; return a, ok }
+func (m recordMap) has(path string) bool          { _, ok := m[path]; return ok }
+func (m recordMap) put(path string, a attrs)      { m[path] = a }
+func (m recordMap) remove(path string)            { delete(m, path) }
+func (m recordMap) len() int                      { return len(m) }
+
+func (m recordMap) all() iter.Seq2[string, attrs] { return sortedRecords(m, m.get) }
+func (m recordMap) paths() []string               { return slices.Sorted(maps.Keys(m)) }
+
+func (m recordMap) under(dir string) iter.Seq2[string, attrs] { return recordsUnder(m.all(), dir) }
+
+// sortedRecords yields the records of the keys of m, by get, in the
+// byte order of their paths.
+func sortedRecords[V any](m map[string]V, get func(string) (attrs, bool)) iter.Seq2[string, attrs] {
+	return func(yield func(string, attrs) bool) {
+		for _, p := range slices.Sorted(maps.Keys(m)) {
+			a, _ := get(p)
+			if !yield(p, a) {
+				return
+			}
+		}
+	}
+}
+
+// recordsUnder yields those of recs whose paths are below dir.
+func recordsUnder(recs iter.Seq2[string, attrs], dir string) iter.Seq2[string, attrs] {
+	prefix := dirPrefix(dir)
+	return func(yield func(string, attrs) bool) {
+		for p, a := range recs {
+			if strings.HasPrefix(p, prefix) && !yield(p, a) {
+				return
+			}
+		}
+	}
+}
+
+// packedRecords keeps records packed: a hash as its 32 bytes, a time as
+// its seconds and nanoseconds, a type as a number; 128 bytes a record
+// where an attrs takes 168 and a hash's text 64 more, besides its path.
+// They lie in chunks, found through an index of slots, for a map grows
+// by doubling: 150,000 records of 128 bytes in a map would take 38 MB,
+// here 25. What a packed record cannot hold (a type or a hash famids
+// never writes, from a damaged state file) is kept aside, as it was.
+type packedRecords struct {
+	index  map[string]int32 // the slot of each path's record
+	chunks [][]packed       // the slots, packedChunk a chunk
+	slots  int32            // slots in use or free
+	free   []int32          // slots whose record was removed
+	odd    map[string]oddRecord
+}
+
+// packedChunk is how many records a chunk holds.
+const packedChunk = 1024
+
+// A packed record is an attrs packed (see pack).
+type packed struct {
+	ext                     *extended
+	size                    int64
+	mtime, ctime            int64 // seconds since the epoch
+	inode, links, dev, rdev uint64
+	mode, uid, gid, flags   uint32
+	mtimeNs, ctimeNs        uint32
+	sha                     [32]byte
+	kind                    uint8 // an index in kinds
+	bits                    uint8 // packed* below
+}
+
+// The bits of a packed record, and what its sha holds.
+const (
+	packedExists = 1 << iota
+	packedPartial
+	packedBusy
+	packedCut
+	packedOdd          // its type or its hash is in odd
+	packedShaShift = 5 // the two bits above: one of sha* below
+)
+
+const (
+	shaNone = iota
+	shaKnown
+	shaPending
+	shaUnreadable
+)
+
+// kinds are the types famids records, by their index in a packed record.
+var kinds = [...]string{"", "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"}
+
+// An oddRecord is what a packed record cannot hold of an attrs.
+type oddRecord struct{ typ, sha string }
+
+func newPackedRecords() *packedRecords {
+	return &packedRecords{index: make(map[string]int32), odd: make(map[string]oddRecord)}
+}
+
+// slot returns the record in slot i.
+func (r *packedRecords) slot(i int32) *packed { return &r.chunks[i/packedChunk][i%packedChunk] }
+
+func (r *packedRecords) get(path string) (attrs, bool) {
+	i, ok := r.index[path]
+	if !ok {
+		return attrs{}, false
+	}
+	p := r.slot(i)
+	a := p.unpack()
+	if p.bits&packedOdd != 0 {
+		o := r.odd[path]
+		a.Type, a.SHA256 = o.typ, o.sha
+	}
+	return a, true
+}
+
+func (r *packedRecords) put(path string, a attrs) {
+	p, odd := pack(a)
+	i, ok := r.index[path]
+	switch {
+	case ok && r.slot(i).bits&packedOdd != 0 && !odd:
+		delete(r.odd, path)
+	case !ok:
+		i = r.alloc()
+		r.index[path] = i
+	}
+	if odd {
+		r.odd[path] = oddRecord{a.Type, a.SHA256}
+	}
+	*r.slot(i) = p
+}
+
+// alloc returns a free slot.
+func (r *packedRecords) alloc() int32 {
+	if n := len(r.free); n > 0 {
+		i := r.free[n-1]
+		r.free = r.free[:n-1]
+		return i
+	}
+	if r.slots%packedChunk == 0 {
+		r.chunks = append(r.chunks, make([]packed, packedChunk))
+	}
+	r.slots++
+	return r.slots - 1
+}
+
+func (r *packedRecords) remove(path string) {
+	i, ok := r.index[path]
+	if !ok {
+		return
+	}
+	if r.slot(i).bits&packedOdd != 0 {
+		delete(r.odd, path)
+	}
+	*r.slot(i) = packed{}
+	delete(r.index, path)
+	r.free = append(r.free, i)
+	if len(r.free) > packedChunk && len(r.free) > len(r.index) {
+		r.repack()
+	}
+}
+
+// repack moves the records into as few chunks as they need, once most
+// slots are free: a flood of files made and removed leaves nothing held.
+func (r *packedRecords) repack() {
+	old := r.chunks
+	index := make(map[string]int32, len(r.index))
+	r.chunks, r.slots, r.free = nil, 0, nil
+	for path, i := range r.index {
+		j := r.alloc()
+		*r.slot(j) = old[i/packedChunk][i%packedChunk]
+		index[path] = j
+	}
+	r.index = index
+}
+
+func (r *packedRecords) has(path string) bool { _, ok := r.index[path]; return ok }
+func (r *packedRecords) len() int             { return len(r.index) }
+func (r *packedRecords) paths() []string      { return slices.Sorted(maps.Keys(r.index)) }
+
+func (r *packedRecords) all() iter.Seq2[string, attrs] { return sortedRecords(r.index, r.get) }
+
+func (r *packedRecords) under(dir string) iter.Seq2[string, attrs] {
+	return recordsUnder(r.all(), dir)
+}
+
+// pack packs a; odd says its type or its hash is not one famids writes,
+// and must be kept aside.
+func pack(a attrs) (p packed, odd bool) {
+	p = packed{ext: a.Ext, size: a.Size, mtime: a.Mtime.Unix(), ctime: a.Ctime.Unix(),
+		inode: a.Inode, links: a.Links, dev: a.Dev, rdev: a.Rdev,
+		mode: a.Mode, uid: a.UID, gid: a.GID, flags: a.Flags,
+		mtimeNs: uint32(a.Mtime.Nanosecond()), ctimeNs: uint32(a.Ctime.Nanosecond())}
+	for _, b := range []struct {
+		set bool
+		bit uint8
+	}{{a.Exists, packedExists}, {a.Partial, packedPartial}, {a.busy, packedBusy}, {a.cut, packedCut}} {
+		if b.set {
+			p.bits |= b.bit
+		}
+	}
+	kind := slices.Index(kinds[:], a.Type)
+	sha := shaNone
+	switch a.SHA256 {
+	case "":
+	case digestPending:
+		sha = shaPending
+	case digestUnreadable:
+		sha = shaUnreadable
+	default:
+		if n, err := hex.Decode(p.sha[:], []byte(a.SHA256)); err == nil && n == len(p.sha) && hex.EncodeToString(p.sha[:]) == a.SHA256 {
+			sha = shaKnown
+		} else {
+			sha = -1
+		}
+	}
+	if kind < 0 || sha < 0 {
+		p.bits |= packedOdd
+		p.sha = [32]byte{}
+		return p, true
+	}
+	p.kind = uint8(kind)
+	p.bits |= uint8(sha) << packedShaShift
+	return p, false
+}
+
+// unpack returns the attrs p packs, but for what odd holds.
+func (p packed) unpack() attrs {
+	a := attrs{Exists: p.bits&packedExists != 0, Type: kinds[p.kind&7], Mode: p.mode, UID: p.uid, GID: p.gid, Size: p.size,
+		Mtime: time.Unix(p.mtime, int64(p.mtimeNs)), Ctime: time.Unix(p.ctime, int64(p.ctimeNs)),
+		Inode: p.inode, Links: p.links, Dev: p.dev, Flags: p.flags, Rdev: p.rdev, Ext: p.ext,
+		Partial: p.bits&packedPartial != 0, busy: p.bits&packedBusy != 0, cut: p.bits&packedCut != 0}
+	switch p.bits >> packedShaShift {
+	case shaKnown:
+		a.SHA256 = hex.EncodeToString(p.sha[:])
+	case shaPending:
+		a.SHA256 = digestPending
+	case shaUnreadable:
+		a.SHA256 = digestUnreadable
+	}
+	return a
+}
