@@ -167,6 +167,7 @@ type attributor struct {
 	looking   int                // lookups handed out since the loop last waited for one
 	procBuf   []byte             // what the loop reads of a process in /proc
 	recent    map[string]*recent // processes of events read before their path's burst began
+	expireAt  time.Time          // when the first of recent expires: full, it is not looked through before
 	quieted   []unmark           // directories unmarked for a storm
 	unquietAt time.Time          // when they are marked again, the storm being over; zero while it goes on
 
@@ -535,12 +536,21 @@ func (a *attributor) takeRecent(path string, now time.Time) attribution {
 }
 
 // expireRecent forgets the events read too long ago for a burst to begin.
+// In a flood, recent stays full of events too young to forget: it is
+// looked through again only once the first of them expires.
 func (a *attributor) expireRecent(now time.Time) {
+	if now.Before(a.expireAt) {
+		return
+	}
+	var first time.Time
 	for p, r := range a.recent {
 		if now.Sub(r.at) > recentFor {
 			delete(a.recent, p)
+		} else if first.IsZero() || r.at.Before(first) {
+			first = r.at
 		}
 	}
+	a.expireAt = first.Add(recentFor)
 }
 
 // sayUnmarked says, on standard error and in syslog, which watched paths

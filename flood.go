@@ -18,12 +18,16 @@ import (
 )
 
 // A folded report is what a digest keeps of it: its line, not its
-// records, for a flood may fold a hundred thousand.
+// records, for a flood may fold a hundred thousand. The line is its path
+// and the rest, which the reports of a flood share: kept once.
 type folded struct {
-	path   string
-	events []string
-	line   string // PATH: EVENTS; differs: ...
+	path string
+	rest string // of the line, after "PATH: "
 }
+
+// maxShared is how many different rests of lines a minute keeps once
+// each: past that, each is kept as it comes.
+const maxShared = 1024
 
 // A flood keeps a minute for each configuration line a report comes
 // through, and one for famids's own notices: a line whose files are
@@ -44,6 +48,8 @@ type minute struct {
 	start   time.Time // when the minute began
 	sent    int       // messages sent one by one in it
 	reports []folded  // folded
+	events  []string  // of the first report folded
+	shared  map[string]string
 	actions map[string]*trigger
 	order   []string // of actions, as first folded
 	notices []string // the notices folded, whole
@@ -112,7 +118,10 @@ func (f *flood) due() time.Time {
 // entries run, into the digest of the first of lines.
 func (f *flood) foldReport(r *report, lines []string, actions []string) {
 	m := f.lines[lines[0]]
-	m.reports = append(m.reports, folded{r.Path, r.Events, r.summary()})
+	if len(m.reports) == 0 {
+		m.events, m.shared = r.Events, make(map[string]string)
+	}
+	m.reports = append(m.reports, folded{r.Path, m.share(strings.TrimPrefix(r.summary(), quoteSummarized(r.Path)+": "))})
 	if m.actions == nil {
 		m.actions = make(map[string]*trigger)
 	}
@@ -129,6 +138,17 @@ func (f *flood) foldReport(r *report, lines []string, actions []string) {
 			t.by = byEnv(r.By)
 		}
 	}
+}
+
+// share returns rest, kept once in m.
+func (m *minute) share(rest string) string {
+	if kept, ok := m.shared[rest]; ok {
+		return kept
+	}
+	if len(m.shared) < maxShared {
+		m.shared[rest] = rest
+	}
+	return rest
 }
 
 // foldNotice folds a notice, its body, into the digest of notices.
@@ -158,7 +178,7 @@ func (f *flood) digests(now time.Time, all bool) []digest {
 func (m *minute) digest() digest {
 	var d digest
 	if len(m.reports) > 0 {
-		d.reports = reportDigest(m.reports)
+		d.reports = reportDigest(m.reports, m.events)
 		for _, r := range m.reports {
 			d.paths = append(d.paths, r.path)
 		}
@@ -175,14 +195,21 @@ func (m *minute) digest() digest {
 // reportDigest is the body of a digest of reports: the first three lines
 // of a report on the first path folded, so that whoever reads only those
 // is told, then how many were folded, then one line for each.
-func reportDigest(rs []folded) string {
+func reportDigest(rs []folded, events []string) string {
 	var b strings.Builder
+	n := 0
+	for _, r := range rs {
+		n += len(r.path) + len(r.rest) + 8
+	}
+	b.Grow(n + 256)
 	b.WriteString("Possible intrusion:\n")
 	b.WriteString("Pathname: " + quoteIfNeeded(rs[0].path) + "\n")
-	b.WriteString("Event: " + strings.Join(rs[0].events, ", ") + "\n")
+	b.WriteString("Event: " + strings.Join(events, ", ") + "\n")
 	b.WriteString("Folded: " + strconv.Itoa(len(rs)) + " reports (more than -max-mails a minute)\n")
 	for _, r := range rs {
-		b.WriteString(r.line)
+		b.WriteString(quoteSummarized(r.path))
+		b.WriteString(": ")
+		b.WriteString(r.rest)
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -63,7 +63,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
 	now := time.Now()
 	next := earliest(d.bursts.next(), d.base.due(), d.susp.end(), r.resumeAt(now), d.scans.nextVerify(), d.mounts.next(), d.jobs.next(),
-		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.by.next(), d.held.next())
+		d.out.digestsDue(), d.trouble.watchErrorsDue(), d.bursts.orderAt(now), d.by.next(), d.held.next(), d.mem.due())
 	timeout := time.Duration(-1)
 	if !next.IsZero() {
 		timeout = max(next.Sub(now), 0)
@@ -89,6 +89,7 @@ func (d *daemon) wait(r *eventReader) (readable, fanReadable, mounted bool) {
 // be set, send the minute's digests.
 func (d *daemon) tend(now time.Time) {
 	d.base.tend(now, d.ready, d.out.idle(), func() { d.save(false) })
+	d.mem.fit(now, false)
 	d.followWriters(now)
 	if end := d.susp.end(); !end.IsZero() && !now.Before(end) {
 		d.resume(fmt.Sprintf("by itself after %v", *maxSuspend))
@@ -103,7 +104,9 @@ func (d *daemon) tend(now time.Time) {
 		d.trouble.noticeWatchErrors() // once the arms of a moment are all done
 	}
 	if due := d.out.digestsDue(); !due.IsZero() && !now.Before(due) {
-		d.out.sendDigests(false)
+		if d.out.sendDigests(false) >= bigDigest {
+			d.mem.after(now)
+		}
 	}
 }
 
@@ -376,7 +379,7 @@ func (d *daemon) reload() {
 	d.out.notice(ch.notice(cfg))
 	d.checkConfigSecurity()
 	d.base.changed() // the entries changed
-	fitMemoryLimit()
+	d.mem.fit(time.Now(), true)
 }
 
 // keepConfig says why the configuration in file is not reloaded, and that

@@ -17,8 +17,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"syscall"
 	"time"
@@ -148,32 +146,6 @@ func checkFlags() error {
 	return nil
 }
 
-// memoryLimit is the soft limit famids keeps its memory to, unless
-// $GOMEMLIMIT sets one: it runs for months beside the services it guards,
-// and without a limit the garbage collector lets the heap grow to twice what
-// famids holds. 10,000 watched files take about 12 MiB.
-const memoryLimit = 20 << 20
-
-func limitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
-}
-
-// fitMemoryLimit raises the limit, once everything is watched, when
-// famids holds so much that keeping to it would mean collecting garbage
-// all the time.
-func fitMemoryLimit() {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(live)
-	if held := int64(live[0].Value.Uint64()); 3*held > 2*memoryLimit {
-		debug.SetMemoryLimit(2 * held)
-	}
-}
-
 // check is -check: one line per entry on standard output, problems on
 // standard error.
 func check(cfg *config, problems []problem) int {
@@ -243,6 +215,8 @@ type daemon struct {
 
 	by    *attributor // who made a change, with a fanotify group
 	trace *tracer     // the stages of each report, in BenchmarkReportLatency
+
+	mem memoryFit
 }
 
 func newDaemon(cfg *config, m *mailer) (*daemon, error) {
@@ -370,7 +344,7 @@ func (d *daemon) startedUp(*scan) {
 	if d.out.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered
-	fitMemoryLimit()
+	d.mem.fit(time.Now(), true)
 	d.ready = true
 	sdNotify("READY=1")
 }

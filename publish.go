@@ -64,9 +64,11 @@ func (p *publisher) digestsDue() time.Time { return p.flood.due() }
 
 // sendDigests sends what the minutes ended by now folded, or, with all,
 // every minute: for each line, one digest of reports, with each of their
-// actions run once for all of them, and one of notices.
-func (p *publisher) sendDigests(all bool) {
+// actions run once for all of them, and one of notices. It returns how
+// many reports the digests folded.
+func (p *publisher) sendDigests(all bool) (folded int) {
 	for _, d := range p.flood.digests(time.Now(), all) {
+		folded += len(d.paths)
 		if d.reports != "" {
 			p.mail.sendMessage(message{Subject: subjectReport, Body: d.reports, Paths: d.paths})
 		}
@@ -77,7 +79,12 @@ func (p *publisher) sendDigests(all bool) {
 			p.mail.send(subjectNotice, d.notices)
 		}
 	}
+	return folded
 }
+
+// bigDigest is how many reports a digest folds for famids to give back
+// the memory they took once it is sent.
+const bigDigest = 10000
 
 // idle reports whether every message sent so far is delivered.
 func (p *publisher) idle() bool { return p.mail.idle() }

@@ -1,0 +1,77 @@
+package main
+
+// famids's memory: it runs for months beside the services it guards, and
+// a user who floods a watched directory with files must not leave it
+// holding what the flood made it take.
+
+import (
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// memoryLimit is the soft limit famids keeps its memory to, unless
+// $GOMEMLIMIT sets one: without a limit the garbage collector lets the
+// heap grow to twice what famids holds. 10,000 watched files take about
+// 12 MiB.
+const memoryLimit = 20 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
+// A memoryFit fits the soft memory limit to what famids holds: a quarter
+// and 4 MiB above it, never under memoryLimit. Raised, it keeps a flood
+// of files from making famids collect garbage all the time; lowered once
+// the flood is over, it makes Go give the memory back to the system.
+type memoryFit struct {
+	next  time.Time // when it is fitted next: at most once a memoryFitEvery
+	freed time.Time // when memory was last given back at once
+	soon  time.Time // when it is fitted, and memory given back, after a flood's digest; zero for none
+}
+
+// memoryFitEvery is how often the limit follows what famids holds, at
+// most; memoryFreeEvery, how often famids gives back at once what it no
+// longer holds, when it holds much more than the limit; memoryFreeAfter,
+// how long after a flood's digest goes out (to the mailer, which writes
+// it meanwhile).
+const (
+	memoryFitEvery  = time.Second
+	memoryFreeEvery = time.Minute
+	memoryFreeAfter = 5 * time.Second
+)
+
+// after says that famids let go of much at now (a flood's digest): the
+// limit is fitted, and memory given back, memoryFreeAfter later.
+func (m *memoryFit) after(now time.Time) { m.soon = now.Add(memoryFreeAfter) }
+
+// due returns when the limit is fitted after a flood, or zero.
+func (m *memoryFit) due() time.Time { return m.soon }
+
+// fit fits the limit, when it is due or force is true.
+func (m *memoryFit) fit(now time.Time, force bool) {
+	if !m.soon.IsZero() && !now.Before(m.soon) {
+		// What the digest held is garbage: collected now, what famids
+		// holds is known, and the rest goes back at once.
+		m.soon, m.freed, force = time.Time{}, now, true
+		debug.FreeOSMemory()
+	}
+	if os.Getenv("GOMEMLIMIT") != "" || !force && now.Before(m.next) {
+		return
+	}
+	m.next = now.Add(memoryFitEvery)
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	held := int64(s[0].Value.Uint64())
+	limit := max(memoryLimit, held+held/4+4<<20)
+	debug.SetMemoryLimit(limit)
+	// Go gives memory back a little at a time; after a flood, what it
+	// kept would stay for minutes.
+	if kept := int64(s[1].Value.Uint64() - s[2].Value.Uint64()); kept > limit+limit/2 && now.Sub(m.freed) >= memoryFreeEvery {
+		m.freed = now
+		debug.FreeOSMemory()
+	}
+}
