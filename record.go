@@ -51,6 +51,10 @@ type attrs struct {
 	busy bool
 	// cut says the record was cut short: famids is stopping.
 	cut bool
+	// compared says a comparison took the record and told what differed
+	// (after an overflow, say): events of the same change, read later,
+	// have nothing more to tell when nothing differs from it.
+	compared bool
 }
 
 // extended are the attributes few paths have, kept apart so that the

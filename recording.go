@@ -177,6 +177,12 @@ func (d *daemon) recorded(b *burst, after attrs) {
 		// after any mount change.
 		b.told, b.found = false, foundAfterMount
 	}
+	if b.told && before.compared && b.found == "" && len(differs(before, after)) == 0 {
+		// A comparison told of this change already: the events, read
+		// after it (queued past an overflow), have nothing to add.
+		d.base.remember(b.path, after)
+		return
+	}
 	if !b.told {
 		diff := eventDiffers(before, after)
 		if b.found != "" {
@@ -345,10 +351,12 @@ func (d *daemon) scanned(s *scan, path string, l *look) {
 		d.base.remember(path, after)
 	case s.found == "":
 		s.diffs = append(s.diffs, difference{path, changeEvent(before, after), before, after})
+		after.compared = true
 		d.base.remember(path, after)
 	default:
 		b := &burst{path: path, told: true, events: []string{changeEvent(before, after)},
 			entries: entryPaths(d.cfg.owners(path)), found: s.found, first: time.Now()}
+		after.compared = true
 		d.report(b, after)
 	}
 }

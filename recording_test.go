@@ -3,6 +3,8 @@ package main
 // Unit tests of what a settled burst becomes.
 
 import (
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +58,33 @@ func TestStillUnreadable(t *testing.T) {
 		if got := stillUnreadable(tt.before, tt.after, differs(tt.before, tt.after)); got != tt.want {
 			t.Errorf("%s: stillUnreadable = %v, want %v (differs: %q)", tt.name, got, tt.want, differs(tt.before, tt.after))
 		}
+	}
+}
+
+// After an overflow, a comparison may find a new file before the events
+// queued past the overflow are read: their burst, recorded the same, has
+// nothing to add, and no "Differs: nothing" report follows the
+// comparison's. A later change is reported as ever.
+func TestComparedThenEventsTellNothingNew(t *testing.T) {
+	dir := t.TempDir()
+	var out syncBuffer
+	d := benchDaemon(t, dir+"\n")
+	d.out.mail = newMailer(nil, "root", &out, io.Discard)
+	t.Cleanup(func() { d.out.mail.close(time.Now().Add(time.Second)) })
+	p := filepath.Join(dir, "new")
+	writeFile(t, p, "x")
+	after := statPath(p)
+	d.scanned(&scan{kind: "overflow", found: foundAfterFlood, trust: true}, p, &look{after: after})
+	d.recorded(&burst{path: p, told: true, events: []string{"create"}, entries: []string{dir}, first: time.Now()}, statPath(p))
+	appendFile(t, p, "y")
+	d.recorded(&burst{path: p, told: true, events: []string{"change"}, entries: []string{dir}, first: time.Now()}, statPath(p))
+	deadline := time.Now().Add(waitFor)
+	for strings.Count(out.String(), "Subject: ") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := out.String()
+	if n := strings.Count(got, "Subject: "); n != 2 || strings.Contains(got, "Differs: nothing") ||
+		!strings.Contains(got, "Found: "+foundAfterFlood) || !strings.Contains(got, "Event: change\n") {
+		t.Errorf("want the comparison's report and the change's, nothing else:\n%s", got)
 	}
 }

@@ -107,8 +107,9 @@ const (
 	packedPartial
 	packedBusy
 	packedCut
-	packedOdd          // its type or its hash is in odd
-	packedShaShift = 5 // the two bits above: one of sha* below
+	packedOdd               // its type or its hash is in odd
+	packedShaShift = 5      // the two bits above: one of sha* below
+	packedCompared = 1 << 7 // attrs.compared
 )
 
 const (
@@ -225,7 +226,7 @@ func pack(a attrs) (p packed, odd bool) {
 	for _, b := range []struct {
 		set bool
 		bit uint8
-	}{{a.Exists, packedExists}, {a.Partial, packedPartial}, {a.busy, packedBusy}, {a.cut, packedCut}} {
+	}{{a.Exists, packedExists}, {a.Partial, packedPartial}, {a.busy, packedBusy}, {a.cut, packedCut}, {a.compared, packedCompared}} {
 		if b.set {
 			p.bits |= b.bit
 		}
@@ -260,8 +261,8 @@ func (p packed) unpack() attrs {
 	a := attrs{Exists: p.bits&packedExists != 0, Type: kinds[p.kind&7], Mode: p.mode, UID: p.uid, GID: p.gid, Size: p.size,
 		Mtime: time.Unix(p.mtime, int64(p.mtimeNs)), Ctime: time.Unix(p.ctime, int64(p.ctimeNs)),
 		Inode: p.inode, Links: p.links, Dev: p.dev, Flags: p.flags, Rdev: p.rdev, Ext: p.ext,
-		Partial: p.bits&packedPartial != 0, busy: p.bits&packedBusy != 0, cut: p.bits&packedCut != 0}
-	switch p.bits >> packedShaShift {
+		Partial: p.bits&packedPartial != 0, busy: p.bits&packedBusy != 0, cut: p.bits&packedCut != 0, compared: p.bits&packedCompared != 0}
+	switch p.bits >> packedShaShift & 3 {
 	case shaKnown:
 		a.SHA256 = hex.EncodeToString(p.sha[:])
 	case shaPending:

@@ -16,11 +16,13 @@ func TestPackedRecordsGiveBackWhatWasPut(t *testing.T) {
 	file := attrs{Exists: true, Type: "file", Mode: 0o4755, UID: 0, GID: 0, Size: 1 << 40, Mtime: at, Ctime: at.Add(time.Nanosecond),
 		Inode: 1<<63 + 5, Links: 1 << 33, Dev: 0x803, SHA256: strings.Repeat("0f", 32), Flags: 0x10, Ext: &extended{Caps: "cap_setuid=ep"}}
 	cases := map[string]attrs{
-		"/bin/su":         file,
-		"/gone":           {},
-		"/dev/null":       {Exists: true, Type: "chardev", Mode: 0o666, Rdev: 0x103},
-		"/big":            changed(file, func(a *attrs) { a.SHA256 = digestPending }),
-		"/locked":         changed(file, func(a *attrs) { a.SHA256, a.Partial, a.busy, a.cut = digestUnreadable, true, true, true }),
+		"/bin/su":   file,
+		"/gone":     {},
+		"/dev/null": {Exists: true, Type: "chardev", Mode: 0o666, Rdev: 0x103},
+		"/big":      changed(file, func(a *attrs) { a.SHA256 = digestPending }),
+		"/locked": changed(file, func(a *attrs) {
+			a.SHA256, a.Partial, a.busy, a.cut, a.compared = digestUnreadable, true, true, true, true
+		}),
 		"/upper":          changed(file, func(a *attrs) { a.SHA256 = strings.Repeat("0F", 32) }),
 		"/short":          changed(file, func(a *attrs) { a.SHA256 = "abc123" }),
 		"/odd\nname":      changed(file, func(a *attrs) { a.Type = "door" }),
@@ -38,7 +40,7 @@ func TestPackedRecordsGiveBackWhatWasPut(t *testing.T) {
 	}
 	for p, want := range cases {
 		got, ok := r.get(p)
-		if !ok || !got.same(want) || got.SHA256 != want.SHA256 || got.Type != want.Type || got.busy != want.busy || got.cut != want.cut {
+		if !ok || !got.same(want) || got.SHA256 != want.SHA256 || got.Type != want.Type || got.busy != want.busy || got.cut != want.cut || got.compared != want.compared {
 			t.Errorf("%q: got %+v, want %+v", p, got, want)
 		}
 	}
