@@ -128,7 +128,7 @@ func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *at
 		st = lst // dangling: the link itself
 	}
 	a := fromStat(&st)
-	if prev != nil && unchanged(prev, &a) {
+	if prev != nil && unchanged(prev, &a) && (a.Size > 0 || a.Type != "file" || statTells(path, isLink, &a)) {
 		a.SHA256, a.Flags, a.Ext = prev.SHA256, prev.Flags, prev.Ext
 		if isLink || a.Ext != nil && a.Ext.Link != "" {
 			rc.readLink(path, &lst, isLink, &a) // the link's own inode may have changed
@@ -167,14 +167,47 @@ func (rc *recorder) readLink(path string, lst *unix.Stat_t, isLink bool, a *attr
 }
 
 // unchanged reports whether a, just stat'ed, is the file prev recorded,
-// untouched since: then prev's content attributes hold. A file of size 0
-// is always read again: procfs and sysfs files change without a stat
-// telling.
+// untouched since: then prev's content attributes hold, but for a file
+// of size 0 on a file system whose stat does not tell (statTells).
 func unchanged(prev, a *attrs) bool {
 	return prev.Exists && !prev.Partial && prev.Type == a.Type && prev.Dev == a.Dev && prev.Inode == a.Inode &&
 		prev.Size == a.Size && prev.Mtime.Equal(a.Mtime) && prev.Ctime.Equal(a.Ctime) &&
-		(a.Type != "file" || knownDigest(prev.SHA256) && a.Size > 0)
+		(a.Type != "file" || knownDigest(prev.SHA256))
 }
+
+// statTells reports whether the stat of the empty file a, at path, tells
+// of its content: not on procfs, sysfs and their kind, whose files say
+// size 0 and change without their times moving, nor on FUSE, whose server
+// says what it likes. Every other empty file is trusted, as a flood of
+// empty files by the hundred thousand must not make each comparison open
+// and read them all. The file system asked is the one of the inode opened,
+// checked to be a's, not of whatever the path leads to by then.
+func statTells(path string, isLink bool, a *attrs) bool {
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if !isLink {
+		flags |= unix.O_NOFOLLOW
+	}
+	h, err := unix.Open(path, flags, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(h)
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	if unix.Fstat(h, &st) != nil || uint64(st.Dev) != a.Dev || st.Ino != a.Inode || unix.Fstatfs(h, &fs) != nil {
+		return false
+	}
+	switch uint32(fs.Type) {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.DEBUGFS_MAGIC, unix.TRACEFS_MAGIC, unix.SECURITYFS_MAGIC,
+		configfsMagic, unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC, unix.EFIVARFS_MAGIC, unix.BPF_FS_MAGIC,
+		unix.PSTOREFS_MAGIC, unix.FUSE_SUPER_MAGIC:
+		return false
+	}
+	return true
+}
+
+// configfsMagic is CONFIGFS_MAGIC of linux/magic.h.
+const configfsMagic = 0x62656570
 
 // fromStat returns the attributes stat(2) gives.
 func fromStat(st *unix.Stat_t) attrs {

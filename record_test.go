@@ -136,6 +136,29 @@ func TestRecordKinds(t *testing.T) {
 		if a.SHA256 != sha256Hex(data) {
 			t.Errorf("sha256 of %s = %s, want that of its content %q", p, a.SHA256, data)
 		}
+		// Its stat tells nothing of its content: it is read again
+		// even when stat says it is the file recorded before.
+		prev := a
+		prev.SHA256 = strings.Repeat("ab", 32)
+		if got := newRecorder().record(p, &prev).SHA256; got != sha256Hex(data) {
+			t.Errorf("%s compared with its record: sha256 %s, want it read again (%s)", p, got, sha256Hex(data))
+		}
+	})
+
+	t.Run("empty file compared with its record", func(t *testing.T) {
+		// An empty file whose stat is the one recorded is not read
+		// again: a flood of empty files costs a stat each.
+		f := filepath.Join(dir, "empty2")
+		must(t, os.WriteFile(f, nil, 0o644))
+		prev := statPath(f)
+		prev.SHA256 = strings.Repeat("cd", 32)
+		if got := newRecorder().record(f, &prev).SHA256; got != prev.SHA256 {
+			t.Errorf("an unchanged empty file was read again: sha256 %s", got)
+		}
+		appendFile(t, f, "x")
+		if got := newRecorder().record(f, &prev).SHA256; got != sha256Hex([]byte("x")) {
+			t.Errorf("an empty file written: sha256 %s, want that of x", got)
+		}
 	})
 
 	t.Run("directory", func(t *testing.T) {
