@@ -178,7 +178,8 @@ type attributor struct {
 	entryFor func(path string) *entry
 	ready    func()
 	opened   func(paths []string)
-	self     int32 // famids's pid, whose own opens are its records
+	self     int32  // famids's pid, whose own opens are its records
+	exe      string // famids's program, whose other runs open only to read (peer)
 	out      *publisher
 	trouble  *troubles
 }
@@ -186,7 +187,8 @@ type attributor struct {
 // newAttributor returns the attributor of w's fanotify group; without
 // one, why says why it cannot tell.
 func newAttributor(w *watcher, why string, poke func(), names *idNames, trace *tracer) *attributor {
-	a := &attributor{w: w, why: why, names: names, trace: trace, self: int32(os.Getpid()),
+	exe, _ := os.Readlink("/proc/self/exe")
+	a := &attributor{w: w, why: why, names: names, trace: trace, self: int32(os.Getpid()), exe: exe,
 		procs:     newPoolOf(poke, maxInquiries, maxInquiries, false),
 		inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), recent: make(map[string]*recent)}
 	if w.fan != nil {
@@ -288,7 +290,7 @@ func (a *attributor) attribute() {
 			}
 			idle[ev.refs[0].key]++
 		}
-		if ev.mask&unix.FAN_OPEN != 0 && len(paths) > 0 && ev.pid != a.self {
+		if ev.mask&unix.FAN_OPEN != 0 && len(paths) > 0 && ev.pid != a.self && !a.peer(ev) {
 			a.opened(paths)
 		}
 		if ev.mask&^(unix.FAN_OPEN|unix.FAN_ONDIR) == 0 {
@@ -321,6 +323,27 @@ func (a *attributor) dropOwnOpens(evs []fanEvent) []fanEvent {
 		kept = append(kept, ev)
 	}
 	return kept
+}
+
+// peer reports whether the process behind ev, an open, is another famids:
+// it runs famids's own program, and every uid it has is root's. Its opens
+// are reads, its records' and its probes' (writers.go); taken for a
+// writer's, two famids watching the same files (one started by hand
+// beside the one that runs as a service) would probe each other's probes
+// for ever, a CPU each. The program is compared by the path the kernel
+// keeps (/proc/PID/exe), which asks nothing of its file system, and the
+// uids are asked of the pidfd afterwards, which also proves the pid was
+// not reused meanwhile. A famids run by another user is no peer.
+func (a *attributor) peer(ev fanEvent) bool {
+	if a.exe == "" || ev.pidfd < 0 {
+		return false
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(int(ev.pid)) + "/exe")
+	if err != nil || exe != a.exe {
+		return false
+	}
+	ruid, euid, _, ok := pidfdUIDs(ev.pidfd)
+	return ok && ruid == 0 && euid == 0
 }
 
 // name names the process behind ev in the bursts of paths, looking it up
