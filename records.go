@@ -240,7 +240,8 @@ func pack(a attrs) (p packed, odd bool) {
 	case digestUnreadable:
 		sha = shaUnreadable
 	default:
-		if n, err := hex.Decode(p.sha[:], []byte(a.SHA256)); err == nil && n == len(p.sha) && hex.EncodeToString(p.sha[:]) == a.SHA256 {
+		if lowerHex(a.SHA256, len(p.sha)) {
+			hex.Decode(p.sha[:], []byte(a.SHA256))
 			sha = shaKnown
 		} else {
 			sha = -1
@@ -254,6 +255,20 @@ func pack(a attrs) (p packed, odd bool) {
 	p.kind = uint8(kind)
 	p.bits |= uint8(sha) << packedShaShift
 	return p, false
+}
+
+// lowerHex reports whether s is n bytes in lowercase hex, as famids
+// writes a hash: what else a state file holds is kept as it is.
+func lowerHex(s string, n int) bool {
+	if len(s) != 2*n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // unpack returns the attrs p packs, but for what odd holds.
