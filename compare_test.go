@@ -106,17 +106,7 @@ func (s *spawned) stop() time.Duration {
 // the child shares until it execs.
 func (s *spawned) peakRSS() int64 {
 	s.t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	must(s.t, err)
-	for _, line := range strings.Split(string(status), "\n") {
-		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
-			must(s.t, err)
-			return n << 10
-		}
-	}
-	s.t.Fatal("no VmHWM in /proc/PID/status")
-	return 0
+	return procStatus(s.t, s.cmd.Process.Pid, "VmHWM:")
 }
 
 // spawnFamids starts famids with args and waits until it says it is ready;
