@@ -438,13 +438,24 @@ func (d *daemon) probeWriters(path string) {
 	}
 	var writer bool
 	var err error
+	var loops []string
 	d.hand(&job{path: path,
-		work: func(context.Context, *job) { writer, err = heldForWriting(real) },
+		work: func(context.Context, *job) {
+			if writer, err = heldForWriting(real); writer {
+				loops = loopsOn(real)
+			}
+		},
 		done: func() {
 			if err != nil {
 				d.trouble.warnOnce(err.Error())
 			}
 			d.held.probed(path, writer, time.Now())
+			for _, dev := range loops {
+				if d.held.newLoop(dev, path) {
+					d.out.notice(notice{Summary: "a loop device is set up on a watched file: " + dev + " on " + quoteIfNeeded(path),
+						Details: []string{"Writes through the device send no event. While it stays attached, famids compares the file with its record every second; the device can be detached with losetup -d " + dev + "."}})
+				}
+			}
 		}})
 }
 

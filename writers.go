@@ -12,6 +12,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +32,22 @@ const (
 // not make famids hold more.
 const maxHeld = 4096
 
+// loopsOn returns the loop devices whose backing file is path
+// (/sys/block/loopN/loop/backing_file, the path the file had when the
+// device was set up), as /dev/loopN. A loop device holds its file open for
+// writing, and writes to it send no event.
+func loopsOn(path string) []string {
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	var devs []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err == nil && strings.TrimSuffix(string(data), "\n") == path {
+			devs = append(devs, "/dev/"+filepath.Base(filepath.Dir(filepath.Dir(f))))
+		}
+	}
+	return devs
+}
+
 // A held is what famids knows of whether a file is held open for writing.
 type held struct {
 	probing bool      // a probe is out
@@ -41,6 +60,7 @@ type held struct {
 // writing. Only the event loop's goroutine touches them.
 type writers struct {
 	files map[string]*held // by path
+	loops map[string]bool  // the loop devices told of, each with its file: "DEV PATH"
 }
 
 // opened says path was opened by another process at now; it reports
@@ -107,6 +127,20 @@ func (ws *writers) next() time.Time {
 		}
 	}
 	return next
+}
+
+// newLoop reports whether the loop device dev on path is news: told of
+// once a run.
+func (ws *writers) newLoop(dev, path string) bool {
+	k := dev + " " + path
+	if ws.loops[k] {
+		return false
+	}
+	if ws.loops == nil {
+		ws.loops = make(map[string]bool)
+	}
+	ws.loops[k] = true
+	return true
 }
 
 // forget stops following path: it is no longer watched.

@@ -43,6 +43,10 @@ func TestLoopDeviceWriteSeenWhileAttached(t *testing.T) {
 		return m.Subject == subjectReport && strings.HasPrefix(m.Body, reportHead(img, "change")) && field(m.Body, "Found") == foundWhileHeld
 	})
 	wantDiffers(t, m, "sha256")
+	n := r.waitNotice("a loop device is set up on a watched file")
+	if !strings.HasPrefix(n.Body, "Notice: a loop device is set up on a watched file: "+dev+" on "+img+"\n") {
+		t.Errorf("the notice does not name the device and the file:\n%s", n.Body)
+	}
 }
 
 // A writer that holds the file open and writes with write(2) sends events:
