@@ -576,24 +576,16 @@ func (a *attributor) expireRecent(now time.Time) {
 	a.expireAt = first.Add(recentFor)
 }
 
-// sayUnmarked says, on standard error and in syslog, which watched paths
-// fanotify refused to mark (a file system that cannot identify its files
-// to it, or too many marks): their reports will have no By: line. It is
-// said at start-up and after each reload, not mailed: the reports
-// themselves are whole.
+// sayUnmarked tells, in one notice, of the watched paths fanotify refused
+// to mark since it last told (a file system that cannot identify its
+// files to it, or too many marks), each once: their reports will name no
+// process, and say why. It is told at start-up, after each reload and at
+// each verification.
 func (a *attributor) sayUnmarked() {
 	list := a.w.takeUnmarked()
 	if len(list) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("reports of %d path(s) will not say who made a change", len(list))
-	fmt.Fprintf(os.Stderr, "famids: %s:\n", msg)
-	for i, item := range list {
-		if i == shownOnStderr {
-			fmt.Fprintf(os.Stderr, "famids: ... and %d more\n", len(list)-shownOnStderr)
-			break
-		}
-		fmt.Fprintf(os.Stderr, "famids: - %s\n", item)
-	}
-	a.out.syslog(fmt.Sprintf("notice: %s: %s", msg, list[0]))
+	summary := fmt.Sprintf("fanotify cannot mark %d watched path(s): their reports will not say who made a change", len(list))
+	a.trouble.noticeList(summary, []string{"Their file system (an overlay, a network or FUSE file system, say) cannot identify its files to fanotify, or famids holds too many marks. Every change of them is still reported, with \"By: unknown\" and why."}, list)
 }

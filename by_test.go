@@ -438,10 +438,10 @@ func FuzzParseFanEvents(f *testing.F) {
 	})
 }
 
-// Paths fanotify would not mark are told once, and no more than
-// maxUnmarked are kept.
+// Paths fanotify would not mark are told once, their reports say why, and
+// no more than maxUnmarked are kept.
 func TestTakeUnmarked(t *testing.T) {
-	w := &watcher{fan: &fanGroup{byKey: map[uint64]int32{}, unmarked: map[string]error{}}}
+	w := &watcher{fan: &fanGroup{byKey: map[uint64]int32{}, unmarked: map[string]refusal{}}}
 	why := errors.New("its file system cannot tell fanotify which file changed")
 	w.noteMark(&watch{path: "/mnt/b\nc"}, mark{err: why})
 	w.noteMark(&watch{path: "/mnt/a"}, mark{err: why})
@@ -450,14 +450,18 @@ func TestTakeUnmarked(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("takeUnmarked = %q, want %q", got, want)
 	}
+	w.noteMark(&watch{path: "/mnt/a"}, mark{err: why}) // refused again, the same way
 	if got := w.takeUnmarked(); got != nil {
 		t.Errorf("told twice: %q", got)
+	}
+	if got := w.unmarkedWhy("/mnt/a"); got != why.Error() {
+		t.Errorf("unmarkedWhy(/mnt/a) = %q, want %q", got, why.Error())
 	}
 	for i := range maxUnmarked + 10 {
 		w.noteMark(&watch{path: fmt.Sprint("/mnt/", i)}, mark{err: why})
 	}
-	if got := w.takeUnmarked(); len(got) != maxUnmarked {
-		t.Errorf("%d kept, want %d", len(got), maxUnmarked)
+	if got := w.takeUnmarked(); len(got) != maxUnmarked-2 {
+		t.Errorf("%d kept, want %d", len(got), maxUnmarked-2)
 	}
 }
 

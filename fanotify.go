@@ -42,17 +42,24 @@ const fanEntryMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | u
 type fanGroup struct {
 	fd          int
 	seed        maphash.Seed
-	byKey       map[uint64]int32 // the watch of each marked inode, by the key of its handle
-	handleFlags int              // for name_to_handle_at
-	pidfs       bool             // pidfds have inodes of their own (pidfdID)
-	proc        procfs           // where processes are looked up
-	mntns       string           // famids's mount namespace, as /proc/self/ns/mnt reads
-	unmarks     []unmark         // marks of inodes no longer watched, for a job to remove
-	unmarked    map[string]error // paths whose inode could not be marked, not yet told
-	quiet       map[uint64]bool  // marks removed for a storm, by key (quiet)
+	byKey       map[uint64]int32   // the watch of each marked inode, by the key of its handle
+	handleFlags int                // for name_to_handle_at
+	pidfs       bool               // pidfds have inodes of their own (pidfdID)
+	proc        procfs             // where processes are looked up
+	mntns       string             // famids's mount namespace, as /proc/self/ns/mnt reads
+	unmarks     []unmark           // marks of inodes no longer watched, for a job to remove
+	unmarked    map[string]refusal // paths whose inode could not be marked, and why
+	quiet       map[uint64]bool    // marks removed for a storm, by key (quiet)
 
 	fsidMu sync.Mutex
 	fsids  map[uint64]unix.Fsid // the file system id of each device: one fstatfs a file system, not a file
+}
+
+// A refusal is why a path's inode could not be marked, and whether that
+// was told.
+type refusal struct {
+	err  error
+	told bool
 }
 
 // maxUnmarked bounds the paths an unmarked group keeps to tell of: a user
@@ -83,7 +90,7 @@ func openFanGroup() (*fanGroup, error) {
 	default:
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	g := &fanGroup{fd: fd, proc: proc, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]error), fsids: make(map[uint64]unix.Fsid), quiet: make(map[uint64]bool), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
+	g := &fanGroup{fd: fd, proc: proc, seed: maphash.MakeSeed(), byKey: make(map[uint64]int32), unmarked: make(map[string]refusal), fsids: make(map[uint64]unix.Fsid), quiet: make(map[uint64]bool), handleFlags: unix.AT_EMPTY_PATH | atHandleFID, pidfs: havePidfs()}
 	g.mntns, _ = os.Readlink("/proc/self/ns/mnt")
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", atHandleFID); errors.Is(err, syscall.EINVAL) {
 		g.handleFlags = unix.AT_EMPTY_PATH
@@ -248,8 +255,10 @@ func (w *watcher) noteMark(wt *watch, m mark) {
 		return
 	}
 	if m.err != nil {
-		if len(w.fan.unmarked) < maxUnmarked {
-			w.fan.unmarked[wt.path] = m.err
+		if r, ok := w.fan.unmarked[wt.path]; ok {
+			w.fan.unmarked[wt.path] = refusal{m.err, r.told && r.err.Error() == m.err.Error()}
+		} else if len(w.fan.unmarked) < maxUnmarked {
+			w.fan.unmarked[wt.path] = refusal{err: m.err}
 		}
 		return
 	}
@@ -267,20 +276,36 @@ func (w *watcher) noteMark(wt *watch, m mark) {
 }
 
 // takeUnmarked returns, sorted, each path whose inode could not be marked
-// since it was last called, with why: who changes it cannot be told.
+// and was not told of yet, with why: who changes it cannot be told.
 func (w *watcher) takeUnmarked() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fan == nil || len(w.fan.unmarked) == 0 {
+	if w.fan == nil {
 		return nil
 	}
-	list := make([]string, 0, len(w.fan.unmarked))
-	for p, err := range w.fan.unmarked {
-		list = append(list, quoteIfNeeded(p)+": "+quoteIfNeeded(err.Error()))
+	var list []string
+	for p, r := range w.fan.unmarked {
+		if !r.told {
+			list = append(list, quoteIfNeeded(p)+": "+quoteIfNeeded(r.err.Error()))
+			w.fan.unmarked[p] = refusal{r.err, true}
+		}
 	}
-	clear(w.fan.unmarked)
 	slices.Sort(list)
 	return list
+}
+
+// unmarkedWhy returns why the inode of path could not be marked, or "":
+// a report on it names no process for that reason.
+func (w *watcher) unmarkedWhy(path string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fan == nil {
+		return ""
+	}
+	if r, ok := w.fan.unmarked[path]; ok {
+		return r.err.Error()
+	}
+	return ""
 }
 
 // forgetMark forgets the mark of the inode of wt, which is watched no

@@ -302,6 +302,7 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 // hashed again when its stat changed, and every file once a day.
 func (d *daemon) verify() {
 	d.retryWatches()
+	d.by.sayUnmarked()
 	if d.susp.holds() || !d.ready {
 		return // the resume, or the start, compares
 	}

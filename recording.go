@@ -293,6 +293,9 @@ func (d *daemon) report(b *burst, after attrs) {
 	// Events came, fanotify's among them, yet none named a process: say
 	// so, rather than let the report pass for one found by comparison.
 	r.ByUnknown = d.w.fan != nil && b.found == "" && len(r.By) == 0
+	if r.ByUnknown {
+		r.Unmarked = d.w.unmarkedWhy(b.path)
+	}
 	var actions []string
 	if d.actionsOK {
 		for _, p := range b.entries {

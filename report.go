@@ -132,8 +132,10 @@ type report struct {
 	By     []process // who made the changes, when famids could tell
 	ByMore int       // processes past those
 	// ByUnknown says that famids could have told who made the change,
-	// and cannot (see the README, "Who made the change").
+	// and cannot (see the README, "Who made the change"); Unmarked, why,
+	// when fanotify refused to mark the path's inode.
 	ByUnknown bool
+	Unmarked  string
 }
 
 func (r *report) body() string {
@@ -155,7 +157,12 @@ func (r *report) body() string {
 	if r.ByMore > 0 {
 		b = append(strconv.AppendInt(append(b, "By: ... and "...), int64(r.ByMore), 10), " more\n"...)
 	}
-	if r.ByUnknown {
+	switch {
+	case r.ByUnknown && r.Unmarked != "":
+		b = append(b, "By: unknown (fanotify cannot mark this file: "...)
+		b = append(b, quoteIfNeeded(r.Unmarked)...)
+		b = append(b, ")\n"...)
+	case r.ByUnknown:
 		b = append(b, "By: unknown\n"...)
 	}
 	if r.Found != "" {

@@ -343,3 +343,19 @@ func TestSummaryPathCannotForgeFields(t *testing.T) {
 		}
 	}
 }
+
+// A report that names no process says so, and why, when fanotify could
+// not mark the file: its reader does not take it for a change made by
+// nobody.
+func TestReportSaysWhyNoProcess(t *testing.T) {
+	r := &report{Path: "/srv/ovl/passwd", Events: []string{"change"}, Host: "h", Time: time.Unix(0, 0),
+		Before: attrs{Exists: true, Type: "file"}, After: attrs{Exists: true, Type: "file", Size: 1}, ByUnknown: true}
+	if body := r.body(); !strings.Contains(body, "\nBy: unknown\n") {
+		t.Errorf("no By: unknown line:\n%s", body)
+	}
+	r.Unmarked = "its file system cannot tell fanotify which file changed\nBy: forged"
+	body := r.body()
+	if !strings.Contains(body, "\nBy: unknown (fanotify cannot mark this file: \"its file system cannot tell fanotify which file changed\\nBy: forged\")\n") {
+		t.Errorf("the By: line does not say why, quoted:\n%s", body)
+	}
+}
