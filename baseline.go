@@ -312,7 +312,7 @@ func (bl *baseline) adopt(prev *state, keep func(path string) bool) {
 // save writes the baseline to the state file, as a baseline of the
 // entries watched; clean says famids is stopping because it was told to,
 // fatal why it stops on its own.
-func (bl *baseline) save(clean bool, fatal string, watched entryNames) error {
+func (bl *baseline) save(clean bool, fatal string, watched entryNames, pendingBefore func(path string) (string, bool)) error {
 	k := &bl.keeper
 	if k.file == "" {
 		return nil
@@ -326,7 +326,7 @@ func (bl *baseline) save(clean bool, fatal string, watched entryNames) error {
 		Error:   exact(fatal),
 		Watched: watched,
 	}
-	if err := saveState(k.file, s, bl.recs); err != nil {
+	if err := saveState(k.file, s, keptRecords{bl.recs, pendingBefore}); err != nil {
 		return err
 	}
 	bl.dirty = false

@@ -313,6 +313,13 @@ func (bs *bursts) contentPending(path string) bool {
 	return out || expected
 }
 
+// pendingBefore returns the hash path had before its content went
+// pending, when it is expected still.
+func (bs *bursts) pendingBefore(path string) (string, bool) {
+	sha, ok := bs.expected[path]
+	return sha, ok
+}
+
 // hashKnown says the content of path is known again: nothing is expected
 // of it any more.
 func (bs *bursts) hashKnown(path string) { delete(bs.expected, path) }

@@ -364,7 +364,7 @@ func (d *daemon) checkConfigSecurity() {
 // save writes the baseline to the state file; clean says famids is
 // stopping because it was told to.
 func (d *daemon) save(clean bool) {
-	if err := d.base.save(clean, d.fatal, namesOf(d.cfg.Entries)); err != nil {
+	if err := d.base.save(clean, d.fatal, namesOf(d.cfg.Entries), d.bursts.pendingBefore); err != nil {
 		d.trouble.warnOnce(fmt.Sprintf("cannot save the state: %s", quoteIfNeeded(err.Error())))
 	}
 }

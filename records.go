@@ -287,3 +287,29 @@ func (p packed) unpack() attrs {
 	}
 	return a
 }
+
+// keptRecords are records as the state file keeps them: one whose content
+// is being hashed beside (sha256 pending) after a change is kept with the
+// hash it had before and marked partial, so that a famids stopped before
+// the hash is done (killed, say) reads the file again at its next start,
+// and reports the change of content, rather than take the new stat with
+// no hash to compare.
+type keptRecords struct {
+	records
+	before func(path string) (sha string, ok bool) // the hash a path had before its content went pending
+}
+
+func (k keptRecords) all() iter.Seq2[string, attrs] {
+	return func(yield func(string, attrs) bool) {
+		for p, a := range k.records.all() {
+			if a.SHA256 == digestPending {
+				if sha, ok := k.before(p); ok && knownDigest(sha) {
+					a.SHA256, a.Partial = sha, true
+				}
+			}
+			if !yield(p, a) {
+				return
+			}
+		}
+	}
+}

@@ -332,3 +332,61 @@ func TestWriteStormOnAnEntry(t *testing.T) {
 		t.Errorf("%d reports on the file, want one each 20 times -settle at most", n)
 	}
 }
+
+// A famids killed while the content of a large file, changed in place, is
+// still being hashed keeps the hash the file had before in its state, and
+// marks the record partial: the next start reads the file again and
+// compares its hash, once known, with that one. Without it, the change of
+// content would never be reported with its hash.
+func TestKilledWhileHashingKeepsTheHashBefore(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "image")
+	fh, err := os.Create(f)
+	must(t, err)
+	must(t, fh.Truncate(15<<40)) // hours of hashing
+	must(t, fh.Close())
+	r := startFamids(t, f+"\n")
+	r.stop(syscall.SIGTERM)
+	// The baseline of an earlier run that hashed it: the hash before.
+	s := r.readStateFile()
+	before := strings.Repeat("ab", 32)
+	a := s.Records[f]
+	a.SHA256 = before
+	s.Records[f] = a
+	must(t, saveState(r.state, &s, s.Records))
+	r.restart()
+	fh, err = os.OpenFile(f, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = fh.WriteAt([]byte("TROJAN"), 1<<30)
+	must(t, err)
+	must(t, fh.Close())
+	st, err := os.Stat(f)
+	must(t, err)
+	m := r.waitReport(f, "change")
+	if !strings.Contains(field(m.Body, "After"), "sha256=pending") {
+		t.Fatalf("the report's After: %s; want sha256=pending", field(m.Body, "After"))
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		got := r.readStateFile().Records[f]
+		if got.Mtime.Equal(st.ModTime()) {
+			if got.SHA256 != before || !got.Partial {
+				t.Errorf("saved while hashing: sha256=%s partial=%v; want the hash before, partial", got.SHA256, got.Partial)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change never came into the state file")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.stop(syscall.SIGKILL)
+	// Started again, and killed again while hashing: the hash before is
+	// still what the state keeps.
+	r.restart()
+	r.waitNotice("the previous famids")
+	r.stop(syscall.SIGTERM)
+	if got := r.readStateFile().Records[f]; got.SHA256 != before || !got.Partial {
+		t.Errorf("after a restart while hashing: sha256=%s partial=%v; want the hash before, partial", got.SHA256, got.Partial)
+	}
+}
