@@ -183,10 +183,16 @@ func parseConfig(file, text string) (*config, []problem) {
 		e.Line = n
 		if old := cfg.byPath[e.Path]; old != nil {
 			// As in the Perl script: the last action wins, even an
-			// empty one, and important names add up.
+			// empty one, and important names add up. A line with none
+			// takes every entry: another line's names add nothing to
+			// it, and never narrow it.
 			old.Action = e.Action
 			old.Line = n
-			old.Names = appendNew(old.Names, e.Names...)
+			if len(old.Names) == 0 || len(e.Names) == 0 {
+				old.Names = nil
+			} else {
+				old.Names = appendNew(old.Names, e.Names...)
+			}
 			continue
 		}
 		cfg.byPath[e.Path] = e

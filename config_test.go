@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -326,5 +327,26 @@ func TestReadConfigRefusesOddFiles(t *testing.T) {
 	f.Close()
 	if _, _, err := readConfig(big); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("a huge file: err = %v", err)
+	}
+}
+
+// The same directory on two lines: important names add up, but a line
+// with none takes every entry, and another line's names never narrow it.
+func TestSameDirectoryOnTwoLines(t *testing.T) {
+	for _, tt := range []struct {
+		conf string
+		want []string
+	}{
+		{"/d\n/d, , imp*\n", nil},
+		{"/d, , imp*\n/d\n", nil},
+		{"/d, , junk*\n/d, , imp*\n", []string{"junk*", "imp*"}},
+	} {
+		cfg, problems := parseConfig("c", tt.conf)
+		if len(problems) > 0 || len(cfg.Entries) != 1 {
+			t.Fatalf("%q: %d entries, problems %v", tt.conf, len(cfg.Entries), problems)
+		}
+		if got := cfg.Entries[0].Names; !slices.Equal(got, tt.want) {
+			t.Errorf("%q: important names %q, want %q (none: every entry)", tt.conf, got, tt.want)
+		}
 	}
 }
