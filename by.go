@@ -12,9 +12,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,7 +181,7 @@ type attributor struct {
 	ready    func()
 	opened   func(paths []string)
 	self     int32  // famids's pid, whose own opens are its records
-	exe      string // famids's program, whose other runs open only to read (peer)
+	exe      string // famids's program, "DEV INODE", whose other runs open only to read (peer)
 	out      *publisher
 	trouble  *troubles
 }
@@ -187,7 +189,7 @@ type attributor struct {
 // newAttributor returns the attributor of w's fanotify group; without
 // one, why says why it cannot tell.
 func newAttributor(w *watcher, why string, poke func(), names *idNames, trace *tracer) *attributor {
-	exe, _ := os.Readlink("/proc/self/exe")
+	exe := programOf("self")
 	a := &attributor{w: w, why: why, names: names, trace: trace, self: int32(os.Getpid()), exe: exe,
 		procs:     newPoolOf(poke, maxInquiries, maxInquiries, false),
 		inquiries: make(map[int32]*inquiry), procBuf: make([]byte, procBufSize), recent: make(map[string]*recent)}
@@ -326,24 +328,42 @@ func (a *attributor) dropOwnOpens(evs []fanEvent) []fanEvent {
 }
 
 // peer reports whether the process behind ev, an open, is another famids:
-// it runs famids's own program, and every uid it has is root's. Its opens
-// are reads, its records' and its probes' (writers.go); taken for a
-// writer's, two famids watching the same files (one started by hand
-// beside the one that runs as a service) would probe each other's probes
-// for ever, a CPU each. The program is compared by the path the kernel
-// keeps (/proc/PID/exe), which asks nothing of its file system, and the
-// uids are asked of the pidfd afterwards, which also proves the pid was
-// not reused meanwhile. A famids run by another user is no peer.
+// it runs famids's own program file (the same device and inode), and every
+// uid it has is root's. Its opens are reads, its records' and its probes'
+// (writers.go); taken for a writer's, two famids watching the same files
+// (one started by hand beside the one that runs as a service) would probe
+// each other's probes for ever, a CPU each. The program is the one the
+// kernel mapped (programOf): a program bind-mounted over famids's path, in
+// a mount namespace of its own or not, or put in its place, is another
+// file. The uids are asked of the pidfd afterwards, which also proves the
+// pid was not reused meanwhile. A famids run by another user is no peer.
 func (a *attributor) peer(ev fanEvent) bool {
-	if a.exe == "" || ev.pidfd < 0 {
-		return false
-	}
-	exe, err := os.Readlink("/proc/" + strconv.Itoa(int(ev.pid)) + "/exe")
-	if err != nil || exe != a.exe {
+	if a.exe == "" || ev.pidfd < 0 || programOf(strconv.Itoa(int(ev.pid))) != a.exe {
 		return false
 	}
 	ruid, euid, _, ok := pidfdUIDs(ev.pidfd)
 	return ok && ruid == 0 && euid == 0
+}
+
+// programOf returns the device and inode of the file process pid (or
+// "self") runs, "MAJOR:MINOR INODE", from the first line of
+// /proc/PID/maps (proc(5)), which the kernel writes without asking the
+// program's file system anything (a FUSE file system that hangs cannot
+// hang famids); "" when it cannot tell.
+func programOf(pid string) string {
+	f, err := os.Open("/proc/" + pid + "/maps")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, 512)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[4] == "0" {
+		return "" // an anonymous first mapping: no program file to name
+	}
+	return fields[3] + " " + fields[4]
 }
 
 // name names the process behind ev in the bursts of paths, looking it up

@@ -24,6 +24,22 @@ func TestAIOWriteSeenWhileHeld(t *testing.T) {
 	neverNothing(t, r)
 }
 
+// A root intruder's AIO writer disguised as famids, its program
+// bind-mounted over famids's own path in a mount namespace of its own (so
+// that /proc/PID/exe reads as famids's program), is no peer: its write is
+// reported while it holds the file open.
+func TestAIOWriterDisguisedAsFamids(t *testing.T) {
+	needTool(t, "unshare")
+	bin := buildC(t, "aio")
+	r, f := startOnFile(t, "-settle", "200ms")
+	heldProgram(t, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$0" "$1" && exec "$1" "$2" TROJAN`, bin, famidsBin, f)
+	m := r.waitMail("the report of the disguised AIO write, while held open", func(m mail) bool {
+		return m.Subject == subjectReport && strings.HasPrefix(m.Body, reportHead(f, "change")) && field(m.Body, "Found") == foundWhileHeld
+	})
+	wantDiffers(t, m, "sha256")
+}
+
 // A loop device set up on a watched file writes to it with no event: it
 // is reported while the device stays attached.
 func TestLoopDeviceWriteSeenWhileAttached(t *testing.T) {
