@@ -23,7 +23,7 @@ import (
 // errAliasBudget says the entries of a watched directory past its share
 // are not watched through their inodes, to keep watches for the
 // configured paths and the other directories.
-var errAliasBudget = fmt.Errorf("entries past this directory's share of watches are not watched through their inodes (at most %d a directory, and half of what /proc/sys/fs/inotify/max_user_watches leaves the others); they are compared at each verification", maxAliasesPerDir)
+var errAliasBudget = fmt.Errorf("entries past this directory's share of watches are not watched through their inodes (at most %d a directory, fewer for files users other than root own, and half of what /proc/sys/fs/inotify/max_user_watches leaves the others); they are compared at each verification", maxAliasesPerDir)
 
 // maxAliasesPerDir is how many entries of one directory are watched
 // through their inodes at most: each costs a watch and a fanotify mark in
@@ -52,13 +52,20 @@ func aliasBudgetOf() int {
 // overBudget reports whether no more aliases may be added to the
 // directory entry dir: it has maxAliasesPerDir, or its own count twice
 // against the budget, so that one directory never takes more than half
-// of what the others leave. The caller holds mu.
-func (w *watcher) overBudget(dir string) bool {
+// of what the others leave. A file another user than root owns stops
+// sooner: at half of maxAliasesPerDir, its directory's count three times
+// against the budget. A user who floods a shared directory with files
+// whose names sort first cannot leave root's files there without their
+// aliases. The caller holds mu.
+func (w *watcher) overBudget(dir string, rootOwned bool) bool {
 	own := 0
 	if a := w.armed[dir]; a != nil {
 		own = len(a.aliases)
 	}
-	return own >= maxAliasesPerDir || w.aliasBudget > 0 && len(w.byWd)+own >= w.aliasBudget
+	if rootOwned {
+		return own >= maxAliasesPerDir || w.aliasBudget > 0 && len(w.byWd)+own >= w.aliasBudget
+	}
+	return own >= maxAliasesPerDir/2 || w.aliasBudget > 0 && len(w.byWd)+2*own >= w.aliasBudget
 }
 
 // alias watches the file that name, an entry of the directory entry dir,
@@ -128,16 +135,17 @@ func (w *watcher) alias(dir, name string) error {
 // and never disarmed here.
 func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
 	p := filepath.Join(dir, name)
+	var st unix.Stat_t
+	lerr := unix.Lstat(p, &st)
 	w.mu.Lock()
 	_, armed := w.armed[p]
 	_, aliased := w.armed[dir].aliasOf(name)
-	over := !armed && !aliased && w.overBudget(dir)
+	over := !armed && !aliased && w.overBudget(dir, lerr == nil && st.Uid == 0)
 	w.mu.Unlock()
 	if over {
 		return false, []error{fmt.Errorf("%s: %w", dir, errAliasBudget)}
 	}
-	var st unix.Stat_t
-	if !own && unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if !own && lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w.unalias(dir, name)
 		_, errs = w.arm(p)
 		return true, errs

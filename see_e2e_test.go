@@ -725,3 +725,27 @@ func TestFloodLeavesOtherDirectoriesTheirWatches(t *testing.T) {
 		}
 	}
 }
+
+// A user who floods a shared watched directory with files whose names
+// sort first cannot leave root's file there without its alias: a write
+// through a hard link outside every watched directory is still reported.
+func TestFloodCannotStripRootsAlias(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	spool, elsewhere := filepath.Join(dir, "spool"), filepath.Join(dir, "elsewhere")
+	must(t, os.Mkdir(spool, 0o755))
+	must(t, os.Mkdir(elsewhere, 0o755))
+	for i := range maxAliasesPerDir + 600 {
+		junk := filepath.Join(spool, fmt.Sprintf("a%06d", i))
+		must(t, os.WriteFile(junk, nil, 0o644))
+		must(t, os.Chown(junk, 65534, 65534))
+	}
+	important := filepath.Join(spool, "zz-important")
+	writeFile(t, important, "ok\n")
+	link := filepath.Join(elsewhere, "link")
+	must(t, os.Link(important, link))
+	r := startFamids(t, spool+"\n", "-max-mails", "1000")
+	appendFile(t, link, "hacked\n")
+	m := r.waitReport(important, "change")
+	wantDiffers(t, m, "size", "mtime", "ctime", "sha256")
+}
