@@ -337,8 +337,17 @@ func (a *attributor) dropOwnOpens(evs []fanEvent) []fanEvent {
 // a mount namespace of its own or not, or put in its place, is another
 // file. The uids are asked of the pidfd afterwards, which also proves the
 // pid was not reused meanwhile. A famids run by another user is no peer.
+// It runs on the loop, for each open of a watched file by another process.
 func (a *attributor) peer(ev fanEvent) bool {
-	if a.exe == "" || ev.pidfd < 0 || programOf(strconv.Itoa(int(ev.pid))) != a.exe {
+	if a.exe == "" || ev.pidfd < 0 {
+		return false
+	}
+	// The path first, which the kernel gives without a lock: the maps
+	// are read (under the process's mmap lock) only of a process that
+	// runs a program of famids's own path.
+	pid := strconv.Itoa(int(ev.pid))
+	exe, err := os.Readlink("/proc/" + pid + "/exe")
+	if self, _ := os.Readlink("/proc/self/exe"); err != nil || exe != self || programOf(pid) != a.exe {
 		return false
 	}
 	ruid, euid, _, ok := pidfdUIDs(ev.pidfd)
