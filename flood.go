@@ -121,7 +121,7 @@ func (f *flood) foldReport(r *report, lines []string, actions []string) {
 	if len(m.reports) == 0 {
 		m.events, m.shared = r.Events, make(map[string]string)
 	}
-	m.reports = append(m.reports, folded{r.Path, m.share(strings.TrimPrefix(r.summary(), quoteSummarized(r.Path)+": "))})
+	m.reports = append(m.reports, folded{r.Path, m.share(r.summaryRest())})
 	if m.actions == nil {
 		m.actions = make(map[string]*trigger)
 	}

@@ -187,8 +187,12 @@ func (r *report) differs() []string {
 }
 
 // summary is the report on one line, for syslog.
-func (r *report) summary() string {
-	s := fmt.Sprintf("%s: %s; differs: %s", quoteSummarized(r.Path), strings.Join(r.Events, ", "), strings.Join(r.differs(), " "))
+func (r *report) summary() string { return quoteSummarized(r.Path) + ": " + r.summaryRest() }
+
+// summaryRest is the summary after "PATH: ": what the reports of a flood
+// share, so that a digest keeps it once.
+func (r *report) summaryRest() string {
+	s := fmt.Sprintf("%s; differs: %s", strings.Join(r.Events, ", "), strings.Join(r.differs(), " "))
 	if r.Found != "" {
 		s += "; found " + r.Found
 	}
