@@ -444,6 +444,8 @@ func (d *daemon) probeWriters(path string) {
 	var loops []string
 	d.hand(&job{path: path,
 		work: func(context.Context, *job) {
+			// Looked for at each probe that finds a writer: losetup's
+			// open is seen before the device it sets up names its file.
 			if writer, err = heldForWriting(real); writer {
 				loops = loopsOn(real)
 			}
