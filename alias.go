@@ -150,9 +150,6 @@ func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
 		_, errs = w.arm(p)
 		return true, errs
 	}
-	if !own {
-		w.disarm(p) // it may have been a link
-	}
 	if err := w.alias(dir, name); err != nil {
 		errs = append(errs, err)
 	}

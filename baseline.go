@@ -136,13 +136,13 @@ func (bl *baseline) has(path string) bool { return bl.recs.has(path) }
 func (bl *baseline) paths() []string { return bl.recs.paths() }
 
 // entriesOf returns the paths with a record directly in directory dir.
-func (bl *baseline) entriesOf(dir string) []string {
+func (bl *baseline) entriesOf(dir string) []string { return bl.recs.in(dir) }
+
+// below returns the paths with a record below directory dir, at any depth.
+func (bl *baseline) below(dir string) []string {
 	var ps []string
-	n := len(dirPrefix(dir))
 	for p := range bl.recs.under(dir) {
-		if !strings.Contains(p[n:], "/") {
-			ps = append(ps, p)
-		}
+		ps = append(ps, p)
 	}
 	return ps
 }

@@ -14,18 +14,43 @@ import (
 
 // An entry is one watched path of famids.conf: PATH [, ACTION [, NAME | ...]].
 type entry struct {
-	Path   string   // absolute and cleaned, as reports name it
+	Path   string   // absolute and cleaned, as reports name it; a tree's without "/**"
 	Action string   // command run after each report; "" for none
 	Names  []string // important entry names (globs) when Path is a directory
 	Line   int      // line that last set Action
+	Tree   bool     // PATH/**: the directory and every entry below it, on its file system
 
-	// owner, for a symbolic link in a watched directory watched as a
-	// path of its own, is that directory's entry, whose action runs for
-	// it; "" for an entry of the configuration.
+	// owner, for a path watched beside the configuration's (a symbolic
+	// link in a watched directory, a directory of a tree), is the entry
+	// of the configuration whose action runs for it; "" for an entry of
+	// the configuration.
 	owner string
+	// in, for a directory of a tree, is the tree's entry; nil otherwise.
+	in *entry
 
 	set *nameSet // Names, sorted for matching
 }
+
+// link reports whether e is a symbolic link in a watched directory,
+// watched as a path of its own: whatever it points to, its entries are
+// none of famids's business.
+func (e *entry) link() bool { return e.owner != "" && e.in == nil }
+
+// lists reports whether e is a directory whose entries famids reports on,
+// when its path is one: an entry of the configuration or a directory of a
+// tree, never a symbolic link that points to a directory.
+func (e *entry) lists() bool { return !e.link() }
+
+// line returns e's PATH as the configuration writes it.
+func (e *entry) line() string {
+	if e.Tree {
+		return treePath(e.Path)
+	}
+	return e.Path
+}
+
+// treePath returns the PATH of the tree at dir: dir and "/**".
+func treePath(dir string) string { return strings.TrimSuffix(dir, "/") + "/**" }
 
 // reporter returns the path of the configuration entry that reports on
 // e's path: its own, or its owner's.
@@ -41,6 +66,9 @@ func (e *entry) reporter() string {
 // for every event in a watched directory, so the names are sorted once
 // into plain names and patterns.
 func (e *entry) matches(name string) bool {
+	if e.in != nil {
+		return e.in.matches(name)
+	}
 	if len(e.Names) == 0 {
 		return true
 	}
@@ -103,6 +131,7 @@ type config struct {
 	Entries   []*entry // in the order their paths first appear
 	Untrusted string   // why the file read cannot be trusted to name commands; "" when it can
 	byPath    map[string]*entry
+	trees     map[string]*entry // the entries that are trees, by path
 }
 
 // lookup returns the entry for path, or nil.
@@ -163,7 +192,7 @@ func readConfig(file string) (*config, []problem, error) {
 
 // parseConfig parses the text of a configuration file named file.
 func parseConfig(file, text string) (*config, []problem) {
-	cfg := &config{File: file, byPath: make(map[string]*entry)}
+	cfg := &config{File: file, byPath: make(map[string]*entry), trees: make(map[string]*entry)}
 	var problems []problem
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
@@ -193,10 +222,18 @@ func parseConfig(file, text string) (*config, []problem) {
 			} else {
 				old.Names = appendNew(old.Names, e.Names...)
 			}
+			if e.Tree && !old.Tree {
+				// DIR and DIR/**: the tree holds the directory.
+				old.Tree = true
+				cfg.trees[old.Path] = old
+			}
 			continue
 		}
 		cfg.byPath[e.Path] = e
 		cfg.Entries = append(cfg.Entries, e)
+		if e.Tree {
+			cfg.trees[e.Path] = e
+		}
 	}
 	return cfg, problems
 }
@@ -237,6 +274,9 @@ func parseEntry(line string) (e *entry, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("path %s is not absolute", quoteIfNeeded(path))
 	}
 	e = &entry{Path: filepath.Clean(path)}
+	if rest, ok := strings.CutSuffix(path, "/**"); ok {
+		e.Path, e.Tree = filepath.Clean(rest+"/"), true
+	}
 	if len(fields) > 1 {
 		e.Action = fields[1]
 	}
@@ -386,9 +426,12 @@ func checkLine(e *entry) string {
 		kind = "file"
 		if fi.IsDir() {
 			kind = "directory"
+			if e.Tree {
+				kind = "tree"
+			}
 		}
 	}
-	return fmt.Sprintf("%s %s action=%q important=%q", quoteIfNeeded(e.Path), kind, e.Action, strings.Join(e.Names, " | "))
+	return fmt.Sprintf("%s %s action=%q important=%q", quoteIfNeeded(e.line()), kind, e.Action, strings.Join(e.Names, " | "))
 }
 
 // invalidOf returns the problems that are not warnings, as text.
@@ -427,6 +470,9 @@ func compareConfigs(old, cfg *config) configChange {
 		switch {
 		case was == nil:
 			ch.added = append(ch.added, e)
+		case was.Tree != e.Tree:
+			ch.added = append(ch.added, e) // armed again, as a tree or as a directory
+			ch.changed = append(ch.changed, fmt.Sprintf("%s: now %s", quoteIfNeeded(e.Path), quoteIfNeeded(e.line())))
 		case was.Action != e.Action || !slices.Equal(was.Names, e.Names):
 			ch.changed = append(ch.changed, fmt.Sprintf("%s: action %q, important names %q", quoteIfNeeded(e.Path), e.Action, strings.Join(e.Names, " | ")))
 		}
@@ -460,18 +506,62 @@ func (ch configChange) notice(cfg *config) notice {
 }
 
 // owners returns the entries that report on path: the entry of that path,
-// and the watched directory holding it when the name is important.
+// and those that report on it as an entry of its directory.
 func (c *config) owners(path string) []*entry {
 	var es []*entry
 	if e := c.lookup(path); e != nil {
 		es = append(es, e)
 	}
 	if dir := filepath.Dir(path); dir != path {
-		if e := c.lookup(dir); e != nil && e.matches(filepath.Base(path)) {
-			es = append(es, e)
+		for _, e := range c.childOwners(dir, filepath.Base(path)) {
+			if !slices.Contains(es, e) {
+				es = append(es, e)
+			}
 		}
 	}
 	return es
+}
+
+// childOwners returns the entries that report on name as an entry of the
+// directory dir: dir's own entry when name is important to it, and each
+// tree that holds dir (as its root or below it) to which name is
+// important. It tells what the configuration says; whether dir is in a
+// tree on the file system (not across a mount, not through a symbolic
+// link) is the walk's to tell (tree.go), and only directories it found
+// are watched.
+func (c *config) childOwners(dir, name string) []*entry {
+	var es []*entry
+	if e := c.lookup(dir); e != nil && !e.Tree && e.matches(name) {
+		es = append(es, e)
+	}
+	if len(c.trees) == 0 {
+		return es
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if t := c.trees[d]; t != nil && t.matches(name) {
+			es = append(es, t)
+		}
+		if d == "/" || d == "." {
+			return es
+		}
+	}
+}
+
+// treesAt returns the trees that hold the directory dir, as their root or
+// below it.
+func (c *config) treesAt(dir string) []*entry {
+	var ts []*entry
+	if len(c.trees) == 0 {
+		return nil
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if t := c.trees[d]; t != nil {
+			ts = append(ts, t)
+		}
+		if d == "/" || d == "." {
+			return ts
+		}
+	}
 }
 
 // entryPaths returns the paths of entries.

@@ -313,7 +313,7 @@ func (d *daemon) verify() {
 // watched path changes what it names without an event on it. Every entry
 // is armed again, then every path compared with its record.
 func (d *daemon) remount() {
-	d.arms.armAll(d.cfg.Entries, false, func() {
+	d.armEntries(d.cfg.Entries, false, func() {
 		if !d.susp.holds() && d.ready {
 			d.scans.start(&scan{kind: "mount", found: foundAfterMount, trust: true})
 		}
@@ -332,7 +332,7 @@ func (d *daemon) overflow() {
 		"famids compares every watched path with its record and reports each difference, with \"Found: "+foundAfterFlood+"\".",
 		"Raise /proc/sys/fs/inotify/max_queued_events if this happens often.")
 	d.catchUp()
-	d.arms.armAll(d.cfg.Entries, false, func() {
+	d.armEntries(d.cfg.Entries, false, func() {
 		d.scans.start(&scan{kind: "overflow", found: foundAfterFlood, trust: true})
 	})
 }
@@ -364,14 +364,23 @@ func (d *daemon) reload() {
 	// reported on, as it is now, once its entry is armed.
 	d.base.forget(func(p string) bool { return len(cfg.owners(p)) > 0 })
 	d.bursts.drop(func(p string) bool { return len(cfg.owners(p)) > 0 })
-	d.route.unfollowAll(func(dir string) bool { return cfg.lookup(dir) != nil })
+	d.route.unfollowAll(func(e *entry) bool {
+		if e.in == nil {
+			return cfg.lookup(e.owner) != nil
+		}
+		t := cfg.trees[e.owner]
+		if t != nil {
+			e.in = t // its important names, as the tree now gives them
+		}
+		return t != nil
+	})
 	for _, p := range d.trouble.unwatchedEntries() {
 		if d.route.entryFor(p) == nil {
 			d.trouble.watchFailed(p) // no longer watched
 		}
 	}
 	isNew := func(p string) bool { return len(old.owners(p)) == 0 }
-	d.arms.armAll(ch.added, true, func() {
+	d.armEntries(ch.added, true, func() {
 		d.by.sayUnmarked()
 		d.scans.start(&scan{kind: "reload", fresh: isNew, only: isNew})
 	})
@@ -424,7 +433,7 @@ func (d *daemon) resume(how string) {
 	}
 	d.catchUp()
 	was := d.susp.finish()
-	d.arms.armAll(d.cfg.Entries, false, func() {
+	d.armEntries(d.cfg.Entries, false, func() {
 		d.scans.start(&scan{kind: "resume", trust: true, then: func(s *scan) {
 			n, changed := was.notice(how, s.diffs)
 			fmt.Fprintf(os.Stderr, "famids: reporting resumed %s; %d path(s) changed while suspended\n", how, len(s.diffs))
@@ -558,7 +567,7 @@ func (d *daemon) realias(e *entry) {
 			}
 		},
 		done: func() {
-			if d.cfg.lookup(e.Path) == e {
+			if d.route.entryFor(e.Path) == e {
 				d.trouble.watchFailed(e.Path, errs...)
 			}
 		}})

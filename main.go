@@ -175,6 +175,8 @@ func entryWarnings(cfg *config, e *entry, exists, dir bool) []string {
 	switch {
 	case !exists:
 		return []string{fmt.Sprintf("%s:%d: warning: %s does not exist (yet); its creation will be reported", quoteIfNeeded(cfg.File), e.Line, quoteIfNeeded(e.Path))}
+	case !dir && e.Tree:
+		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: it is watched as a file, not as a tree", quoteIfNeeded(cfg.File), e.Line, quoteIfNeeded(e.Path))}
 	case !dir && len(e.Names) > 0:
 		return []string{fmt.Sprintf("%s:%d: warning: %s is not a directory: its important names are ignored", quoteIfNeeded(cfg.File), e.Line, quoteIfNeeded(e.Path))}
 	}
@@ -253,14 +255,15 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 		leaseWait: leaseBreakTime() + 2*time.Second,
 		trace:     &tracer{},
 	}
-	d.route = &router{w: w, config: func() *config { return d.cfg }, arm: d.arm, derived: make(map[string]*entry)}
+	d.route = &router{w: w, config: func() *config { return d.cfg }, arm: d.arm, grow: d.grow, prune: d.prune, derived: make(map[string]*entry)}
 	d.by = newAttributor(w, noBy, p.poke, d.rec.names, d.trace)
 	d.by.bursts, d.by.entryFor, d.by.ready, d.by.hand = d.bursts, d.route.entryFor, d.reportInOrder, d.hand
 	d.by.out, d.by.trouble, d.by.opened = d.out, d.trouble, d.opened
 	d.held = &writers{files: make(map[string]*held)}
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
 	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
-		config: func() *config { return d.cfg }, lookAt: d.route.lookAt, take: d.look, found: d.scanned}
+		config: func() *config { return d.cfg }, dirs: d.route.treeDirs, current: func(e *entry) bool { return d.route.entryFor(e.Path) == e },
+		lookAt: d.route.lookAt, take: d.look, found: d.scanned}
 	return d, nil
 }
 
@@ -328,7 +331,7 @@ func (d *daemon) start(problems []problem) {
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
 	d.readMountTable()
-	d.arms.armAll(d.cfg.Entries, true, func() {
+	d.armEntries(d.cfg.Entries, true, func() {
 		if d.w.count() == 0 {
 			d.notice("nothing is watched", fmt.Sprintf("%s has no entry that could be watched.", quoteIfNeeded(d.cfg.File)))
 		}

@@ -68,21 +68,22 @@ func (d *daemon) compareEntries(e *entry) {
 	d.hand(&job{path: e.Path,
 		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
 		done: func() {
-			if d.cfg.lookup(e.Path) != e {
+			if d.route.entryFor(e.Path) != e || !e.lists() {
 				return
 			}
 			seen := make(map[string]bool, len(names))
 			for _, n := range names {
-				if !e.matches(n) {
-					continue
-				}
 				p := filepath.Join(e.Path, n)
-				seen[p] = true
-				d.observe(observation{path: p, event: "create", entry: e.Path, weak: d.base.has(p)})
+				for _, o := range d.cfg.childOwners(e.Path, n) {
+					seen[p] = true
+					d.observe(observation{path: p, event: "create", entry: o.Path, weak: d.base.has(p)})
+				}
 			}
 			for _, p := range d.base.entriesOf(e.Path) {
 				if !seen[p] {
-					d.observe(observation{path: p, event: "delete", entry: e.Path, weak: true})
+					for _, o := range d.cfg.owners(p) {
+						d.observe(observation{path: p, event: "delete", entry: o.Path, weak: true})
+					}
 				}
 			}
 		}})
@@ -150,6 +151,9 @@ func (d *daemon) recordedBy(path string, l *look) {
 			d.trouble.watchFailed(l.dir, l.errs...)
 		}
 		d.route.followed(path, l.dir, l.link)
+	}
+	if l.after.Type == "dir" && l.after.Exists {
+		d.treeDirFound(path)
 	}
 }
 
@@ -416,8 +420,16 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 		}
 	}
 	if became != "" && a.tell {
-		d.observe(observation{path: e.Path, event: became, entry: e.reporter()})
+		for _, o := range d.route.self(e, became, false) {
+			d.observe(o)
+		}
 		d.compareEntries(e) // another directory, or none: its entries too
+		if exists, _ := d.w.kind(e.Path); exists && d.route.inTree(e) {
+			d.growFrom(e.Path, true, nil) // a tree's directory replaced: what is below it too
+		}
+	}
+	if exists, _ := d.w.kind(e.Path); !exists && e.in != nil {
+		d.route.unfollow(e.Path) // a directory of a tree that went
 	}
 }
 

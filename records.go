@@ -23,10 +23,13 @@ type records interface {
 	remove(path string)
 	len() int
 	// all yields every record in the byte order of its path; under,
-	// those of the paths below directory dir. Records may not be put or
-	// removed while either runs.
+	// those of the paths below directory dir, at any depth. Records may
+	// not be put or removed while either runs.
 	all() iter.Seq2[string, attrs]
 	under(dir string) iter.Seq2[string, attrs]
+	// in returns the paths with a record directly in directory dir, in
+	// byte order.
+	in(dir string) []string
 	// paths returns the path of every record, in byte order.
 	paths() []string
 }
@@ -44,6 +47,27 @@ func (m recordMap) all() iter.Seq2[string, attrs] { return sortedRecords(m, m.ge
 func (m recordMap) paths() []string               { return slices.Sorted(maps.Keys(m)) }
 
 func (m recordMap) under(dir string) iter.Seq2[string, attrs] { return recordsUnder(m.all(), dir) }
+
+func (m recordMap) in(dir string) []string {
+	var ps []string
+	for p := range m {
+		if parentOf(p) == dir && p != dir {
+			ps = append(ps, p)
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// parentOf returns the directory path is in, as filepath.Dir does for a
+// clean absolute path, without allocating.
+func parentOf(path string) string {
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return path[:i]
+}
 
 // sortedRecords yields the records of the keys of m, by get, in the
 // byte order of their paths.
@@ -83,6 +107,10 @@ type packedRecords struct {
 	slots  int32            // slots in use or free
 	free   []int32          // slots whose record was removed
 	odd    map[string]oddRecord
+	// kids are the paths with a record, by the directory they are in: a
+	// tree's directory is compared with its records at each change of
+	// what it holds, and a directory moved away takes its paths with it.
+	kids map[string]map[string]struct{}
 }
 
 // packedChunk is how many records a chunk holds.
@@ -126,7 +154,7 @@ var kinds = [...]string{"", "file", "dir", "symlink", "fifo", "socket", "chardev
 type oddRecord struct{ typ, sha string }
 
 func newPackedRecords() *packedRecords {
-	return &packedRecords{index: make(map[string]int32), odd: make(map[string]oddRecord)}
+	return &packedRecords{index: make(map[string]int32), odd: make(map[string]oddRecord), kids: make(map[string]map[string]struct{})}
 }
 
 // slot returns the record in slot i.
@@ -155,6 +183,15 @@ func (r *packedRecords) put(path string, a attrs) {
 	case !ok:
 		i = r.alloc()
 		r.index[path] = i
+		if path != "/" {
+			dir := parentOf(path)
+			k := r.kids[dir]
+			if k == nil {
+				k = make(map[string]struct{})
+				r.kids[dir] = k
+			}
+			k[path] = struct{}{}
+		}
 	}
 	if odd {
 		r.odd[path] = oddRecord{a.Type, a.SHA256}
@@ -186,6 +223,14 @@ func (r *packedRecords) remove(path string) {
 	}
 	*r.slot(i) = packed{}
 	delete(r.index, path)
+	if dir := parentOf(path); path != "/" {
+		if k := r.kids[dir]; k != nil {
+			delete(k, path)
+			if len(k) == 0 {
+				delete(r.kids, dir)
+			}
+		}
+	}
 	r.free = append(r.free, i)
 	if len(r.free) > packedChunk && len(r.free) > len(r.index) {
 		r.repack()
@@ -212,8 +257,36 @@ func (r *packedRecords) paths() []string      { return slices.Sorted(maps.Keys(r
 
 func (r *packedRecords) all() iter.Seq2[string, attrs] { return sortedRecords(r.index, r.get) }
 
+// under finds the paths below dir through kids, directory by directory,
+// rather than looking through every record.
 func (r *packedRecords) under(dir string) iter.Seq2[string, attrs] {
-	return recordsUnder(r.all(), dir)
+	return func(yield func(string, attrs) bool) {
+		var paths []string
+		next := []string{dir}
+		for len(next) > 0 {
+			d := next[len(next)-1]
+			next = next[:len(next)-1]
+			for p := range r.kids[d] {
+				paths = append(paths, p)
+				if r.kids[p] != nil {
+					next = append(next, p)
+				}
+			}
+		}
+		slices.Sort(paths)
+		for _, p := range paths {
+			a, _ := r.get(p)
+			if !yield(p, a) {
+				return
+			}
+		}
+	}
+}
+
+func (r *packedRecords) in(dir string) []string {
+	ps := slices.Collect(maps.Keys(r.kids[dir]))
+	slices.Sort(ps)
+	return ps
 }
 
 // pack packs a; odd says its type or its hash is not one famids writes,

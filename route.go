@@ -24,13 +24,15 @@ type observation struct {
 // A router turns events into observations, and arms again the entries
 // whose way changed. It owns the entries watched beside the
 // configuration's: the symbolic links in watched directories, each
-// watched as a path of its own. Only the event loop's goroutine touches
-// it.
+// watched as a path of its own, and the directories of trees. Only the
+// event loop's goroutine touches it.
 type router struct {
 	w       *watcher
 	config  func() *config    // the configuration in use
 	arm     func(e *entry)    // a name on e's way changed
-	derived map[string]*entry // symbolic links in watched directories, by path
+	grow    func(dir string)  // a directory came into a tree (tree.go)
+	prune   func(dir string)  // a directory of a tree went (tree.go)
+	derived map[string]*entry // symbolic links in watched directories, and directories of trees, by path
 	hits    []hit             // reused: a storm routes thousands of events a second
 	ends    []int             // where the hits of each event of the batch end
 }
@@ -66,19 +68,22 @@ func (rt *router) route(evs []event) (obs []observation, overflowed bool) {
 // dir, found: a symbolic link is watched as a path of its own; anything
 // else is not.
 func (rt *router) followed(path, dir string, link bool) {
+	e := rt.derived[path]
 	switch {
+	case e != nil && e.in != nil:
+		// A directory of a tree: the tree's walk follows it.
 	case !link:
-		delete(rt.derived, path)
-	case rt.derived[path] == nil:
+		rt.unfollow(path) // it may have been a link
+	case e == nil:
 		rt.derived[path] = &entry{Path: path, owner: dir}
 	}
 }
 
-// unfollowAll stops watching the symbolic links of the watched
-// directories keep refuses.
-func (rt *router) unfollowAll(keep func(dir string) bool) {
+// unfollowAll stops watching the paths watched beside the configuration's
+// that keep refuses.
+func (rt *router) unfollowAll(keep func(e *entry) bool) {
 	for p, e := range rt.derived {
-		if !keep(e.owner) {
+		if !keep(e) {
 			rt.unfollow(p)
 		}
 	}
@@ -98,11 +103,11 @@ func (rt *router) interpret(e *entry, h hit) []observation {
 	case roleLeaf:
 		if named && h.mask&nsMask != 0 {
 			rt.arm(e)
-			return []observation{{path: e.Path, event: famEvent(h.mask), entry: e.reporter()}}
+			return rt.self(e, famEvent(h.mask), false)
 		}
 		if named && h.mask&unix.IN_ATTRIB != 0 {
 			// The name's own inode: a symbolic link's owner, say.
-			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
+			return rt.self(e, "change", true)
 		}
 		if h.mask&goneMask != 0 {
 			return rt.rearm(e)
@@ -114,34 +119,41 @@ func (rt *router) interpret(e *entry, h hit) []observation {
 	case roleSelf:
 		switch {
 		case h.mask&unix.IN_MODIFY != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.reporter()}}
+			return rt.self(e, "change", false)
 		case h.mask&(unix.IN_ATTRIB|unix.IN_CLOSE_WRITE) != 0:
 			// Unlinking or renaming over a file changes its link count
 			// before the directory says the name went: the path is
 			// compared, not reported on the word of this event.
-			return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
+			return rt.self(e, "change", true)
 		case h.mask&goneMask != 0:
 			return rt.rearm(e)
 		}
 	case roleAlias:
-		if h.name == "" && e.matches(h.sub.name) && h.mask&contentMask != 0 {
+		if h.name == "" && h.mask&contentMask != 0 && e.lists() {
 			p := filepath.Join(e.Path, h.sub.name)
-			return []observation{{path: p, event: "change", entry: e.Path, weak: h.mask&unix.IN_MODIFY == 0}}
+			return rt.entryObs(nil, e, h.sub.name, p, "change", h.mask&unix.IN_MODIFY == 0)
 		}
 	case roleEntries:
 		switch {
 		case named:
-			if !e.matches(h.name) {
-				return nil
+			if e.link() {
+				return nil // a symbolic link to a directory: its entries are not the link's
 			}
 			p := filepath.Join(e.Path, h.name)
+			if h.mask&unix.IN_ISDIR != 0 && h.mask&nsMask != 0 && rt.inTree(e) {
+				if h.mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+					rt.grow(p)
+				} else {
+					rt.prune(p)
+				}
+			}
 			if h.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
 				rt.w.unalias(e.Path, h.name) // the file may live on under another name
 				rt.unfollow(p)
 			}
-			return []observation{{path: p, event: famEvent(h.mask), entry: e.Path, weak: h.mask&contentMask == unix.IN_CLOSE_WRITE}}
+			return rt.entryObs(nil, e, h.name, p, famEvent(h.mask), h.mask&contentMask == unix.IN_CLOSE_WRITE)
 		case h.mask&unix.IN_ATTRIB != 0:
-			return []observation{{path: e.Path, event: "change", entry: e.reporter()}}
+			return rt.self(e, "change", false)
 		case h.mask&unix.IN_CLOSE_WRITE != 0:
 			return nil // a directory is never written
 		case h.mask&goneMask != 0:
@@ -151,13 +163,43 @@ func (rt *router) interpret(e *entry, h hit) []observation {
 	return nil
 }
 
+// inTree reports whether the directory entry e is in a tree: a tree's
+// root, a directory found below it, or an entry of the configuration
+// inside one.
+func (rt *router) inTree(e *entry) bool {
+	return e.in != nil || e.Tree || len(rt.config().treesAt(e.Path)) > 0
+}
+
+// self returns the observation of e's own path, on behalf of each entry
+// that reports on it: a directory of a tree is reported only when its
+// name is important to the tree.
+func (rt *router) self(e *entry, event string, weak bool) []observation {
+	if e.in == nil {
+		return []observation{{path: e.Path, event: event, entry: e.reporter(), weak: weak}}
+	}
+	var obs []observation
+	for _, o := range rt.config().owners(e.Path) {
+		obs = append(obs, observation{path: e.Path, event: event, entry: o.Path, weak: weak})
+	}
+	return obs
+}
+
+// entryObs appends to obs the observation of path, the entry name of the
+// directory entry dir, on behalf of each entry that reports on it.
+func (rt *router) entryObs(obs []observation, dir *entry, name, path, event string, weak bool) []observation {
+	for _, o := range rt.config().childOwners(dir.Path, name) {
+		obs = append(obs, observation{path: path, event: event, entry: o.Path, weak: weak})
+	}
+	return obs
+}
+
 // rearm arms e again because a name on the way to its path changed, and
 // has the path compared with its record: what it resolves to may have
 // changed, and by the time the arm looks, the name may be back, another
 // way (a directory swapped for a link to a copy of it).
 func (rt *router) rearm(e *entry) []observation {
 	rt.arm(e)
-	return []observation{{path: e.Path, event: "change", entry: e.reporter(), weak: true}}
+	return rt.self(e, "change", true)
 }
 
 // famEvent names an inotify event as FAM did.
@@ -174,7 +216,8 @@ func famEvent(mask uint32) string {
 }
 
 // entryFor returns the entry that watches path as its own: one of the
-// configuration, or a symbolic link in a watched directory.
+// configuration, a symbolic link in a watched directory, or a directory
+// of a tree.
 func (rt *router) entryFor(path string) *entry {
 	if e := rt.config().lookup(path); e != nil {
 		return e
@@ -196,15 +239,19 @@ func (rt *router) unfollow(path string) {
 // reports on it there), unless it is an entry of the configuration too,
 // armed as its own.
 func (rt *router) lookAt(path string) look {
-	return look{dir: rt.aliasDir(path), own: rt.config().lookup(path) != nil}
+	e := rt.entryFor(path)
+	return look{dir: rt.aliasDir(path), own: e != nil && !e.link()}
 }
 
 // aliasDir returns the watched directory entry whose entry path is, when
 // famids reports on it, or "".
 func (rt *router) aliasDir(path string) string {
 	dir := filepath.Dir(path)
-	e := rt.config().lookup(dir)
-	if e == nil || dir == path || !e.matches(filepath.Base(path)) {
+	if dir == path {
+		return ""
+	}
+	e := rt.entryFor(dir)
+	if e == nil || !e.lists() || len(rt.config().childOwners(dir, filepath.Base(path))) == 0 {
 		return ""
 	}
 	if _, isDir := rt.w.kind(dir); !isDir {

@@ -27,6 +27,8 @@ type scanner struct {
 	w           *watcher
 	hand        func(*job)
 	config      func() *config         // the configuration in use
+	dirs        func() []*entry        // the directories of trees, watched beside the configuration's entries
+	current     func(e *entry) bool    // whether e is still watched
 	lookAt      func(path string) look // see router.lookAt
 	take        func(ctx context.Context, j *job, l *look, path string)
 	found       func(s *scan, path string, l *look) // on the loop, once path is recorded
@@ -95,6 +97,11 @@ func (sc *scanner) start(s *scan) {
 			sc.list(s, e)
 		}
 	}
+	for _, e := range sc.dirs() {
+		if _, dir := sc.w.kind(e.Path); dir {
+			sc.list(s, e)
+		}
+	}
 	sc.feed(s)
 	sc.step(s)
 }
@@ -108,11 +115,12 @@ func (sc *scanner) list(s *scan, e *entry) {
 		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
 		done: func() {
 			s.left--
-			if sc.config().lookup(e.Path) == e {
+			if sc.current(e) {
 				slices.Sort(names)
+				cfg := sc.config()
 				for _, n := range names {
 					p := filepath.Join(e.Path, n)
-					if e.matches(n) && !sc.base.has(p) {
+					if !sc.base.has(p) && len(cfg.childOwners(e.Path, n)) > 0 {
 						s.queue = append(s.queue, p) // those with a record are in it already
 					}
 				}

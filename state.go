@@ -222,7 +222,7 @@ type entryNames map[string][]string
 func namesOf(entries []*entry) entryNames {
 	en := make(entryNames, len(entries))
 	for _, e := range entries {
-		en[e.Path] = e.Names
+		en[e.line()] = e.Names
 	}
 	return en
 }
@@ -264,13 +264,27 @@ func (en *entryNames) UnmarshalJSON(b []byte) error {
 }
 
 // watched reports whether the run that wrote s watched path: as an entry,
-// or as an important name in an entry that is a directory.
+// as an important name in an entry that is a directory, or in a tree
+// (written DIR/**) that holds it.
 func (s *state) watched(path string) bool {
 	if _, ok := s.Watched[path]; ok {
 		return true
 	}
-	names, ok := s.Watched[filepath.Dir(path)]
-	return ok && (&entry{Names: names}).matches(filepath.Base(path))
+	name := filepath.Base(path)
+	if names, ok := s.Watched[filepath.Dir(path)]; ok && (&entry{Names: names}).matches(name) {
+		return true
+	}
+	if _, ok := s.Watched[treePath(path)]; ok {
+		return true // a tree's root
+	}
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		if names, ok := s.Watched[treePath(d)]; ok && (&entry{Names: names}).matches(name) {
+			return true
+		}
+		if d == "/" || d == "." {
+			return false
+		}
+	}
 }
 
 // validType reports whether t is a type fileType gives.

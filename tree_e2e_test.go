@@ -1,0 +1,241 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// noReportOn fails t when a report delivered so far names path, or a path
+// below it. Called once a later change has been reported, it tells that
+// the change to path was not: reports go out in the order things happened.
+func (r *famidsRun) noReportOn(path string) {
+	r.t.Helper()
+	for _, m := range r.reports() {
+		p := field(m.Body, "Pathname")
+		if p == path || strings.HasPrefix(p, path+"/") {
+			r.t.Fatalf("report on %s, outside what is watched:\n%s", p, m)
+		}
+	}
+}
+
+// waitEvent waits for a report on path whose first event is event (a
+// file made and written at once is reported "create, change").
+func (r *famidsRun) waitEvent(path, event string) mail {
+	r.t.Helper()
+	return r.waitMail(fmt.Sprintf("report %q on %s", event, path), func(m mail) bool {
+		ev := field(m.Body, "Event")
+		return m.Subject == subjectReport && field(m.Body, "Pathname") == path && (ev == event || strings.HasPrefix(ev, event+", "))
+	})
+}
+
+// A file made at once in a directory made at once, at any depth, is
+// reported: each directory is watched before anything in it can go
+// unseen. Repeated, for it is a race.
+func TestTreeSeesDeepNewFiles(t *testing.T) {
+	tree := t.TempDir()
+	r := startFamids(t, tree+"/**\n", "-max-mails", "1000")
+	for i := range 20 {
+		deep := filepath.Join(tree, fmt.Sprintf("a%d", i), "b", "c")
+		cmd := exec.Command("sh", "-c", `mkdir -p "$1" && echo x > "$1/f"`, "sh", deep)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		r.waitEvent(filepath.Join(deep, "f"), "create")
+	}
+	// An old file deep in the tree: written, and its attributes.
+	f := filepath.Join(tree, "a0", "b", "c", "f")
+	writeFile(t, f, "trojan")
+	m := r.waitEvent(f, "change")
+	if !strings.Contains(field(m.Body, "Differs"), "sha256") {
+		t.Errorf("a write deep in a tree: Differs %q, want sha256:\n%s", field(m.Body, "Differs"), m)
+	}
+	must(t, os.Chmod(f, 0o4755))
+	r.waitMail("report of the setuid bit", func(m mail) bool {
+		return strings.HasPrefix(m.Body, reportHead(f, "change")) && strings.Contains(field(m.Body, "Differs"), "mode")
+	})
+}
+
+// A directory moved into a tree brings its entries, each reported as
+// made; one moved out takes them, each reported gone; a rename inside
+// the tree is both. Paths below a directory moved away are no longer
+// watched.
+func TestTreeDirectoriesMoveInAndOut(t *testing.T) {
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	outside := filepath.Join(base, "outside")
+	must(t, os.MkdirAll(filepath.Join(tree, "old", "deep"), 0o755))
+	writeFile(t, filepath.Join(tree, "old", "deep", "kept"), "k")
+	must(t, os.MkdirAll(filepath.Join(outside, "pack", "sub"), 0o755))
+	writeFile(t, filepath.Join(outside, "pack", "sub", "payload"), "p")
+	r := startFamids(t, tree+"/**\n")
+
+	must(t, os.Rename(filepath.Join(outside, "pack"), filepath.Join(tree, "pack")))
+	r.waitEvent(filepath.Join(tree, "pack", "sub", "payload"), "create")
+	// Watched where it now is.
+	writeFile(t, filepath.Join(tree, "pack", "sub", "payload"), "changed")
+	r.waitEvent(filepath.Join(tree, "pack", "sub", "payload"), "change")
+
+	must(t, os.Rename(filepath.Join(tree, "old"), filepath.Join(outside, "old")))
+	r.waitEvent(filepath.Join(tree, "old", "deep", "kept"), "delete")
+	// No longer watched: a write where it went is not reported.
+	writeFile(t, filepath.Join(outside, "old", "deep", "kept"), "unwatched")
+
+	must(t, os.Rename(filepath.Join(tree, "pack"), filepath.Join(tree, "renamed")))
+	r.waitEvent(filepath.Join(tree, "renamed", "sub", "payload"), "create")
+	r.waitEvent(filepath.Join(tree, "pack", "sub", "payload"), "delete")
+	writeFile(t, filepath.Join(tree, "renamed", "sub", "payload"), "again")
+	r.waitEvent(filepath.Join(tree, "renamed", "sub", "payload"), "change")
+	r.noReportOn(filepath.Join(outside))
+	for _, m := range r.reports() {
+		if field(m.Body, "Pathname") == filepath.Join(tree, "old", "deep", "kept") && strings.HasPrefix(m.Body, reportHead(filepath.Join(tree, "old", "deep", "kept"), "change")) {
+			t.Errorf("a write to a file moved out of the tree was reported:\n%s", m)
+		}
+	}
+}
+
+// A symbolic link in a tree is recorded as a link and never followed into
+// the directory it points to; a symbolic link entry of a watched
+// directory that points to a directory never makes that directory's
+// entries reported (watching / must not mean watching /usr/bin).
+func TestTreeLinksNeverWiden(t *testing.T) {
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	dir := filepath.Join(base, "dir")
+	target := filepath.Join(base, "target")
+	must(t, os.MkdirAll(filepath.Join(tree, "sub"), 0o755))
+	must(t, os.Mkdir(dir, 0o755))
+	must(t, os.Mkdir(target, 0o755))
+	writeFile(t, filepath.Join(target, "old"), "o")
+	must(t, os.Symlink(target, filepath.Join(tree, "sub", "link")))
+	must(t, os.Symlink(target, filepath.Join(dir, "link")))
+	mark := filepath.Join(tree, "mark")
+	writeFile(t, mark, "m")
+	r := startFamids(t, tree+"/**\n"+dir+"\n")
+
+	writeFile(t, filepath.Join(target, "new"), "n")
+	writeFile(t, filepath.Join(target, "old"), "changed")
+	writeFile(t, mark, "changed")
+	r.waitEvent(mark, "change")
+	r.noReportOn(filepath.Join(tree, "sub", "link"))
+	r.noReportOn(filepath.Join(dir, "link"))
+	r.noReportOn(target)
+
+	// Re-pointed, the link is reported, as a link.
+	for _, l := range []string{filepath.Join(tree, "sub", "link"), filepath.Join(dir, "link")} {
+		must(t, os.Remove(l))
+		must(t, os.Symlink(filepath.Join(base, "elsewhere"), l))
+		m := r.waitMail("report of the re-pointed "+l, func(m mail) bool {
+			return field(m.Body, "Pathname") == l && strings.Contains(m.Body, "link=")
+		})
+		if !strings.Contains(m.Body, "elsewhere") {
+			t.Errorf("the re-pointed link's report does not say where it points:\n%s", m)
+		}
+	}
+}
+
+// A tree's important names are matched at any depth; directories are
+// searched whatever their names, and reported only when their name is
+// important.
+func TestTreeNamesAtAnyDepth(t *testing.T) {
+	home := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(home, "alice"), 0o755))
+	r := startFamids(t, home+"/**, , authorized_keys | .*history\n")
+	keys := filepath.Join(home, "alice", ".ssh", "authorized_keys")
+	other := filepath.Join(home, "alice", ".ssh", "known_hosts")
+	cmd := exec.Command("sh", "-c", `mkdir -p "$1" && echo k > "$1/known_hosts" && echo key > "$1/authorized_keys"`, "sh", filepath.Dir(keys))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	r.waitEvent(keys, "create")
+	hist := filepath.Join(home, "bob", "deep", ".bash_history")
+	must(t, os.MkdirAll(filepath.Dir(hist), 0o755))
+	writeFile(t, hist, "rm -rf /")
+	r.waitEvent(hist, "create")
+	writeFile(t, keys, "key\nintruder\n")
+	r.waitEvent(keys, "change")
+	r.noReportOn(other)
+	for _, m := range r.reports() {
+		switch p := field(m.Body, "Pathname"); p {
+		case filepath.Join(home, "alice"), filepath.Join(home, "alice", ".ssh"), filepath.Join(home, "bob"), filepath.Dir(hist):
+			t.Errorf("a directory whose name is not important was reported:\n%s", m)
+		}
+	}
+}
+
+// A change deep in a tree made while famids was stopped is found at its
+// next start; a tree's baseline survives a restart.
+func TestTreeRestartFindsDeepChanges(t *testing.T) {
+	tree := t.TempDir()
+	deep := filepath.Join(tree, "etc", "systemd", "system", "multi-user.target.wants")
+	must(t, os.MkdirAll(deep, 0o755))
+	unit := filepath.Join(deep, "ssh.service")
+	writeFile(t, unit, "[Service]\n")
+	r := startFamids(t, tree+"/**\n")
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("famids exited %d:\n%s", code, r.stderr.String())
+	}
+	writeFile(t, unit, "[Service]\nExecStartPre=/tmp/x\n")
+	backdoor := filepath.Join(deep, "backdoor.service")
+	writeFile(t, backdoor, "[Service]\n")
+	newDir := filepath.Join(tree, "etc", "cron.d", "sub")
+	must(t, os.MkdirAll(newDir, 0o755))
+	writeFile(t, filepath.Join(newDir, "job"), "* * * * * root sh\n")
+	r.start()
+	for _, p := range []string{unit, backdoor, filepath.Join(newDir, "job")} {
+		m := r.waitMail("report on "+p, func(m mail) bool { return field(m.Body, "Pathname") == p })
+		if !strings.HasPrefix(field(m.Body, "Found"), "at start-up") {
+			t.Errorf("%s changed while famids was stopped: Found %q:\n%s", p, field(m.Body, "Found"), m)
+		}
+	}
+	// The new directory is watched after the restart.
+	writeFile(t, filepath.Join(newDir, "job2"), "x")
+	r.waitEvent(filepath.Join(newDir, "job2"), "create")
+}
+
+// The tree's ACTION runs for an entry deep in it, FAMIDS_PATH naming the
+// entry; a file also configured on a line of its own runs that line's
+// ACTION too.
+func TestTreeActionRunsForDeepEntries(t *testing.T) {
+	tree := t.TempDir()
+	f := filepath.Join(tree, "a", "b", "passwd")
+	must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+	writeFile(t, f, "root:x:0:0\n")
+	r := startFamids(t, fmt.Sprintf("%s/**, echo tree $FAMIDS_PATH\n%s, echo own $FAMIDS_PATH\n", tree, f))
+	writeFile(t, f, "root:x:0:0\nevil:x:0:0\n")
+	r.waitEvent(f, "change")
+	for _, want := range []string{"tree " + f, "own " + f} {
+		r.waitMail("action output "+want, func(m mail) bool {
+			return m.Subject == subjectAction && strings.Contains(m.Body, want)
+		})
+	}
+}
+
+// A tree stays on its file system: a file system mounted inside it is
+// not entered, and the mount itself is told of.
+func TestTreeStaysOnItsFileSystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	needTool(t, "mount")
+	tree := t.TempDir()
+	mnt := filepath.Join(tree, "mnt")
+	must(t, os.Mkdir(mnt, 0o755))
+	mark := filepath.Join(tree, "mark")
+	writeFile(t, mark, "m")
+	r := startFamids(t, tree+"/**\n")
+	if out, err := exec.Command("mount", "-t", "tmpfs", "none", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	r.waitNotice("a mount on a watched path")
+	must(t, os.MkdirAll(filepath.Join(mnt, "in"), 0o755))
+	writeFile(t, filepath.Join(mnt, "in", "file"), "x")
+	writeFile(t, mark, "changed")
+	r.waitEvent(mark, "change")
+	r.noReportOn(filepath.Join(mnt, "in"))
+}
