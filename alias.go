@@ -31,11 +31,13 @@ var errAliasBudget = fmt.Errorf("entries past this directory's share of watches 
 // hundred thousand in a watched directory must not make famids hold them.
 const maxAliasesPerDir = 16384
 
-// aliasBudgetOf returns the budget of watches for the entries of watched
-// directories: half the number inotify allows famids's user, in its user
-// namespace (/proc/sys/user/max_inotify_watches) and in all
-// (/proc/sys/fs/inotify/max_user_watches).
-func aliasBudgetOf() int {
+// watchLimit returns the number of watches inotify allows famids's user,
+// in its user namespace (/proc/sys/user/max_inotify_watches) and in all
+// (/proc/sys/fs/inotify/max_user_watches); 0 when neither can be read.
+// The entries of watched directories may take half of it (aliases); the
+// directories of trees, up to three quarters of it with the rest; the
+// last quarter is left to the configuration's own lines.
+func watchLimit() int {
 	limit := 0
 	for _, f := range []string{"/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"} {
 		data, err := os.ReadFile(f)
@@ -46,7 +48,7 @@ func aliasBudgetOf() int {
 			limit = n
 		}
 	}
-	return limit / 2
+	return limit
 }
 
 // overBudget reports whether no more aliases may be added to the

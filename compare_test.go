@@ -47,6 +47,7 @@ func TestCompare(t *testing.T) {
 	t.Run("scale", compareScale)
 	t.Run("idle", compareIdle)
 	t.Run("flood", compareFlood)
+	t.Run("tree", compareTree)
 }
 
 // A spawned is a peer or famids run by the comparison, whose output lines

@@ -302,6 +302,7 @@ func (d *daemon) take(r *eventReader, readable, fanReadable bool) error {
 // hashed again when its stat changed, and every file once a day.
 func (d *daemon) verify() {
 	d.retryWatches()
+	d.regrowTrees(nil)
 	d.by.sayUnmarked()
 	if d.susp.holds() || !d.ready {
 		return // the resume, or the start, compares
@@ -385,6 +386,7 @@ func (d *daemon) reload() {
 		d.scans.start(&scan{kind: "reload", fresh: isNew, only: isNew})
 	})
 	d.retryWatches()
+	d.regrowTrees(ch.added)
 	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %s\n", quoteIfNeeded(file), ch.counts())
 	d.out.notice(ch.notice(cfg))
 	d.checkConfigSecurity()

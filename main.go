@@ -226,7 +226,8 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.aliasBudget = aliasBudgetOf()
+	limit := watchLimit()
+	w.aliasBudget, w.treeBudget, w.limit = limit/2, limit*3/4, limit
 	noBy := ""
 	if w.fan, err = openFanGroup(); err != nil {
 		noBy = err.Error()

@@ -113,6 +113,22 @@ func (t *troubles) noticeWatchErrors() {
 	t.noticeList(summary, details, errs)
 }
 
+// treeOver tells, once for each tree, that its directories need more
+// watches than famids may take: need in all, where inotify allows limit.
+// The directories walked first (those nearest the root) are watched.
+func (t *troubles) treeOver(tree string, need, limit int) {
+	key := "tree over " + tree
+	if t.warned[key] {
+		return
+	}
+	t.warned[key] = true
+	summary := fmt.Sprintf("tree %s needs more inotify watches than famids may take: %d in all, where max_user_watches is %d", quoteIfNeeded(tree), need, limit)
+	fmt.Fprintf(os.Stderr, "famids: %s\n", summary)
+	t.out.notice(notice{Summary: summary, Details: []string{
+		"famids takes at most three quarters of the limit for the directories of trees, leaving the rest to the other lines of the configuration. The directories nearest the tree's root are watched; in the others, a change of a file with a record is found at the next verification, which also tries again to watch them.",
+		fmt.Sprintf("Raise the limit to at least %d (sysctl fs.inotify.max_user_watches=%d, and in /etc/sysctl.d), then send famids SIGHUP.", need*4/3+1, need*4/3+1)}})
+}
+
 const noWatchesAdvice = "Raise /proc/sys/fs/inotify/max_user_watches (sysctl fs.inotify.max_user_watches), then send famids SIGHUP."
 
 // noticeStuck tells, in one notice, of every path whose job has not

@@ -15,6 +15,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -129,6 +130,17 @@ func (d *daemon) growTrees(entries []*entry, then func()) {
 	one()
 }
 
+// regrowTrees walks every tree of the configuration again, but those in
+// skip: directories a walk missed, or that were past the budget of
+// watches, are watched once they can be.
+func (d *daemon) regrowTrees(skip []*entry) {
+	for _, e := range d.cfg.Entries {
+		if e.Tree && !slices.Contains(skip, e) {
+			d.growFrom(e.Path, false, nil)
+		}
+	}
+}
+
 // grow is a directory that came into a tree: it and every directory below
 // it are watched, and what they hold is compared with its records.
 func (d *daemon) grow(dir string) { d.growFrom(dir, true, nil) }
@@ -160,23 +172,38 @@ func (d *daemon) growFrom(dir string, tell bool, then func()) {
 				e := d.route.derived[p]
 				return found[p] || found[parentOf(p)] && e.in == nil // a symbolic link of a directory still there
 			})
-			var arm []*entry
+			var arm, fresh []*entry
+			room, left := d.w.treeRoom(), 0
 			for _, p := range dirs {
 				if d.cfg.lookup(p) != nil {
 					continue // an entry of its own, armed as such
 				}
 				e := d.route.derived[p]
 				if e == nil || e.in == nil {
+					if room >= 0 && len(arm) >= room {
+						left++ // past the budget: found, not watched
+						continue
+					}
 					e = d.route.addTreeDir(p, d.cfg.treesAt(p)[0])
+					fresh = append(fresh, e)
 				}
 				arm = append(arm, e)
 			}
+			if left > 0 {
+				d.trouble.treeOver(trees[len(trees)-1].line(), d.w.count()+left, d.w.limit)
+			}
 			d.arms.armAll(arm, false, func() {
-				if tell {
-					for _, e := range arm {
-						if d.route.entryFor(e.Path) == e {
-							d.compareEntries(e)
-						}
+				compare := arm
+				if !tell && d.ready {
+					// Directories found by a walk again (a reload, a
+					// verification): what they hold was not watched.
+					compare = fresh
+				} else if !tell {
+					compare = nil // the comparison of the start-up follows
+				}
+				for _, e := range compare {
+					if d.route.entryFor(e.Path) == e {
+						d.compareEntries(e)
 					}
 				}
 				then()

@@ -239,3 +239,42 @@ func TestTreeStaysOnItsFileSystem(t *testing.T) {
 	r.waitEvent(mark, "change")
 	r.noReportOn(filepath.Join(mnt, "in"))
 }
+
+// A tree that needs more watches than famids may take is told of once,
+// with the count it needs and the limit; it is watched as far as its
+// share allows, nearest its root first, and the other lines keep theirs.
+func TestTreeOverTheWatchLimit(t *testing.T) {
+	needTool(t, "unshare")
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	tree := filepath.Join(base, "tree")
+	for i := range 300 {
+		must(t, os.MkdirAll(filepath.Join(tree, "top", fmt.Sprintf("d%03d", i)), 0o755))
+	}
+	passwd := filepath.Join(base, "passwd")
+	writeFile(t, passwd, "root:x:0:0\n")
+	r := newRun(t, tree+"/**\n"+passwd+"\n")
+	r.wrap = inUserNamespace(200)
+	r.start("-state", "", "-max-mails", "1000")
+	m := r.waitNotice("tree " + tree + "/** needs more inotify watches than famids may take")
+	if !strings.Contains(m.Body, "max_user_watches is 200") || !strings.Contains(m.Body, "sysctl fs.inotify.max_user_watches=") {
+		t.Errorf("the notice does not say the limit and what to raise it to:\n%s", m.Body)
+	}
+	noMoreNotices := func() {
+		n := 0
+		for _, m := range r.mails() {
+			if m.Subject == subjectNotice && strings.Contains(m.Body, "needs more inotify watches") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d notices of the tree over the limit, want 1:\n%s", n, r.dump())
+		}
+	}
+	appendFile(t, passwd, "evil:x:0:0\n")
+	r.waitEvent(passwd, "change")
+	shallow := filepath.Join(tree, "top", "new")
+	writeFile(t, shallow, "x")
+	r.waitEvent(shallow, "create")
+	noMoreNotices()
+}

@@ -202,6 +202,10 @@ type watcher struct {
 	// a user who can make files in a watched directory must not use up
 	// the watches that configured paths need. 0: no budget.
 	aliasBudget int
+	// treeBudget is how many watches famids may hold before it stops
+	// watching more directories of trees; limit, what inotify allows in
+	// all. 0: no budget.
+	treeBudget, limit int
 
 	// addWatch is unix.InotifyAddWatch; tests replace it to inject errors.
 	addWatch func(fd int, path string, mask uint32) (int, error)
@@ -609,6 +613,15 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 		}
 	}
 	return hits
+}
+
+// treeRoom returns how many more directories of trees may be watched,
+// each with a watch of its own; -1 without a budget.
+func (w *watcher) treeRoom() int {
+	if w.treeBudget == 0 {
+		return -1
+	}
+	return max(0, w.treeBudget-w.count())
 }
 
 // count returns the number of watch descriptors in use.
