@@ -325,12 +325,14 @@ func (d *daemon) start(problems []problem) {
 		fmt.Fprintf(os.Stderr, "famids: %s\n", msg)
 		d.syslog("notice: " + msg)
 	}
+	d.mem.lift()
 	prev := d.base.load(d.notice)
 	fresh := func(string) bool { return true } // a first start: everything is recorded
 	if prev != nil {
 		d.base.adopt(prev, func(p string) bool { return prev.watched(p) && len(d.cfg.owners(p)) > 0 })
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
+	d.mem.fit(time.Now(), true)
 	d.readMountTable()
 	d.armEntries(d.cfg.Entries, true, func() {
 		if d.w.count() == 0 {

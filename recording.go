@@ -294,6 +294,12 @@ func (d *daemon) hashLater(path string, rec attrs, expect string, tell *burst) {
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.base.reported(b.path, after), After: after,
 		By: b.by.processes(), ByMore: b.by.more()}
+	if i := slices.Index(r.Events, "create"); i > 0 && !r.Before.Exists && !slices.Contains(r.Events[:i], "delete") {
+		// A file made in a directory of a tree just made: the write was
+		// read from the directory's new watch before the comparison of
+		// what it held told of its creation.
+		r.Events = append([]string{"create"}, slices.Delete(slices.Clone(r.Events), i, i+1)...)
+	}
 	// Events came, fanotify's among them, yet none named a process: say
 	// so, rather than let the report pass for one found by comparison.
 	r.ByUnknown = d.w.fan != nil && b.found == "" && len(r.By) == 0
