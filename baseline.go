@@ -25,6 +25,9 @@ type baseline struct {
 	keeper  stateKeeper
 	started time.Time
 	dirty   bool                // the records changed since they were last saved
+	touched map[string]struct{} // the paths whose records changed since, for the journal
+	journal journal             // what changed since the last snapshot (journal.go)
+	resnap  bool                // the next save writes a snapshot: the entries changed
 	saveAt  time.Time           // when they are saved: at most once a second; zero when not dirty
 	saveFor time.Duration       // how long the last save took
 	beatAt  time.Time           // when the state file's lock is touched next; zero without one
@@ -64,19 +67,15 @@ func (bl *baseline) uncover(id int) {
 			continue
 		}
 		delete(bl.covered, p)
-		if c.rec.Exists {
-			bl.recs.put(p, c.rec)
-		} else {
-			bl.recs.remove(p)
-		}
-		bl.changed()
+		bl.set(p, c.rec)
 	}
 }
 
 // saveEvery is how often the baseline is saved at most; and never more
-// than a tenth of the time: the whole state file is written each time,
-// some 70 MB for 150,000 records, and a flood of files must not make
-// famids spend its time saving.
+// than a tenth of the time: a save writes what changed to the journal,
+// but now and then the whole state file (some 50 MB for 150,000
+// records), and a flood of files must not make famids spend its time
+// saving.
 const saveEvery = time.Second
 
 // saveWait returns how long after a change the baseline is saved.
@@ -123,6 +122,7 @@ func (bl *baseline) tend(now time.Time, ready, delivered bool, save func()) {
 // newBaseline returns an empty baseline kept in file ("" for none).
 func newBaseline(file string) *baseline {
 	return &baseline{recs: newPackedRecords(), before: make(map[string]attrs), keeper: stateKeeper{file: file}, started: time.Now(),
+		touched: make(map[string]struct{}), journal: journal{file: journalFile(file)},
 		covered: make(map[string]covering)}
 }
 
@@ -157,10 +157,19 @@ func (bl *baseline) remember(path string, a attrs) {
 	if old, ok := bl.recs.get(path); ok == a.Exists && old.same(a) {
 		return
 	}
+	bl.set(path, a)
+}
+
+// set puts a as path's record (none, for a path that does not exist),
+// to be saved.
+func (bl *baseline) set(path string, a attrs) {
 	if a.Exists {
 		bl.recs.put(path, a)
 	} else {
 		bl.recs.remove(path)
+	}
+	if bl.keeper.file != "" {
+		bl.touched[path] = struct{}{}
 	}
 	bl.changed()
 }
@@ -192,11 +201,7 @@ func (bl *baseline) unreport(path string) {
 	if !ok {
 		return
 	}
-	if a.Exists {
-		bl.recs.put(path, a)
-	} else {
-		bl.recs.remove(path)
-	}
+	bl.set(path, a)
 }
 
 // forget removes the record of every path keep refuses.
@@ -213,9 +218,15 @@ func (bl *baseline) forget(keep func(path string) bool) {
 	maps.DeleteFunc(bl.covered, func(p string, _ covering) bool { return !keep(p) })
 }
 
-// changed says the baseline is to be saved: its records, or the entries
-// it is of, changed.
+// changed says the baseline is to be saved: its records changed.
 func (bl *baseline) changed() { bl.dirty = bl.keeper.file != "" }
+
+// entriesChanged says the baseline is to be saved whole: the entries it is
+// of changed.
+func (bl *baseline) entriesChanged() {
+	bl.changed()
+	bl.resnap = true
+}
 
 // owns reports whether path is one of the state file's own, whose changes
 // are famids's doing.
@@ -228,7 +239,10 @@ func (bl *baseline) kept() bool { return bl.keeper.file != "" }
 func (bl *baseline) touch() { bl.keeper.touch() }
 
 // close lets go of the state file's lock.
-func (bl *baseline) close() { bl.keeper.unlock() }
+func (bl *baseline) close() {
+	bl.journal.close()
+	bl.keeper.unlock()
+}
 
 // load opens the state kept by the previous run and tells, through
 // notice, what is wrong with it: an unclean stop, a fatal error, or a file
@@ -259,6 +273,14 @@ func (bl *baseline) load(notice func(summary string, details ...string)) *state 
 		return nil
 	}
 	prev, err := loadState(k.file)
+	if err == nil && prev != nil {
+		if _, jerr := replayJournal(prev, journalFile(k.file)); jerr != nil {
+			msg := quoteIfNeeded(jerr.Error())
+			fmt.Fprintf(os.Stderr, "famids: %s; the records it holds after that are not used\n", msg)
+			notice("the state's journal is damaged: the records it holds past the damage are not used", msg,
+				"Paths whose records were in that part are compared with older records: a change made before this start may be reported again.")
+		}
+	}
 	switch {
 	case err != nil:
 		msg := quoteIfNeeded(err.Error()) // it may hold what the file holds
@@ -317,8 +339,21 @@ func (bl *baseline) save(clean bool, fatal string, watched entryNames, pendingBe
 	if k.file == "" {
 		return nil
 	}
+	kept := keptRecords{bl.recs, pendingBefore}
+	if !clean && fatal == "" && !bl.resnap && bl.journal.of != "" && !bl.journal.full() {
+		err := bl.journal.appendBatch(touchedPaths(bl.touched), kept.get, time.Now())
+		if err == nil {
+			clear(bl.touched)
+			bl.dirty = false
+			return nil
+		}
+		// A snapshot holds it all, journal or not.
+		bl.journal.close()
+		fmt.Fprintf(os.Stderr, "famids: %s; writing the whole state instead\n", quoteIfNeeded(err.Error()))
+	}
 	s := &state{
 		Version: stateVersion,
+		ID:      newSnapshotID(),
 		PID:     os.Getpid(),
 		Started: bl.started,
 		Saved:   time.Now(),
@@ -326,10 +361,13 @@ func (bl *baseline) save(clean bool, fatal string, watched entryNames, pendingBe
 		Error:   exact(fatal),
 		Watched: watched,
 	}
-	if err := saveState(k.file, s, keptRecords{bl.recs, pendingBefore}); err != nil {
+	size, err := saveState(k.file, s, kept)
+	if err != nil {
 		return err
 	}
-	bl.dirty = false
+	bl.journal.restart(s.ID, size)
+	clear(bl.touched)
+	bl.dirty, bl.resnap = false, false
 	if clean && fatal == "" {
 		k.setMark("")
 	}

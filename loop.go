@@ -390,7 +390,7 @@ func (d *daemon) reload() {
 	fmt.Fprintf(os.Stderr, "famids: SIGHUP: reloaded %s: %s\n", quoteIfNeeded(file), ch.counts())
 	d.out.notice(ch.notice(cfg))
 	d.checkConfigSecurity()
-	d.base.changed() // the entries changed
+	d.base.entriesChanged()
 	d.mem.fit(time.Now(), true)
 }
 

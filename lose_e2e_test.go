@@ -48,7 +48,8 @@ func (r *famidsRun) readStateFile() state {
 	return readStateAt(r.t, r.state)
 }
 
-// readStateAt decodes the state file at path.
+// readStateAt decodes the state file at path, with the batches of its
+// journal, as the next start reads them.
 func readStateAt(t *testing.T, path string) state {
 	t.Helper()
 	s, err := loadState(path)
@@ -56,6 +57,8 @@ func readStateAt(t *testing.T, path string) state {
 	if s == nil {
 		t.Fatalf("no state file %s", path)
 	}
+	_, err = replayJournal(s, journalFile(path))
+	must(t, err)
 	return *s
 }
 

@@ -375,14 +375,24 @@ type keptRecords struct {
 func (k keptRecords) all() iter.Seq2[string, attrs] {
 	return func(yield func(string, attrs) bool) {
 		for p, a := range k.records.all() {
-			if a.SHA256 == digestPending {
-				if sha, ok := k.before(p); ok && knownDigest(sha) {
-					a.SHA256, a.Partial = sha, true
-				}
-			}
-			if !yield(p, a) {
+			if !yield(p, k.kept(p, a)) {
 				return
 			}
 		}
 	}
+}
+
+func (k keptRecords) get(path string) (attrs, bool) {
+	a, ok := k.records.get(path)
+	return k.kept(path, a), ok
+}
+
+// kept returns a, path's record, as the state file keeps it.
+func (k keptRecords) kept(path string, a attrs) attrs {
+	if a.SHA256 == digestPending {
+		if sha, ok := k.before(path); ok && knownDigest(sha) {
+			a.SHA256, a.Partial = sha, true
+		}
+	}
+	return a
 }

@@ -487,7 +487,7 @@ func TestForgedErrorInStateFile(t *testing.T) {
 	s := r.readStateFile()
 	s.Error = "read inotify: boom\nNotice: forged"
 	s.Clean = false
-	must(t, saveState(r.state, &s, s.Records))
+	writeState(t, r.state, &s, s.Records)
 	r.restart()
 	m := r.waitNotice("the previous famids")
 	if !strings.Contains(m.Body, `boom\nNotice: forged`) {

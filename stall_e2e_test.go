@@ -353,7 +353,7 @@ func TestKilledWhileHashingKeepsTheHashBefore(t *testing.T) {
 	a := s.Records[f]
 	a.SHA256 = before
 	s.Records[f] = a
-	must(t, saveState(r.state, &s, s.Records))
+	writeState(t, r.state, &s, s.Records)
 	r.restart()
 	fh, err = os.OpenFile(f, os.O_WRONLY, 0)
 	must(t, err)

@@ -40,7 +40,10 @@ type stateKeeper struct {
 }
 
 // ownSuffixes make the names of the state keeper's files from FILE's.
-var ownSuffixes = []string{"", ".tmp", ".lock"}
+var ownSuffixes = []string{"", ".tmp", ".lock", ".journal"}
+
+// journalFile returns the name of the journal of the state file file.
+func journalFile(file string) string { return file + ".journal" }
 
 // owns reports whether path is one of the state keeper's own files, whose
 // changes are famids's own doing and are never reported, whatever name the
@@ -204,6 +207,7 @@ const stateVersion = 2
 // cleanly.
 type state struct {
 	Version int        `json:"version"`
+	ID      string     `json:"id,omitempty"` // the snapshot's, which its journal names (journal.go)
 	PID     int        `json:"pid"`
 	Started time.Time  `json:"started"`
 	Saved   time.Time  `json:"saved"`
@@ -474,6 +478,8 @@ func decodeState(dec *json.Decoder) (*state, error) {
 		switch tok {
 		case "version":
 			field = &s.Version
+		case "id":
+			field = &s.ID
 		case "pid":
 			field = &s.PID
 		case "started":
@@ -658,35 +664,38 @@ func appendJSONString(b []byte, s string) []byte {
 // that a crash at any moment leaves either the old file or the new one. A
 // temporary file left by a crash is never read, and is replaced by the next
 // save.
-func saveState(file string, s *state, recs records) error {
+func saveState(file string, s *state, recs records) (size int64, err error) {
 	dir := filepath.Dir(file)
 	tmp := file + ".tmp"
 	// A new file of its own, never one left there, nor what a link left
 	// there leads to: removing a link removes the link.
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return 0, err
 	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := encodeState(f, s, recs); err != nil {
 		f.Close()
-		return err
+		return 0, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return 0, err
+	}
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.Rename(tmp, file); err != nil {
-		return err
+		return 0, err
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
+	return size, nil
 }

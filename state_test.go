@@ -32,7 +32,7 @@ func TestStateRoundTrip(t *testing.T) {
 			"/dir":         {Exists: true, Type: "dir", Mode: 0o755, Mtime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Inode: 7, Links: 2},
 		},
 	}
-	must(t, saveState(file, s, s.Records))
+	writeState(t, file, s, s.Records)
 	got, err := loadState(file)
 	must(t, err)
 	if !reflect.DeepEqual(got, s) {
@@ -69,7 +69,7 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.json")
 	old := &state{Version: stateVersion, PID: 1, Clean: true, Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
-	must(t, saveState(file, old, old.Records))
+	writeState(t, file, old, old.Records)
 	writeFile(t, file+".tmp", `{"version":1,"pid":2,"rec`) // the crash
 	got, err := loadState(file)
 	must(t, err)
@@ -77,7 +77,7 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 		t.Errorf("after a crash mid-save, loaded %+v; want the old state", got)
 	}
 	newer := &state{Version: stateVersion, PID: 3, Records: map[string]attrs{}}
-	must(t, saveState(file, newer, newer.Records))
+	writeState(t, file, newer, newer.Records)
 	got, err = loadState(file)
 	must(t, err)
 	if got.PID != 3 {
@@ -96,7 +96,7 @@ func TestStartMarksStateUnclean(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state.json")
 	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
 		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
-	must(t, saveState(file, prev, prev.Records))
+	writeState(t, file, prev, prev.Records)
 	// said stops the daemon's mailer and returns what it printed.
 	newDaemonAt := func() (*daemon, func() string) {
 		var out bytes.Buffer
@@ -173,7 +173,7 @@ func TestStateKeepsNamesByteForByte(t *testing.T) {
 		s.Records[n] = attrs{Exists: true, Type: "symlink", Inode: uint64(i + 1),
 			Ext: &extended{Link: n + "\xc3", SELinux: "u:r:\xfft", Xattrs: `"user.\xff":00000000`}}
 	}
-	must(t, saveState(file, s, s.Records))
+	writeState(t, file, s, s.Records)
 	got, err := loadState(file)
 	must(t, err)
 	if got.Error != s.Error || !reflect.DeepEqual(got.Watched, s.Watched) || len(got.Records) != len(s.Records) {
@@ -263,7 +263,7 @@ func TestPlantedLinksAreNotFollowed(t *testing.T) {
 
 	// state.json.tmp as a symbolic link: removed, and a file made anew.
 	must(t, os.Symlink(victim, file+".tmp"))
-	must(t, saveState(file, &state{Version: stateVersion, PID: 1}, recordMap{}))
+	writeState(t, file, &state{Version: stateVersion, PID: 1}, recordMap{})
 	if s, err := loadState(file); err != nil || s.PID != 1 {
 		t.Errorf("after a save over a planted .tmp link: %+v, %v", s, err)
 	}
@@ -366,4 +366,12 @@ func TestStateWithForgedFieldsIsDamaged(t *testing.T) {
 			t.Errorf("a record %s: err = %v, want the file damaged", rec, err)
 		}
 	}
+}
+
+// writeState writes s, with recs as its records, to file, as famids
+// writes a snapshot.
+func writeState(t testing.TB, file string, s *state, recs records) {
+	t.Helper()
+	_, err := saveState(file, s, recs)
+	must(t, err)
 }

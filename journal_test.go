@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A journal cut at any byte, as by a crash in the middle of a batch,
+// gives back every batch written whole before the cut, and nothing of
+// the batch cut short.
+func TestJournalCutAnywhere(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "state.json.journal")
+	rec := func(size int64) attrs {
+		return attrs{Exists: true, Type: "file", Mode: 0o644, Size: size, Mtime: time.Unix(1700000000, 5).UTC(), Ctime: time.Unix(1700000000, 5).UTC(), SHA256: strings.Repeat("ab", 32)}
+	}
+	j := journal{file: file, of: "snap1"}
+	batches := [][]string{{"/etc/a", "/etc/b"}, {"/etc/a"}, {"/etc/b", "/etc/c\nodd"}}
+	values := []map[string]attrs{
+		{"/etc/a": rec(1), "/etc/b": rec(2)},
+		{"/etc/a": rec(3)},
+		{"/etc/c\nodd": rec(4)}, // b removed
+	}
+	var ends []int64
+	for i, paths := range batches {
+		get := func(p string) (attrs, bool) { a, ok := values[i][p]; return a, ok }
+		must(t, j.appendBatch(paths, get, time.Unix(1700000100+int64(i), 0)))
+		ends = append(ends, j.size)
+	}
+	j.close()
+	whole, err := os.ReadFile(file)
+	must(t, err)
+	want := []map[string]attrs{
+		{"/etc/x": rec(9)},
+		{"/etc/x": rec(9), "/etc/a": rec(1), "/etc/b": rec(2)},
+		{"/etc/x": rec(9), "/etc/a": rec(3), "/etc/b": rec(2)},
+		{"/etc/x": rec(9), "/etc/a": rec(3), "/etc/c\nodd": rec(4)},
+	}
+	for cut := 0; cut <= len(whole); cut++ {
+		must(t, os.WriteFile(file, whole[:cut], 0o600))
+		s := &state{ID: "snap1", Records: recordMap{"/etc/x": rec(9)}}
+		n, err := replayJournal(s, file)
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		whole := 0
+		for _, end := range ends {
+			if int64(cut) >= end {
+				whole++
+			}
+		}
+		if n != whole {
+			t.Fatalf("cut at %d: %d batches applied, want %d", cut, n, whole)
+		}
+		if fmt.Sprint(map[string]attrs(s.Records)) != fmt.Sprint(want[whole]) {
+			t.Fatalf("cut at %d: records %v, want %v", cut, s.Records, want[whole])
+		}
+	}
+	// The journal of another snapshot is not read; a line famids does not
+	// write stops the reading, the batches before it kept.
+	must(t, os.WriteFile(file, whole, 0o600))
+	s := &state{ID: "snap2", Records: recordMap{}}
+	if n, err := replayJournal(s, file); n != 0 || err != nil || len(s.Records) != 0 {
+		t.Errorf("another snapshot's journal: %d batches, %v, records %v", n, err, s.Records)
+	}
+	damaged := append(whole[:ends[0]:ends[0]], []byte("{\"path\":3}\n")...)
+	must(t, os.WriteFile(file, damaged, 0o600))
+	s = &state{ID: "snap1", Records: recordMap{}}
+	if n, err := replayJournal(s, file); n != 1 || err == nil || len(s.Records) != 2 {
+		t.Errorf("a damaged journal: %d batches, %v, records %v", n, err, s.Records)
+	}
+}
+
+// After a report, only what changed is written, to the journal: the
+// state file stays as it was. A famids killed then finds at its next
+// start the record the journal holds, and what changed since.
+func TestJournalSavesWhatChanged(t *testing.T) {
+	tree := t.TempDir()
+	for i := range 50 {
+		d := filepath.Join(tree, fmt.Sprintf("d%02d", i))
+		must(t, os.Mkdir(d, 0o755))
+		for j := range 40 {
+			writeFile(t, filepath.Join(d, fmt.Sprintf("f%02d", j)), strings.Repeat("x", j))
+		}
+	}
+	r := startFamids(t, tree+"/**\n")
+	snapshot := func() (int64, uint64) {
+		var st syscall.Stat_t
+		must(t, syscall.Stat(r.state, &st))
+		return st.Size, st.Ino
+	}
+	size, ino := snapshot()
+	f := filepath.Join(tree, "d07", "f03")
+	writeFile(t, f, "changed")
+	r.waitEvent(f, "change")
+	jf := journalFile(r.state)
+	deadline := time.Now().Add(waitFor)
+	for {
+		if data, err := os.ReadFile(jf); err == nil && strings.Contains(string(data), `"saved"`) {
+			if len(data) > 4096 {
+				t.Errorf("the journal holds %d bytes after one change, want about one record's", len(data))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch in %s within %v", jf, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s, i := snapshot(); s != size || i != ino {
+		t.Errorf("the state file (%d bytes) was written again after one change", size)
+	}
+	r.stop(syscall.SIGKILL)
+	other := filepath.Join(tree, "d40", "f10")
+	writeFile(t, other, "while stopped")
+	n := r.restart()
+	r.waitEvent(other, "change")
+	last := filepath.Join(tree, "d49", "f39")
+	writeFile(t, last, "after the restart")
+	r.waitEvent(last, "change")
+	for _, m := range r.mails()[n:] {
+		if field(m.Body, "Pathname") == f {
+			t.Errorf("the change recorded in the journal was reported again:\n%s", m)
+		}
+	}
+	// Stopped cleanly, famids writes the whole state, and no journal.
+	r.stop(syscall.SIGTERM)
+	if _, err := os.Stat(jf); !os.IsNotExist(err) {
+		t.Errorf("a journal is left after a clean stop: %v", err)
+	}
+	if rec := r.readStateFile().Records[other]; rec.Size != int64(len("while stopped")) {
+		t.Errorf("the state file's record of %s: %+v", other, rec)
+	}
+}
