@@ -350,6 +350,7 @@ func (d *daemon) startedUp(*scan) {
 	if d.out.idle() {
 		d.save(false)
 	} // else the loop saves once what was found is delivered
+	d.mem.ready = true
 	d.mem.fit(time.Now(), true)
 	d.ready = true
 	sdNotify("READY=1")

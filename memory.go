@@ -29,6 +29,7 @@ func limitMemory() {
 // of files from making famids collect garbage all the time; lowered once
 // the flood is over, it makes Go give the memory back to the system.
 type memoryFit struct {
+	ready bool      // the start-up is over: until then, more room (see fit)
 	next  time.Time // when it is fitted next: at most once a memoryFitEvery
 	freed time.Time // when memory was last given back at once
 	soon  time.Time // when it is fitted, and memory given back, after a flood's digest; zero for none
@@ -77,6 +78,11 @@ func (m *memoryFit) fit(now time.Time, force bool) {
 	metrics.Read(s)
 	held := int64(s[0].Value.Uint64())
 	limit := max(memoryLimit, held+held/4+4<<20)
+	if !m.ready {
+		// The start-up records every path: with half what it holds to
+		// spare, the collector runs half as often.
+		limit = max(memoryLimit, held+held/2+4<<20)
+	}
 	debug.SetMemoryLimit(limit)
 	// Go gives memory back a little at a time; after a flood, what it
 	// kept would stay for minutes.
