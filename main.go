@@ -264,6 +264,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	d.arms = &armer{w: w, hand: d.hand, arming: make(map[string]*arming), armed: d.armed}
 	d.scans = &scanner{scans: make(map[string]*scan), verifyEvery: *verifyEvery, base: d.base, bursts: d.bursts, w: w, hand: d.hand,
 		config: func() *config { return d.cfg }, dirs: d.route.treeDirs, current: func(e *entry) bool { return d.route.entryFor(e.Path) == e },
+		inTree: d.route.inTree, dirFound: d.treeDirFound,
 		lookAt: d.route.lookAt, take: d.look, found: d.scanned}
 	return d, nil
 }
@@ -385,6 +386,25 @@ func readDirNames(path string) ([]string, error) {
 	}
 	defer f.Close()
 	return f.Readdirnames(-1)
+}
+
+// readDirKinds returns the names in a directory, and those of its
+// entries that are directories (not symbolic links to one); nothing when
+// path is not a directory.
+func readDirKinds(path string) (names, dirs []string) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil
+	}
+	defer f.Close()
+	des, _ := f.ReadDir(-1)
+	for _, de := range des {
+		names = append(names, de.Name())
+		if de.IsDir() {
+			dirs = append(dirs, de.Name())
+		}
+	}
+	return names, dirs
 }
 
 // sdNotify tells systemd (a unit of Type=notify) how famids is doing: READY=1

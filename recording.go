@@ -64,12 +64,25 @@ func (d *daemon) flush(now time.Time) {
 // may be other files, and no event on them tells. Names without a record
 // are reported as created, those with one when they differ.
 func (d *daemon) compareEntries(e *entry) {
-	var names []string
+	var names, dirs []string
+	tree := d.route.inTree(e)
 	d.hand(&job{path: e.Path,
-		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
+		work: func(context.Context, *job) {
+			if tree {
+				names, dirs = readDirKinds(e.Path)
+			} else {
+				names, _ = readDirNames(e.Path)
+			}
+		},
 		done: func() {
 			if d.route.entryFor(e.Path) != e || !e.lists() {
 				return
+			}
+			for _, n := range dirs {
+				// A directory made before the watch on e was set: no
+				// event told, and its name may not be one the tree
+				// reports, yet what it holds is the tree's.
+				d.treeDirFound(filepath.Join(e.Path, n))
 			}
 			seen := make(map[string]bool, len(names))
 			for _, n := range names {
@@ -431,11 +444,15 @@ func (d *daemon) armed(e *entry, a *arming, became string, errs []error) {
 		}
 		d.compareEntries(e) // another directory, or none: its entries too
 		if exists, _ := d.w.kind(e.Path); exists && d.route.inTree(e) {
-			d.growFrom(e.Path, true, nil) // a tree's directory replaced: what is below it too
+			d.growFrom(e.Path, growTell, nil) // a tree's directory replaced: what is below it too
 		}
 	}
 	if exists, _ := d.w.kind(e.Path); !exists && e.in != nil {
-		d.route.unfollow(e.Path) // a directory of a tree that went
+		// A directory of a tree that went: so did what it held.
+		d.route.unfollow(e.Path)
+		if a.tell {
+			d.compareGone(e.Path)
+		}
 	}
 }
 

@@ -29,6 +29,8 @@ type scanner struct {
 	config      func() *config         // the configuration in use
 	dirs        func() []*entry        // the directories of trees, watched beside the configuration's entries
 	current     func(e *entry) bool    // whether e is still watched
+	inTree      func(e *entry) bool    // whether the directory entry e is in a tree
+	dirFound    func(path string)      // a directory found in a directory of a tree (see daemon.treeDirFound)
 	lookAt      func(path string) look // see router.lookAt
 	take        func(ctx context.Context, j *job, l *look, path string)
 	found       func(s *scan, path string, l *look) // on the loop, once path is recorded
@@ -110,12 +112,22 @@ func (sc *scanner) start(s *scan) {
 // important names s then looks at.
 func (sc *scanner) list(s *scan, e *entry) {
 	s.left++
-	var names []string
+	var names, dirs []string
+	tree := sc.inTree(e)
 	sc.hand(&job{path: e.Path,
-		work: func(context.Context, *job) { names, _ = readDirNames(e.Path) },
+		work: func(context.Context, *job) {
+			if tree {
+				names, dirs = readDirKinds(e.Path)
+			} else {
+				names, _ = readDirNames(e.Path)
+			}
+		},
 		done: func() {
 			s.left--
 			if sc.current(e) {
+				for _, n := range dirs {
+					sc.dirFound(filepath.Join(e.Path, n)) // one no walk or event told of
+				}
 				slices.Sort(names)
 				cfg := sc.config()
 				for _, n := range names {

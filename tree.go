@@ -96,13 +96,18 @@ func (rt *router) addTreeDir(path string, t *entry) *entry {
 }
 
 // unfollowBelow stops watching every path watched beside the
-// configuration's at or below dir that keep refuses.
-func (rt *router) unfollowBelow(dir string, keep func(path string) bool) {
-	for p := range rt.derived {
+// configuration's at or below dir that keep refuses, and returns the
+// directories of trees among them.
+func (rt *router) unfollowBelow(dir string, keep func(path string) bool) (dirs []string) {
+	for p, e := range rt.derived {
 		if under(p, dir) && !keep(p) {
+			if e.in != nil {
+				dirs = append(dirs, p)
+			}
 			rt.unfollow(p)
 		}
 	}
+	return dirs
 }
 
 // armEntries arms entries, grows the trees among them, and then runs
@@ -124,11 +129,21 @@ func (d *daemon) growTrees(entries []*entry, then func()) {
 	for _, e := range entries {
 		if e.Tree {
 			left++
-			d.growFrom(e.Path, false, one)
+			d.growFrom(e.Path, growQuiet, one)
 		}
 	}
 	one()
 }
+
+// A growth says what a walk of a tree compares of the directories it
+// arms.
+type growth uint8
+
+const (
+	growQuiet growth = iota // nothing: a comparison of every path follows
+	growTell                // what each holds: the directory came into the tree
+	growFresh               // what the directories not watched before hold: a walk again
+)
 
 // regrowTrees walks every tree of the configuration again, but those in
 // skip: directories a walk missed, or that were past the budget of
@@ -136,21 +151,28 @@ func (d *daemon) growTrees(entries []*entry, then func()) {
 func (d *daemon) regrowTrees(skip []*entry) {
 	for _, e := range d.cfg.Entries {
 		if e.Tree && !slices.Contains(skip, e) {
-			d.growFrom(e.Path, false, nil)
+			d.growFrom(e.Path, growFresh, nil)
 		}
 	}
 }
 
 // grow is a directory that came into a tree: it and every directory below
-// it are watched, and what they hold is compared with its records.
-func (d *daemon) grow(dir string) { d.growFrom(dir, true, nil) }
+// it are watched, and what they hold is compared with its records; while
+// events are held, the comparison that ends the holding tells instead.
+func (d *daemon) grow(dir string) {
+	how := growTell
+	if d.susp.holds() {
+		how = growQuiet
+	}
+	d.growFrom(dir, how, nil)
+}
 
 // growFrom hands out the job that walks dir, then arms on the loop the
 // directories the walk found, and stops watching those below dir it no
-// longer found. With tell, the entries of each are then compared with
+// longer found. Then the entries of those how says are compared with
 // their records: names without one are reported as made. then, when set,
 // runs once the directories are armed.
-func (d *daemon) growFrom(dir string, tell bool, then func()) {
+func (d *daemon) growFrom(dir string, how growth, then func()) {
 	var dirs []string
 	root := d.cfg.trees[dir] != nil
 	d.hand(&job{path: dir,
@@ -168,10 +190,15 @@ func (d *daemon) growFrom(dir string, tell bool, then func()) {
 			for _, p := range dirs {
 				found[p] = true
 			}
-			d.route.unfollowBelow(dir, func(p string) bool {
+			gone := d.route.unfollowBelow(dir, func(p string) bool {
 				e := d.route.derived[p]
 				return found[p] || found[parentOf(p)] && e.in == nil // a symbolic link of a directory still there
 			})
+			for _, g := range gone {
+				if how != growQuiet {
+					d.compareGone(g) // another directory took its place, or none
+				}
+			}
 			var arm, fresh []*entry
 			room, left := d.w.treeRoom(), 0
 			for _, p := range dirs {
@@ -193,13 +220,12 @@ func (d *daemon) growFrom(dir string, tell bool, then func()) {
 				d.trouble.treeOver(trees[len(trees)-1].line(), d.w.count()+left, d.w.limit)
 			}
 			d.arms.armAll(arm, false, func() {
-				compare := arm
-				if !tell && d.ready {
-					// Directories found by a walk again (a reload, a
-					// verification): what they hold was not watched.
-					compare = fresh
-				} else if !tell {
-					compare = nil // the comparison of the start-up follows
+				var compare []*entry
+				switch how {
+				case growTell:
+					compare = arm
+				case growFresh:
+					compare = fresh // what they hold was not watched
 				}
 				for _, e := range compare {
 					if d.route.entryFor(e.Path) == e {
@@ -217,9 +243,23 @@ func (d *daemon) growFrom(dir string, tell bool, then func()) {
 func (d *daemon) prune(dir string) {
 	d.route.unfollowBelow(dir, func(string) bool { return false })
 	for _, p := range d.base.below(dir) {
-		for _, o := range d.cfg.owners(p) {
-			d.observe(observation{path: p, event: "delete", entry: o.Path, weak: true})
-		}
+		d.compareRecord(p)
+	}
+}
+
+// compareGone has the paths with a record in dir, a directory of a tree
+// no longer watched, compared: those gone are reported.
+func (d *daemon) compareGone(dir string) {
+	for _, p := range d.base.entriesOf(dir) {
+		d.compareRecord(p)
+	}
+}
+
+// compareRecord has path, which has a record, compared with it, on behalf
+// of each entry that reports on it: gone, it is reported as deleted.
+func (d *daemon) compareRecord(path string) {
+	for _, o := range d.cfg.owners(path) {
+		d.observe(observation{path: path, event: "delete", entry: o.Path, weak: true})
 	}
 }
 

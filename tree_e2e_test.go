@@ -278,3 +278,67 @@ func TestTreeOverTheWatchLimit(t *testing.T) {
 	r.waitEvent(shallow, "create")
 	noMoreNotices()
 }
+
+// A tree's root replaced by a rename, removed, and made again: what the
+// new root holds is reported as made, and watched; what the old one held,
+// as gone.
+func TestTreeRootReplacedAndRemoved(t *testing.T) {
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	must(t, os.MkdirAll(filepath.Join(tree, "old"), 0o755))
+	oldFile := filepath.Join(tree, "old", "file")
+	writeFile(t, oldFile, "o")
+	fake := filepath.Join(base, "fake")
+	must(t, os.MkdirAll(filepath.Join(fake, "sub"), 0o755))
+	writeFile(t, filepath.Join(fake, "sub", "trojan"), "t")
+	r := startFamids(t, tree+"/**\n", "-max-mails", "1000")
+
+	must(t, os.Rename(tree, filepath.Join(base, "was")))
+	must(t, os.Rename(fake, tree))
+	trojan := filepath.Join(tree, "sub", "trojan")
+	r.waitEvent(trojan, "create")
+	r.waitEvent(oldFile, "delete")
+	writeFile(t, trojan, "written")
+	r.waitEvent(trojan, "change")
+	// A write where the old root went is not the tree's.
+	writeFile(t, filepath.Join(base, "was", "old", "file"), "elsewhere")
+
+	must(t, os.RemoveAll(tree))
+	r.waitEvent(trojan, "delete")
+	deep := filepath.Join(tree, "a", "b", "again")
+	must(t, os.MkdirAll(filepath.Dir(deep), 0o755))
+	writeFile(t, deep, "x")
+	r.waitEvent(deep, "create")
+	for _, m := range r.reports() {
+		if field(m.Body, "Pathname") == oldFile && strings.HasPrefix(field(m.Body, "Event"), "change") {
+			t.Errorf("a write to the old root, moved away, was reported:\n%s", m)
+		}
+	}
+}
+
+// A suspension's resume compares every path of a tree, at any depth:
+// what changed meanwhile is in its notice.
+func TestTreeResumeComparesDeepPaths(t *testing.T) {
+	tree := t.TempDir()
+	deep := filepath.Join(tree, "a", "b", "c")
+	must(t, os.MkdirAll(deep, 0o755))
+	f := filepath.Join(deep, "lib.so")
+	writeFile(t, f, "v1")
+	r := startFamids(t, tree+"/**\n")
+	r.cmd.Process.Signal(syscall.SIGUSR1)
+	r.waitNotice("reporting suspended")
+	writeFile(t, f, "v2 trojan")
+	added := filepath.Join(deep, "new", "added.so")
+	must(t, os.MkdirAll(filepath.Dir(added), 0o755))
+	writeFile(t, added, "x")
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	m := r.waitNotice("reporting resumed on SIGUSR2")
+	for _, want := range []string{"\n" + f + ": change; differs: ", "\n" + added + ": create; "} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("resume notice lacks %q:\n%s", want, m.Body)
+		}
+	}
+	// Watched after the resume.
+	writeFile(t, added, "changed")
+	r.waitEvent(added, "change")
+}
