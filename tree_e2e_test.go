@@ -342,3 +342,31 @@ func TestTreeResumeComparesDeepPaths(t *testing.T) {
 	writeFile(t, added, "changed")
 	r.waitEvent(added, "change")
 }
+
+// A directory's line turned into a tree's keeps the baseline of what the
+// directory held: a change made meanwhile is found at start-up, and what
+// lies deeper is recorded, not reported as made.
+func TestTreeCarriesTheDirectorysBaseline(t *testing.T) {
+	dir := t.TempDir()
+	top := filepath.Join(dir, "sshd_config")
+	writeFile(t, top, "PermitRootLogin no\n")
+	deep := filepath.Join(dir, "sshd_config.d", "local.conf")
+	must(t, os.MkdirAll(filepath.Dir(deep), 0o755))
+	writeFile(t, deep, "x\n")
+	r := startFamids(t, dir+"\n")
+	r.stop(syscall.SIGTERM)
+	writeFile(t, top, "PermitRootLogin yes\n")
+	must(t, os.WriteFile(r.conf, []byte(dir+"/**\n"), 0o600))
+	n := r.restart()
+	m := r.waitEvent(top, "change")
+	if !strings.HasPrefix(field(m.Body, "Found"), "at start-up") {
+		t.Errorf("Found %q:\n%s", field(m.Body, "Found"), m)
+	}
+	writeFile(t, deep, "changed\n")
+	r.waitEvent(deep, "change")
+	for _, m := range r.mails()[n:] {
+		if p := field(m.Body, "Pathname"); p == deep && strings.HasPrefix(field(m.Body, "Event"), "create") {
+			t.Errorf("a file that was there is reported as made:\n%s", m)
+		}
+	}
+}
