@@ -134,8 +134,11 @@ func (w *watcher) alias(dir, name string) error {
 //
 // An entry that is also an entry of the configuration (own) is armed as
 // its own already: it is only watched through its inode as dir's entry,
-// and never disarmed here.
-func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
+// and never disarmed here. An entry of trees alone (tree) that is a
+// symbolic link is not watched beyond its directory: a tree never reaches
+// outside itself, and a link to /dev/null must not make every write to
+// it an event.
+func (w *watcher) follow(dir, name string, own, tree bool) (link bool, errs []error) {
 	p := filepath.Join(dir, name)
 	var st unix.Stat_t
 	lerr := unix.Lstat(p, &st)
@@ -149,6 +152,9 @@ func (w *watcher) follow(dir, name string, own bool) (link bool, errs []error) {
 	}
 	if !own && lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w.unalias(dir, name)
+		if tree {
+			return false, nil
+		}
 		_, errs = w.arm(p)
 		return true, errs
 	}

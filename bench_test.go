@@ -70,7 +70,7 @@ func recordAll(paths []string, prev map[string]attrs) map[string]attrs {
 		}
 		var a attrs
 		p.submit(&job{path: path,
-			work: func(ctx context.Context, j *job) { a = rc.recordJob(ctx, j, path, pa, "") },
+			work: func(ctx context.Context, j *job) { a = rc.recordJob(ctx, j, path, pa, "", true) },
 			done: func() { out[path] = a; left-- }})
 	}
 	for left > 0 {

@@ -547,6 +547,18 @@ func (c *config) childOwners(dir, name string) []*entry {
 	}
 }
 
+// treesAlone reports whether every line that reports on the entry name
+// of the directory dir is a tree's.
+func (c *config) treesAlone(dir, name string) bool {
+	owners := c.childOwners(dir, name)
+	for _, o := range owners {
+		if !o.Tree {
+			return false
+		}
+	}
+	return len(owners) > 0
+}
+
 // treesAt returns the trees that hold the directory dir, as their root or
 // below it.
 func (c *config) treesAt(dir string) []*entry {

@@ -161,9 +161,16 @@ func fanMask(mask uint32, dir bool) uint64 {
 // watchPath adds the inotify watch of path with mask and, with a fanotify
 // group, marks the same inode: both through one descriptor opened on
 // path, so that a name swapped meanwhile cannot have them set on two
-// files. Like inotify_add_watch, it follows a symbolic link.
+// files. Like inotify_add_watch, it follows a symbolic link. A device, a
+// FIFO or a socket is watched for its attributes only: what is written
+// to it (every write to /dev/null, which a masked systemd unit links to)
+// changes nothing famids records.
 func (w *watcher) watchPath(path string, mask uint32) (int, mark, error) {
 	if w.fan == nil {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) == nil {
+			mask = inodeMask(mask, &st)
+		}
 		wd, err := w.addWatch(w.fd, path, mask)
 		return wd, mark{}, err
 	}
@@ -172,6 +179,11 @@ func (w *watcher) watchPath(path string, mask uint32) (int, mark, error) {
 		return -1, mark{}, err
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return -1, mark{}, err
+	}
+	mask = inodeMask(mask, &st)
 	// The kernel takes an O_PATH descriptor only through its name in
 	// /proc, which leads to the very inode it is open on.
 	self := fdPath(fd)
@@ -180,6 +192,15 @@ func (w *watcher) watchPath(path string, mask uint32) (int, mark, error) {
 		return wd, mark{}, err
 	}
 	return wd, w.fan.mark(fd, self, mask), nil
+}
+
+// inodeMask returns mask for the inode st: without the events of content
+// for a device, a FIFO or a socket.
+func inodeMask(mask uint32, st *unix.Stat_t) uint32 {
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+		mask &^= unix.IN_MODIFY | unix.IN_CLOSE_WRITE
+	}
+	return mask
 }
 
 // mark marks the inode fd is open on, whose name in /proc is self, for the

@@ -553,7 +553,8 @@ func (d *daemon) compareWatched(entries []string) {
 func (d *daemon) realias(e *entry) {
 	var errs []error
 	own := make(map[string]bool) // names that are entries of their own
-	for _, o := range d.cfg.Entries {
+	cfg := d.cfg
+	for _, o := range cfg.Entries {
 		if filepath.Dir(o.Path) == e.Path {
 			own[filepath.Base(o.Path)] = true
 		}
@@ -563,7 +564,7 @@ func (d *daemon) realias(e *entry) {
 			names, _ := readDirNames(e.Path)
 			for _, n := range names {
 				if e.matches(n) && !d.w.aliased(e.Path, n) {
-					_, more := d.w.follow(e.Path, n, own[n])
+					_, more := d.w.follow(e.Path, n, own[n], cfg.treesAlone(e.Path, n))
 					errs = append(errs, more...)
 				}
 			}

@@ -110,21 +110,23 @@ func newRecorder() *recorder {
 // which every change of content, flags or extended attributes moves)
 // keeps prev's hash, flags and extended attributes without being read.
 func (rc *recorder) record(path string, prev *attrs) attrs {
-	return rc.recordJob(context.Background(), nil, path, prev, "")
+	return rc.recordJob(context.Background(), nil, path, prev, "", true)
 }
 
 // recordJob is record for a job of the pool: the hash tells j of its
 // progress, and stops once ctx is done, cutting the record short. j may
 // be nil. real, when not "", is what the watches found the path resolves
 // to, through every symbolic link on the way; when "", the record asks
-// the kernel of the file it opened.
-func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *attrs, real string) attrs {
+// the kernel of the file it opened. Unless follow, a symbolic link at path
+// is recorded as itself, as a dangling one is: an entry of a tree, which
+// never reaches outside itself.
+func (rc *recorder) recordJob(ctx context.Context, j *job, path string, prev *attrs, real string, follow bool) attrs {
 	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err != nil {
 		return attrs{}
 	}
 	st, isLink := lst, lst.Mode&unix.S_IFMT == unix.S_IFLNK
-	if isLink && unix.Stat(path, &st) != nil {
+	if isLink && (!follow || unix.Stat(path, &st) != nil) {
 		st = lst // dangling: the link itself
 	}
 	a := fromStat(&st)

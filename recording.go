@@ -141,6 +141,7 @@ type look struct {
 	dir   string // the watched directory it is an entry of, or ""
 	own   bool   // it is an entry of the configuration too, armed as its own
 	link  bool   // the entry is a symbolic link, watched as a path of its own
+	tree  bool   // an entry of trees alone: a symbolic link is recorded as itself, never followed
 	errs  []error
 	after attrs
 }
@@ -148,9 +149,9 @@ type look struct {
 // look watches path as l says, then records it; it runs in a job.
 func (d *daemon) look(ctx context.Context, j *job, l *look, path string) {
 	if l.dir != "" {
-		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path), l.own)
+		l.link, l.errs = d.w.follow(l.dir, filepath.Base(path), l.own, l.tree)
 	}
-	l.after = d.rec.recordJob(ctx, j, path, l.prev, d.w.realOf(path))
+	l.after = d.rec.recordJob(ctx, j, path, l.prev, d.w.realOf(path), !l.tree)
 }
 
 // recordedBy ends a job on path: another may be handed out for it.

@@ -240,7 +240,9 @@ func (rt *router) unfollow(path string) {
 // armed as its own.
 func (rt *router) lookAt(path string) look {
 	e := rt.entryFor(path)
-	return look{dir: rt.aliasDir(path), own: e != nil && !e.link()}
+	l := look{dir: rt.aliasDir(path), own: e != nil && !e.link()}
+	l.tree = l.dir != "" && !l.own && rt.config().treesAlone(l.dir, filepath.Base(path))
+	return l
 }
 
 // aliasDir returns the watched directory entry whose entry path is, when

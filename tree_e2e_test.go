@@ -138,6 +138,62 @@ func TestTreeLinksNeverWiden(t *testing.T) {
 	}
 }
 
+// A symbolic link inside a tree is recorded as itself, never followed,
+// even to a file: a change of the file outside the tree is not the tree's,
+// and a masked systemd unit (a link to /dev/null) must not make every
+// write to /dev/null a report. In a watched directory, a link is followed
+// to its file, but data written to a device changes nothing famids
+// records either.
+func TestTreeLinksAreRecordedAsLinks(t *testing.T) {
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	dir := filepath.Join(base, "dir")
+	outside := filepath.Join(base, "outside")
+	must(t, os.MkdirAll(filepath.Join(tree, "wants"), 0o755))
+	must(t, os.Mkdir(dir, 0o755))
+	writeFile(t, outside, "o")
+	treeNull := filepath.Join(tree, "wants", "masked.service")
+	treeFile := filepath.Join(tree, "wants", "unit.service")
+	dirNull := filepath.Join(dir, "masked.service")
+	must(t, os.Symlink("/dev/null", treeNull))
+	must(t, os.Symlink(outside, treeFile))
+	must(t, os.Symlink("/dev/null", dirNull))
+	mark := filepath.Join(tree, "mark")
+	writeFile(t, mark, "m")
+	r := startFamids(t, tree+"/**\n"+dir+"\n")
+
+	null, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+	must(t, err)
+	for range 3 {
+		_, err := null.WriteString("x")
+		must(t, err)
+	}
+	must(t, null.Close())
+	writeFile(t, outside, "changed outside the tree")
+	writeFile(t, mark, "changed")
+	r.waitEvent(mark, "change")
+	r.noReportOn(treeNull)
+	r.noReportOn(treeFile)
+	r.noReportOn(dirNull)
+
+	// Re-pointed, each is reported, the tree's as a link.
+	must(t, os.Remove(treeFile))
+	must(t, os.Symlink("/dev/zero", treeFile))
+	m := r.waitEvent(treeFile, "delete")
+	if after := field(m.Body, "After"); !strings.HasPrefix(after, "type=symlink ") || !strings.Contains(after, "link=/dev/zero") {
+		t.Errorf("a tree's link is not recorded as a link:\n%s", m)
+	}
+	if before := field(m.Body, "Before"); !strings.HasPrefix(before, "type=symlink ") || !strings.Contains(before, "link="+outside) {
+		t.Errorf("a tree's link was recorded as the file it points to:\n%s", m)
+	}
+	must(t, os.Remove(dirNull))
+	must(t, os.Symlink("/dev/zero", dirNull))
+	m = r.waitEvent(dirNull, "delete")
+	if !strings.Contains(field(m.Body, "Differs"), "link") {
+		t.Errorf("the re-pointed link's report does not name the link:\n%s", m)
+	}
+}
+
 // A tree's important names are matched at any depth; directories are
 // searched whatever their names, and reported only when their name is
 // important.
