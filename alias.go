@@ -134,14 +134,18 @@ func (w *watcher) alias(dir, name string) error {
 //
 // An entry that is also an entry of the configuration (own) is armed as
 // its own already: it is only watched through its inode as dir's entry,
-// and never disarmed here. An entry of trees alone (tree) that is a
-// symbolic link is not watched beyond its directory: a tree never reaches
-// outside itself, and a link to /dev/null must not make every write to
-// it an event.
+// and never disarmed here. An entry of trees alone (tree) is watched
+// through its inode only when it may have other names: a symbolic link
+// is not followed (a tree never reaches outside itself, and a link to
+// /dev/null must not make every write to it an event).
 func (w *watcher) follow(dir, name string, own, tree bool) (link bool, errs []error) {
 	p := filepath.Join(dir, name)
 	var st unix.Stat_t
 	lerr := unix.Lstat(p, &st)
+	if tree && lerr == nil && !w.mayHaveOtherNames(&st) {
+		w.unalias(dir, name)
+		return false, nil
+	}
 	w.mu.Lock()
 	_, armed := w.armed[p]
 	_, aliased := w.armed[dir].aliasOf(name)
@@ -152,9 +156,6 @@ func (w *watcher) follow(dir, name string, own, tree bool) (link bool, errs []er
 	}
 	if !own && lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w.unalias(dir, name)
-		if tree {
-			return false, nil
-		}
 		_, errs = w.arm(p)
 		return true, errs
 	}
@@ -162,6 +163,32 @@ func (w *watcher) follow(dir, name string, own, tree bool) (link bool, errs []er
 		errs = append(errs, err)
 	}
 	return false, errs
+}
+
+// mayHaveOtherNames reports whether the file st, an entry of a tree, may
+// be written through another name than its own, which its directory's
+// watch does not see: it has another already, or someone other than root
+// may give it one. With fs.protected_hardlinks, only a file's owner, or a
+// user who may read and write it, can link it (and root, who can write
+// the disk under the file system too); a root-owned file of mode 0644 with
+// one link has no other name an intruder without root could write it
+// through. Trees leave those, most of /usr and /etc, without a watch of
+// their own: a watch and a fanotify mark each for 150,000 files would
+// take more watches than inotify allows, 60 MB in famids, and an event for
+// every program run. The directory's watch still sees every change made
+// through the file's own name.
+func (w *watcher) mayHaveOtherNames(st *unix.Stat_t) bool {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false // a link of a tree is not followed; the rest have no other name to write through
+	}
+	return st.Nlink > 1 || st.Uid != 0 || st.Mode&0o022 != 0 || !w.protectedLinks
+}
+
+// protectedHardlinks reports whether /proc/sys/fs/protected_hardlinks is
+// on (see proc_sys_fs(5)); false when it cannot be read.
+func protectedHardlinks() bool {
+	data, err := os.ReadFile("/proc/sys/fs/protected_hardlinks")
+	return err == nil && strings.TrimSpace(string(data)) == "1"
 }
 
 // aliasOf returns the watch of the alias name of a, an armed directory.

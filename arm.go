@@ -70,6 +70,10 @@ func (r *armer) armBatch(entries []*entry, a *arming) {
 				c = nil // one entry: nothing to share
 			}
 			for i, e := range entries {
+				if e.in != nil {
+					became[i], errs[i] = r.w.armTree(e.Path, e.in.Path)
+					continue
+				}
 				became[i], errs[i] = r.w.armWith(e.Path, c)
 			}
 		},

@@ -194,6 +194,55 @@ func TestTreeLinksAreRecordedAsLinks(t *testing.T) {
 	}
 }
 
+// A file of a tree that may be written through another name is watched
+// through its inode: one with a hard link already, and one a user other
+// than root owns, who may link it anywhere and write it there. (A
+// root-owned file of mode 0644 with one name needs no watch of its own:
+// with fs.protected_hardlinks, only root may give it another.)
+func TestTreeSeesWritesThroughOtherNames(t *testing.T) {
+	needTool(t, "setpriv")
+	base, err := os.MkdirTemp("", "famids-tree")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	must(t, os.Chmod(base, 0o755))
+	tree, elsewhere := filepath.Join(base, "tree"), filepath.Join(base, "elsewhere")
+	must(t, os.MkdirAll(filepath.Join(tree, "deep"), 0o755))
+	must(t, os.Mkdir(elsewhere, 0o755))
+	must(t, os.Chmod(elsewhere, 0o1777))
+	linked := filepath.Join(tree, "deep", "linked")
+	writeFile(t, linked, "root's\n")
+	must(t, os.Link(linked, filepath.Join(elsewhere, "linked")))
+	users := filepath.Join(tree, "deep", "users")
+	writeFile(t, users, "nobody's\n")
+	must(t, os.Chown(users, 65534, 65534))
+	plain := filepath.Join(tree, "deep", "plain")
+	writeFile(t, plain, "root's alone\n")
+	r := startFamids(t, tree+"/**\n")
+	watches := inotifyWatches(t, r.cmd.Process.Pid)
+	for _, p := range []string{linked, users} {
+		if _, ok := watches[inode(t, p)]; !ok {
+			t.Errorf("%s, which may be written through another name, has no watch of its own", p)
+		}
+	}
+	if _, ok := watches[inode(t, plain)]; ok {
+		t.Errorf("%s, root's with one name, takes a watch of its own", plain)
+	}
+
+	appendFile(t, filepath.Join(elsewhere, "linked"), "written through its other name\n")
+	m := r.waitEvent(linked, "change")
+	wantDiffers(t, m, "size", "mtime", "ctime", "sha256")
+
+	link := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+		`ln "$1" "$2" && echo evil >> "$2"`, "sh", users, filepath.Join(elsewhere, "users"))
+	if out, err := link.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	m = r.waitEvent(users, "change")
+	if !strings.Contains(field(m.Body, "Differs"), "sha256") {
+		t.Errorf("nobody's write through a link of their own is not reported as one:\n%s", m)
+	}
+}
+
 // A tree's important names are matched at any depth; directories are
 // searched whatever their names, and reported only when their name is
 // important.

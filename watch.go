@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -206,6 +207,9 @@ type watcher struct {
 	// watching more directories of trees; limit, what inotify allows in
 	// all. 0: no budget.
 	treeBudget, limit int
+	// protectedLinks is fs.protected_hardlinks: a user may link only a
+	// file they own or may read and write (alias.go).
+	protectedLinks bool
 
 	// addWatch is unix.InotifyAddWatch; tests replace it to inject errors.
 	addWatch func(fd int, path string, mask uint32) (int, error)
@@ -221,10 +225,11 @@ func newWatcher() (*watcher, error) {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
 	return &watcher{
-		fd:       fd,
-		byWd:     make(map[int]*watch),
-		armed:    make(map[string]*armed),
-		addWatch: unix.InotifyAddWatch,
+		fd:             fd,
+		byWd:           make(map[int]*watch),
+		armed:          make(map[string]*armed),
+		addWatch:       unix.InotifyAddWatch,
+		protectedLinks: protectedHardlinks(),
 	}, nil
 }
 
@@ -309,18 +314,24 @@ func (w *watcher) armWith(path string, c *walkCache) (became string, errs []erro
 		}
 		c = nil // what it remembers is out of date
 	}
+	return w.became(path, &before), errs
+}
+
+// became returns what the entry at path became since it was armed as
+// before: "create", "delete", "create" again when replaced, or "".
+func (w *watcher) became(path string, before *armed) string {
 	w.mu.Lock()
 	now := w.armed[path]
 	w.mu.Unlock()
 	switch {
 	case !before.exists && now.exists:
-		became = "create"
+		return "create"
 	case before.exists && !now.exists:
-		became = "delete"
+		return "delete"
 	case before.exists && (before.dev != now.dev || before.ino != now.ino):
-		became = "create" // replaced
+		return "create" // replaced
 	}
-	return became, errs
+	return ""
 }
 
 // armOnce is armWith without the second look; it reports whether a second
@@ -338,6 +349,41 @@ func (w *watcher) armOnce(path string, c *walkCache) (errs []error, settled bool
 	}
 	further, real := resolve(path, nil)
 	return errs, real == "" && len(further) <= len(lookups)
+}
+
+// armTree is arm for a directory found below the root of a tree: only
+// the directory itself is watched, for its entries, never through a
+// symbolic link. The names on the way to it need no watches of their own:
+// each is a directory of the tree, whose watch tells the tree of a
+// directory made, moved or removed in it (tree.go), and the root's own
+// watches tell of the way to the root. A watch on every directory above
+// each of 17,000 directories would take some 20 MB. root is the tree's
+// root, armed already.
+func (w *watcher) armTree(path, root string) (became string, errs []error) {
+	w.mu.Lock()
+	var before armed
+	if a := w.armed[path]; a != nil {
+		before = *a
+	}
+	real := path
+	if a := w.armed[root]; a != nil && a.exists && a.real != root {
+		real = filepath.Join(a.real, strings.TrimPrefix(path, root))
+	}
+	w.mu.Unlock()
+	for range maxSymlinks {
+		var st unix.Stat_t
+		exists := unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+		at := real
+		if !exists {
+			at = ""
+		}
+		errs = append(errs, w.subscribe(path, nil, at, exists, st, nil)...)
+		var again unix.Stat_t
+		if found := unix.Lstat(path, &again) == nil && again.Mode&unix.S_IFMT == unix.S_IFDIR; found == exists && (!found || again.Dev == st.Dev && again.Ino == st.Ino) {
+			break // as armed: else made, removed or replaced meanwhile
+		}
+	}
+	return w.became(path, &before), errs
 }
 
 // subscribe sets the watches of the entry at path as resolve found it, and
