@@ -194,9 +194,9 @@ func replayJournal(s *state, file string) (batches int, err error) {
 		case !l.Saved.IsZero():
 			for _, c := range batch {
 				if c.rec != nil {
-					s.Records[c.path] = *c.rec
+					s.Records.put(c.path, *c.rec)
 				} else {
-					delete(s.Records, c.path)
+					s.Records.remove(c.path)
 				}
 			}
 			batch = batch[:0]

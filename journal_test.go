@@ -57,22 +57,22 @@ func TestJournalCutAnywhere(t *testing.T) {
 		if n != whole {
 			t.Fatalf("cut at %d: %d batches applied, want %d", cut, n, whole)
 		}
-		if fmt.Sprint(map[string]attrs(s.Records)) != fmt.Sprint(want[whole]) {
-			t.Fatalf("cut at %d: records %v, want %v", cut, s.Records, want[whole])
+		if fmt.Sprint(recordsMap(s.Records)) != fmt.Sprint(want[whole]) {
+			t.Fatalf("cut at %d: records %v, want %v", cut, recordsMap(s.Records), want[whole])
 		}
 	}
 	// The journal of another snapshot is not read; a line famids does not
 	// write stops the reading, the batches before it kept.
 	must(t, os.WriteFile(file, whole, 0o600))
 	s := &state{ID: "snap2", Records: recordMap{}}
-	if n, err := replayJournal(s, file); n != 0 || err != nil || len(s.Records) != 0 {
-		t.Errorf("another snapshot's journal: %d batches, %v, records %v", n, err, s.Records)
+	if n, err := replayJournal(s, file); n != 0 || err != nil || s.Records.len() != 0 {
+		t.Errorf("another snapshot's journal: %d batches, %v, records %v", n, err, recordsMap(s.Records))
 	}
 	damaged := append(whole[:ends[0]:ends[0]], []byte("{\"path\":3}\n")...)
 	must(t, os.WriteFile(file, damaged, 0o600))
 	s = &state{ID: "snap1", Records: recordMap{}}
-	if n, err := replayJournal(s, file); n != 1 || err == nil || len(s.Records) != 2 {
-		t.Errorf("a damaged journal: %d batches, %v, records %v", n, err, s.Records)
+	if n, err := replayJournal(s, file); n != 1 || err == nil || s.Records.len() != 2 {
+		t.Errorf("a damaged journal: %d batches, %v, records %v", n, err, recordsMap(s.Records))
 	}
 }
 
@@ -133,7 +133,7 @@ func TestJournalSavesWhatChanged(t *testing.T) {
 	if _, err := os.Stat(jf); !os.IsNotExist(err) {
 		t.Errorf("a journal is left after a clean stop: %v", err)
 	}
-	if rec := r.readStateFile().Records[other]; rec.Size != int64(len("while stopped")) {
+	if rec := r.readStateFile().recordOf(other); rec.Size != int64(len("while stopped")) {
 		t.Errorf("the state file's record of %s: %+v", other, rec)
 	}
 }

@@ -75,8 +75,8 @@ func TestRestartAfterKillReportsWhatChanged(t *testing.T) {
 	writeFile(t, passwd, "root:x:0:0")
 	r := startFamids(t, fmt.Sprintf("%s\n%s\n%s, , passwd | shadow\n", ls, sshd, etc))
 	pid := r.cmd.Process.Pid
-	if s := r.readStateFile(); s.Clean || s.PID != pid || len(s.Records) != 4 {
-		t.Errorf("state while running: clean=%v pid=%d records=%d, want false, %d, 4 (three entries and etc/passwd)", s.Clean, s.PID, len(s.Records), pid)
+	if s := r.readStateFile(); s.Clean || s.PID != pid || s.Records.len() != 4 {
+		t.Errorf("state while running: clean=%v pid=%d records=%d, want false, %d, 4 (three entries and etc/passwd)", s.Clean, s.PID, s.Records.len(), pid)
 	}
 	r.stop(syscall.SIGKILL)
 
@@ -216,7 +216,7 @@ func TestDamagedStateIsReportedAndRebuilt(t *testing.T) {
 			if code := r.stop(syscall.SIGTERM); code != 0 {
 				t.Errorf("exit status %d", code)
 			}
-			if s := r.readStateFile(); !s.Clean || s.Version != stateVersion || s.Records[f].SHA256 == "" {
+			if s := r.readStateFile(); !s.Clean || s.Version != stateVersion || s.recordOf(f).SHA256 == "" {
 				t.Errorf("rebuilt state: %+v", s)
 			}
 		})
@@ -559,8 +559,8 @@ func TestStopWhileSuspended(t *testing.T) {
 	if got := len(r.mails()); got != 2 {
 		t.Errorf("%d mails, want the two notices:\n%s", got, r.dump())
 	}
-	if s := r.readStateFile(); !s.Clean || s.Records[f].Size != 2 {
-		t.Errorf("state after a stop while suspended: clean=%v, size of f %d; want true, 2", s.Clean, s.Records[f].Size)
+	if s := r.readStateFile(); !s.Clean || s.recordOf(f).Size != 2 {
+		t.Errorf("state after a stop while suspended: clean=%v, size of f %d; want true, 2", s.Clean, s.recordOf(f).Size)
 	}
 }
 

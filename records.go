@@ -251,6 +251,15 @@ func (r *packedRecords) repack() {
 	r.index = index
 }
 
+// keepOnly removes the records of the paths keep refuses.
+func (r *packedRecords) keepOnly(keep func(path string) bool) {
+	for p := range r.index {
+		if !keep(p) {
+			r.remove(p)
+		}
+	}
+}
+
 func (r *packedRecords) has(path string) bool { _, ok := r.index[path]; return ok }
 func (r *packedRecords) len() int             { return len(r.index) }
 func (r *packedRecords) paths() []string      { return slices.Sorted(maps.Keys(r.index)) }

@@ -109,7 +109,7 @@ func TestLargeFileIsHashedBeside(t *testing.T) {
 	deadline := time.Now().Add(waitFor)
 	for {
 		s := readStateAt(t, r.state)
-		if a := s.Records[f]; knownDigest(a.SHA256) {
+		if a := s.recordOf(f); knownDigest(a.SHA256) {
 			if a.SHA256 != zeros {
 				t.Errorf("recorded sha256 %s, want %s", a.SHA256, zeros)
 			}
@@ -350,9 +350,9 @@ func TestKilledWhileHashingKeepsTheHashBefore(t *testing.T) {
 	// The baseline of an earlier run that hashed it: the hash before.
 	s := r.readStateFile()
 	before := strings.Repeat("ab", 32)
-	a := s.Records[f]
+	a := s.recordOf(f)
 	a.SHA256 = before
-	s.Records[f] = a
+	s.Records.put(f, a)
 	writeState(t, r.state, &s, s.Records)
 	r.restart()
 	fh, err = os.OpenFile(f, os.O_WRONLY, 0)
@@ -368,7 +368,7 @@ func TestKilledWhileHashingKeepsTheHashBefore(t *testing.T) {
 	}
 	deadline := time.Now().Add(waitFor)
 	for {
-		got := r.readStateFile().Records[f]
+		got := r.readStateFile().recordOf(f)
 		if got.Mtime.Equal(st.ModTime()) {
 			if got.SHA256 != before || !got.Partial {
 				t.Errorf("saved while hashing: sha256=%s partial=%v; want the hash before, partial", got.SHA256, got.Partial)
@@ -386,7 +386,7 @@ func TestKilledWhileHashingKeepsTheHashBefore(t *testing.T) {
 	r.restart()
 	r.waitNotice("the previous famids")
 	r.stop(syscall.SIGTERM)
-	if got := r.readStateFile().Records[f]; got.SHA256 != before || !got.Partial {
+	if got := r.readStateFile().recordOf(f); got.SHA256 != before || !got.Partial {
 		t.Errorf("after a restart while hashing: sha256=%s partial=%v; want the hash before, partial", got.SHA256, got.Partial)
 	}
 }

@@ -214,7 +214,7 @@ type state struct {
 	Clean   bool       `json:"clean"`           // written by a run that stopped cleanly
 	Error   exact      `json:"error,omitempty"` // why that run stopped on its own
 	Watched entryNames `json:"watched"`         // the entries
-	Records recordMap  `json:"-"`               // read last, one by one: there may be many
+	Records records    `json:"-"`               // read last, one by one, and packed: there may be many
 
 	legacy bool // read from a file of version 1
 }
@@ -444,13 +444,14 @@ func loadState(file string) (*state, error) {
 // records name no path and are dropped, and the paths they stood for are
 // recorded anew (see mangled).
 func (s *state) fromVersion1() {
-	for p, a := range s.Records {
+	for _, p := range s.Records.paths() {
 		if strings.ContainsRune(p, utf8.RuneError) {
-			delete(s.Records, p)
+			s.Records.remove(p)
 			continue
 		}
+		a, _ := s.Records.get(p)
 		a.Partial = true
-		s.Records[p] = a
+		s.Records.put(p, a)
 	}
 	s.Version = stateVersion
 	s.legacy = true
@@ -465,7 +466,7 @@ func (s *state) mangled(path string) bool {
 // decodeState reads a state as encodeState writes it, one record at a
 // time, so that a large state is never held twice in memory.
 func decodeState(dec *json.Decoder) (*state, error) {
-	s := &state{Records: make(recordMap)}
+	s := &state{Records: newPackedRecords()}
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
 	}
@@ -513,7 +514,7 @@ func decodeState(dec *json.Decoder) (*state, error) {
 	return s, nil
 }
 
-func decodeRecords(dec *json.Decoder, records recordMap) error {
+func decodeRecords(dec *json.Decoder, records records) error {
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
@@ -530,7 +531,7 @@ func decodeRecords(dec *json.Decoder, records recordMap) error {
 		if err != nil {
 			return err
 		}
-		records[p] = a
+		records.put(p, a)
 	}
 	return expectDelim(dec, '}')
 }

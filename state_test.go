@@ -26,7 +26,7 @@ func TestStateRoundTrip(t *testing.T) {
 		PID:     42,
 		Started: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC),
 		Watched: entryNames{f: nil, "/etc/missing": nil, "/dir": {"passwd", "*.conf"}},
-		Records: map[string]attrs{
+		Records: recordMap{
 			f:              statPath(f),
 			"/etc/missing": {},
 			"/dir":         {Exists: true, Type: "dir", Mode: 0o755, Mtime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Inode: 7, Links: 2},
@@ -35,14 +35,16 @@ func TestStateRoundTrip(t *testing.T) {
 	writeState(t, file, s, s.Records)
 	got, err := loadState(file)
 	must(t, err)
-	if !reflect.DeepEqual(got, s) {
-		t.Errorf("state after a round trip:\n%+v\nwant:\n%+v", got, s)
+	g, w := *got, *s
+	g.Records, w.Records = nil, nil
+	if !reflect.DeepEqual(g, w) || !sameRecords(got.Records, s.Records) {
+		t.Errorf("state after a round trip:\n%+v %v\nwant:\n%+v %v", g, recordsMap(got.Records), w, recordsMap(s.Records))
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode: %v, %v; want 0600", fi.Mode(), err)
 	}
-	if differs(got.Records[f], statPath(f)) != nil {
-		t.Errorf("a recorded file differs from itself after a round trip: %v", differs(got.Records[f], statPath(f)))
+	if differs(got.recordOf(f), statPath(f)) != nil {
+		t.Errorf("a recorded file differs from itself after a round trip: %v", differs(got.recordOf(f), statPath(f)))
 	}
 }
 
@@ -68,15 +70,15 @@ func TestStateMissingDamagedForeign(t *testing.T) {
 func TestStateCrashLeavesOldFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.json")
-	old := &state{Version: stateVersion, PID: 1, Clean: true, Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
+	old := &state{Version: stateVersion, PID: 1, Clean: true, Records: recordMap{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
 	writeState(t, file, old, old.Records)
 	writeFile(t, file+".tmp", `{"version":1,"pid":2,"rec`) // the crash
 	got, err := loadState(file)
 	must(t, err)
-	if got.PID != 1 || got.Records["/etc/passwd"].Size != 10 {
+	if got.PID != 1 || got.recordOf("/etc/passwd").Size != 10 {
 		t.Errorf("after a crash mid-save, loaded %+v; want the old state", got)
 	}
-	newer := &state{Version: stateVersion, PID: 3, Records: map[string]attrs{}}
+	newer := &state{Version: stateVersion, PID: 3, Records: recordMap{}}
 	writeState(t, file, newer, newer.Records)
 	got, err = loadState(file)
 	must(t, err)
@@ -95,7 +97,7 @@ func TestStateCrashLeavesOldFile(t *testing.T) {
 func TestStartMarksStateUnclean(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state.json")
 	prev := &state{Version: stateVersion, PID: 1, Clean: true, Watched: entryNames{"/etc/passwd": nil},
-		Records: map[string]attrs{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
+		Records: recordMap{"/etc/passwd": {Exists: true, Type: "file", Size: 10}}}
 	writeState(t, file, prev, prev.Records)
 	// said stops the daemon's mailer and returns what it printed.
 	newDaemonAt := func() (*daemon, func() string) {
@@ -168,20 +170,20 @@ func TestStateKeepsNamesByteForByte(t *testing.T) {
 		"/d/\xff", "/d/é", `/d/quote"back\slash`,
 	}
 	s := &state{Version: stateVersion, PID: 7, Error: "read: \xff\nNotice: forged",
-		Watched: entryNames{"/d": {"V\xedctor", "*.conf"}, "/e\xfe": nil}, Records: map[string]attrs{}}
+		Watched: entryNames{"/d": {"V\xedctor", "*.conf"}, "/e\xfe": nil}, Records: recordMap{}}
 	for i, n := range names {
-		s.Records[n] = attrs{Exists: true, Type: "symlink", Inode: uint64(i + 1),
-			Ext: &extended{Link: n + "\xc3", SELinux: "u:r:\xfft", Xattrs: `"user.\xff":00000000`}}
+		s.Records.put(n, attrs{Exists: true, Type: "symlink", Inode: uint64(i + 1),
+			Ext: &extended{Link: n + "\xc3", SELinux: "u:r:\xfft", Xattrs: `"user.\xff":00000000`}})
 	}
 	writeState(t, file, s, s.Records)
 	got, err := loadState(file)
 	must(t, err)
-	if got.Error != s.Error || !reflect.DeepEqual(got.Watched, s.Watched) || len(got.Records) != len(s.Records) {
+	if got.Error != s.Error || !reflect.DeepEqual(got.Watched, s.Watched) || got.Records.len() != s.Records.len() {
 		t.Fatalf("after a round trip: error %q, watched %q, %d records; want %q, %q, %d",
-			got.Error, got.Watched, len(got.Records), s.Error, s.Watched, len(s.Records))
+			got.Error, got.Watched, got.Records.len(), s.Error, s.Watched, s.Records.len())
 	}
-	for n, a := range s.Records {
-		if g, ok := got.Records[n]; !ok || !g.same(a) {
+	for n, a := range s.Records.all() {
+		if g, ok := got.Records.get(n); !ok || !g.same(a) {
 			t.Errorf("record %q after a round trip: %v (found %v), want %v", n, g, ok, a)
 		}
 	}
@@ -199,11 +201,11 @@ func TestStateVersion1(t *testing.T) {
 	if got.Version != stateVersion || !got.Clean || got.PID != 3 {
 		t.Errorf("version 1 state read as %+v", got)
 	}
-	a, ok := got.Records["/d/a"]
+	a, ok := got.Records.get("/d/a")
 	if !ok || !a.Partial || a.Mode != 0o644 || a.SHA256 != strings.Repeat("ab", 32) || a.Inode != 5 {
 		t.Errorf("version 1 record = %v (partial %v), want mode 0644, inode 5, partial", a, a.Partial)
 	}
-	if _, ok := got.Records["/d/V\ufffdctor"]; ok {
+	if got.Records.has("/d/V\ufffdctor") {
 		t.Error("a version 1 record of a name it could not keep is still there")
 	}
 	if !got.mangled("/d/V\xedctor") || got.mangled("/d/a") {
@@ -242,11 +244,11 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a state famids wrote does not decode: %v\n%s", err, out.Bytes())
 		}
-		if again.Error != s.Error || !maps.EqualFunc(again.Watched, s.Watched, slices.Equal) || len(again.Records) != len(s.Records) {
+		if again.Error != s.Error || !maps.EqualFunc(again.Watched, s.Watched, slices.Equal) || again.Records.len() != s.Records.len() {
 			t.Fatalf("round trip changed the state:\n%+v\n%+v", s, again)
 		}
-		for p, a := range s.Records {
-			if b, ok := again.Records[p]; !ok || !b.same(a) {
+		for p, a := range s.Records.all() {
+			if b, ok := again.Records.get(p); !ok || !b.same(a) {
 				t.Fatalf("round trip changed the record of %q: %v, then %v", p, a, b)
 			}
 		}
@@ -370,6 +372,34 @@ func TestStateWithForgedFieldsIsDamaged(t *testing.T) {
 
 // writeState writes s, with recs as its records, to file, as famids
 // writes a snapshot.
+// recordOf returns s's record of path; the zero record when it has none.
+func (s state) recordOf(path string) attrs {
+	a, _ := s.Records.get(path)
+	return a
+}
+
+// sameRecords reports whether a and b hold the same records.
+func sameRecords(a, b records) bool {
+	if a.len() != b.len() {
+		return false
+	}
+	for p, x := range a.all() {
+		if y, ok := b.get(p); !ok || !x.same(y) {
+			return false
+		}
+	}
+	return true
+}
+
+// recordsMap returns the records of recs in a map, for printing.
+func recordsMap(recs records) map[string]attrs {
+	m := make(map[string]attrs)
+	for p, a := range recs.all() {
+		m[p] = a
+	}
+	return m
+}
+
 func writeState(t testing.TB, file string, s *state, recs records) {
 	t.Helper()
 	_, err := saveState(file, s, recs)
