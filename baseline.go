@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +29,7 @@ type baseline struct {
 	touched map[string]struct{} // the paths whose records changed since, for the journal
 	journal journal             // what changed since the last snapshot (journal.go)
 	resnap  bool                // the next save writes a snapshot: the entries changed
+	follows bool                // the state file read is a snapshot this run may journal after (continue)
 	saveAt  time.Time           // when they are saved: at most once a second; zero when not dirty
 	saveFor time.Duration       // how long the last save took
 	beatAt  time.Time           // when the state file's lock is touched next; zero without one
@@ -274,7 +276,9 @@ func (bl *baseline) load(notice func(summary string, details ...string)) *state 
 	}
 	prev, err := loadState(k.file)
 	if err == nil && prev != nil {
-		if _, jerr := replayJournal(prev, journalFile(k.file)); jerr != nil {
+		batches, jerr := replayJournal(prev, journalFile(k.file))
+		bl.follows = prev.ID != "" && prev.Version == stateVersion && !prev.legacy && batches == 0 && jerr == nil && !pathExists(journalFile(k.file))
+		if jerr != nil {
 			msg := quoteIfNeeded(jerr.Error())
 			fmt.Fprintf(os.Stderr, "famids: %s; the records it holds after that are not used\n", msg)
 			notice("the state's journal is damaged: the records it holds past the damage are not used", msg,
@@ -331,6 +335,24 @@ func (bl *baseline) adopt(prev *state, keep func(path string) bool) {
 	}
 	recs.keepOnly(keep)
 	bl.recs, prev.Records = recs, nil
+}
+
+// pathExists reports whether anything is at path, link or not.
+func pathExists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// continueJournal has this run's saves journalled after the snapshot prev
+// was read from, when that snapshot holds the entries watched now and had
+// no journal: a restart need not write 50 MB again before it is ready. A
+// crash is still told at the next start, by the lock's mark of the run.
+func (bl *baseline) continueJournal(prev *state, watched entryNames) {
+	if prev == nil || !bl.follows || !maps.EqualFunc(prev.Watched, watched, slices.Equal) {
+		return
+	}
+	bl.journal.of, bl.journal.size, bl.journal.snap = prev.ID, 0, prev.size
+	bl.changed() // the first save marks the records compared at start-up
 }
 
 // save writes the baseline to the state file, as a baseline of the

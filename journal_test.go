@@ -137,3 +137,56 @@ func TestJournalSavesWhatChanged(t *testing.T) {
 		t.Errorf("the state file's record of %s: %+v", other, rec)
 	}
 }
+
+// A restart after a clean stop, with the same entries, journals after the
+// snapshot it read instead of writing it again; a crash of that run is
+// still told at the next start, and what the run recorded is kept.
+func TestRestartJournalsAfterTheSnapshotRead(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	writeFile(t, f, "x")
+	r := startFamids(t, dir+"\n")
+	r.stop(syscall.SIGTERM)
+	var before syscall.Stat_t
+	must(t, syscall.Stat(r.state, &before))
+	id := r.readStateFile().ID
+
+	writeFile(t, f, "changed while stopped")
+	n := r.restart()
+	r.waitEvent(f, "change")
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(20 * time.Millisecond) {
+		s := r.readStateFile()
+		if s.ID != id {
+			t.Fatalf("state after the restart: snapshot %q, want %q", s.ID, id)
+		}
+		if s.recordOf(f).Size == int64(len("changed while stopped")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the record of f is not saved within %v: %+v", waitFor, s.recordOf(f))
+		}
+	}
+	var after syscall.Stat_t
+	must(t, syscall.Stat(r.state, &after))
+	if after.Ino != before.Ino || after.Size != before.Size {
+		t.Errorf("the state file was written again at a restart with the same entries")
+	}
+	r.stop(syscall.SIGKILL)
+	n = r.restart()
+	r.waitMail("notice of the unclean stop", func(m mail) bool {
+		return m.Subject == subjectNotice && strings.Contains(m.Body, "did not stop cleanly")
+	})
+	for _, m := range r.mails()[n:] {
+		if field(m.Body, "Pathname") == f {
+			t.Errorf("the change recorded in the journal was reported again:\n%s", m)
+		}
+	}
+	// Another configuration: a snapshot of its own at once.
+	r.stop(syscall.SIGTERM)
+	g := filepath.Join(dir, "g")
+	writeFile(t, r.conf, dir+"\n"+g+"\n")
+	r.restart()
+	if s := r.readStateFile(); s.ID == id || !s.watched(g) {
+		t.Errorf("a restart with other entries kept the old snapshot: %q, watched %v", s.ID, s.Watched)
+	}
+}

@@ -331,6 +331,7 @@ func (d *daemon) start(problems []problem) {
 	fresh := func(string) bool { return true } // a first start: everything is recorded
 	if prev != nil {
 		d.base.adopt(prev, func(p string) bool { return prev.watched(p) && len(d.cfg.owners(p)) > 0 })
+		d.base.continueJournal(prev, namesOf(d.cfg.Entries))
 		fresh = func(p string) bool { return !prev.watched(p) || prev.mangled(p) }
 	}
 	d.mem.fit(time.Now(), true)

@@ -216,7 +216,8 @@ type state struct {
 	Watched entryNames `json:"watched"`         // the entries
 	Records records    `json:"-"`               // read last, one by one, and packed: there may be many
 
-	legacy bool // read from a file of version 1
+	legacy bool  // read from a file of version 1
+	size   int64 // bytes of the state file it was read from
 }
 
 // entryNames are the entries of a configuration, by path, with their
@@ -389,6 +390,11 @@ func (a *attrs) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
 	}
+	return r.attrs(a)
+}
+
+// attrs sets *a to the record r, as read, once it is checked.
+func (r *recordJSON) attrs(a *attrs) error {
 	// Only what famids writes: a record is shown in reports as it is.
 	if r.Exists && !validType(r.Type) {
 		return fmt.Errorf("a record of type %s", quoteIfNeeded(r.Type))
@@ -421,13 +427,15 @@ func loadState(file string) (*state, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", quoteIfNeeded(file))
 	}
 	s, err := decodeState(json.NewDecoder(bufio.NewReader(f)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: damaged: %w", file, err)
 	}
+	s.size = fi.Size()
 	switch s.Version {
 	case stateVersion:
 	case 1:
@@ -523,8 +531,14 @@ func decodeRecords(dec *json.Decoder, records records) error {
 		if err != nil {
 			return err
 		}
+		// Into the record's own form at once: through attrs's
+		// UnmarshalJSON, each record would be scanned twice.
+		var r recordJSON
 		var a attrs
-		if err := dec.Decode(&a); err != nil {
+		if err := dec.Decode(&r); err != nil {
+			return err
+		}
+		if err := r.attrs(&a); err != nil {
 			return err
 		}
 		p, err := decodeExact(tok.(string)) // an object's keys are strings
