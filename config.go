@@ -27,6 +27,11 @@ type entry struct {
 	owner string
 	// in, for a directory of a tree, is the tree's entry; nil otherwise.
 	in *entry
+	// trees, for a directory of a tree, are the trees that hold it in
+	// the configuration treesOf (route.go): a storm in a tree routes each
+	// event without looking up every directory above.
+	trees   []*entry
+	treesOf *config
 
 	set *nameSet // Names, sorted for matching
 }

@@ -139,6 +139,13 @@ func (rt *router) interpret(e *entry, h hit) []observation {
 			if e.link() {
 				return nil // a symbolic link to a directory: its entries are not the link's
 			}
+			if (h.mask&unix.IN_ISDIR == 0 || !rt.inTree(e)) && !rt.reportsOn(e, h.name) {
+				// A name no line reports on (a directory of a tree is
+				// searched whatever its name): it has no alias, nor a
+				// link followed, and a storm of such names costs
+				// nothing more.
+				return nil
+			}
 			p := filepath.Join(e.Path, h.name)
 			if h.mask&unix.IN_ISDIR != 0 && h.mask&nsMask != 0 && rt.inTree(e) {
 				if h.mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
@@ -187,10 +194,42 @@ func (rt *router) self(e *entry, event string, weak bool) []observation {
 // entryObs appends to obs the observation of path, the entry name of the
 // directory entry dir, on behalf of each entry that reports on it.
 func (rt *router) entryObs(obs []observation, dir *entry, name, path, event string, weak bool) []observation {
+	if dir.in != nil {
+		for _, t := range rt.treesOf(dir) {
+			if t.matches(name) {
+				obs = append(obs, observation{path: path, event: event, entry: t.Path, weak: weak})
+			}
+		}
+		return obs
+	}
 	for _, o := range rt.config().childOwners(dir.Path, name) {
 		obs = append(obs, observation{path: path, event: event, entry: o.Path, weak: weak})
 	}
 	return obs
+}
+
+// treesOf returns the trees that hold dir, a directory of a tree (none
+// of the configuration's own lines, which would make it an entry of its
+// own): childOwners, for its entries, less the walk up every directory.
+func (rt *router) treesOf(dir *entry) []*entry {
+	if c := rt.config(); dir.treesOf != c {
+		dir.trees, dir.treesOf = c.treesAt(dir.Path), c
+	}
+	return dir.trees
+}
+
+// reportsOn reports whether a line of the configuration reports on the
+// entry name of the directory entry dir.
+func (rt *router) reportsOn(dir *entry, name string) bool {
+	if dir.in != nil {
+		for _, t := range rt.treesOf(dir) {
+			if t.matches(name) {
+				return true
+			}
+		}
+		return false
+	}
+	return len(rt.config().childOwners(dir.Path, name)) > 0
 }
 
 // rearm arms e again because a name on the way to its path changed, and
