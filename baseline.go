@@ -364,7 +364,7 @@ func (bl *baseline) save(clean bool, fatal string, watched entryNames, pendingBe
 		return nil
 	}
 	kept := keptRecords{bl.recs, pendingBefore}
-	if !clean && fatal == "" && !bl.resnap && bl.journal.of != "" && !bl.journal.full() {
+	if !clean && fatal == "" && !bl.resnap && bl.journal.of != "" && !bl.journal.full(len(bl.touched)) {
 		err := bl.journal.appendBatch(touchedPaths(bl.touched), kept.get, time.Now())
 		if err == nil {
 			clear(bl.touched)

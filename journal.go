@@ -38,6 +38,14 @@ const journalVersion = 1
 // a path and extended attributes, far less than this.
 const maxJournalLine = 16 << 20
 
+// maxJournalRead returns how much of a journal famids reads beside a
+// state file of snap bytes: famids writes a new snapshot once its
+// journal passes half the snapshot (or minJournalRewrite), so with the
+// batch that passes it, twice the snapshot and 64 MiB are more than it
+// ever writes. Past that, the file is not famids's doing, and reading it
+// all could take gigabytes.
+func maxJournalRead(snap int64) int64 { return max(64<<20, 2*snap) }
+
 // minJournalRewrite is the size under which a journal never makes famids
 // write a new snapshot.
 const minJournalRewrite = 4 << 20
@@ -61,7 +69,10 @@ func newSnapshotID() string {
 
 // full reports whether the journal has grown enough that a new snapshot
 // costs less than reading it back.
-func (j *journal) full() bool { return j.size > max(minJournalRewrite, j.snap/2) }
+// With n more records in a batch (some 256 bytes each), it would be.
+func (j *journal) full(n int) bool {
+	return j.size+int64(n)*256 > max(minJournalRewrite, j.snap/2)
+}
 
 // restart drops the journal once a snapshot of size bytes, id, holds
 // everything it held.
@@ -149,10 +160,12 @@ func replayJournal(s *state, file string) (batches int, err error) {
 		return 0, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return 0, fmt.Errorf("%s: not a regular file", quoteIfNeeded(file))
 	}
-	r := bufio.NewReaderSize(f, 64<<10)
+	limit := maxJournalRead(s.size)
+	r := bufio.NewReaderSize(io.LimitReader(f, limit), 64<<10)
 	type change struct {
 		path string
 		rec  *attrs
@@ -160,6 +173,9 @@ func replayJournal(s *state, file string) (batches int, err error) {
 	var batch []change
 	for n := 1; ; n++ {
 		line, err := readLine(r)
+		if err == io.EOF && fi.Size() > limit {
+			return batches, fmt.Errorf("%s: larger than the %d bytes famids reads beside a state file of %d: what follows is not read", quoteIfNeeded(file), limit, s.size)
+		}
 		if err == io.EOF {
 			return batches, nil // a batch cut short, or none: not read
 		}
@@ -179,7 +195,7 @@ func replayJournal(s *state, file string) (batches int, err error) {
 				return 0, nil // another snapshot's
 			}
 		case l.Path != nil:
-			p, err := decodeExact(*l.Path)
+			p, err := decodePath(*l.Path)
 			if err != nil {
 				return batches, fmt.Errorf("%s: line %d: %w", quoteIfNeeded(file), n, err)
 			}

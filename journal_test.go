@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,6 +74,55 @@ func TestJournalCutAnywhere(t *testing.T) {
 	s = &state{ID: "snap1", Records: recordMap{}}
 	if n, err := replayJournal(s, file); n != 1 || err == nil || s.Records.len() != 2 {
 		t.Errorf("a damaged journal: %d batches, %v, records %v", n, err, recordsMap(s.Records))
+	}
+}
+
+// A journal's record of a path famids never writes (not absolute, or not
+// clean) stops the reading, as any damage does: it names no entry, and it
+// would be reported at every start. So does a state file's.
+func TestJournalRefusesPathsFamidsNeverWrites(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "state.json.journal")
+	rec := `{"exists":true,"type":"file","mode":420,"size":1,"mtime":"2026-11-25T08:00:00Z","ctime":"2026-11-25T08:00:00Z","inode":5,"links":1,"dev":2}`
+	for _, p := range []string{"/d/./g", "/d//a", "/d/a/", "d/a", "/d/../etc/shadow", ""} {
+		body := `{"journal":1,"of":"snap1"}` + "\n" + `{"path":"/d/ok","record":` + rec + "}\n" + `{"saved":"2026-11-25T09:00:00Z"}` + "\n" +
+			`{"path":` + fmt.Sprintf("%q", p) + `,"record":` + rec + "}\n" + `{"saved":"2026-11-25T09:00:01Z"}` + "\n"
+		must(t, os.WriteFile(file, []byte(body), 0o600))
+		s := &state{ID: "snap1", Records: recordMap{}}
+		n, err := replayJournal(s, file)
+		if n != 1 || err == nil || s.Records.len() != 1 || s.Records.has(p) {
+			t.Errorf("a journal's record of %q: %d batches, %v, records %v", p, n, err, recordsMap(s.Records))
+		}
+		state := filepath.Join(dir, "state.json")
+		writeFile(t, state, `{"version":2,"pid":3,"watched":{"/d/**":null},"records":{`+fmt.Sprintf("%q", p)+`:`+rec+`}}`)
+		if _, err := loadState(state); err == nil {
+			t.Errorf("a state file's record of %q is read", p)
+		}
+	}
+}
+
+// A journal far larger than famids writes beside its state file is read
+// only so far: a file of gigabytes must not take gigabytes of memory.
+func TestJournalReadIsBounded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json.journal")
+	f, err := os.Create(file)
+	must(t, err)
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "{\"journal\":1,\"of\":\"snap1\"}\n{\"path\":\"/d/first\"}\n{\"saved\":\"2026-11-25T09:00:00Z\"}\n")
+	pad := strings.Repeat("x", 4000) // fewer lines to read
+	for i := range int(maxJournalRead(0)/4000 + 10) {
+		fmt.Fprintf(w, "{\"path\":\"/d/%s%08d\"}\n", pad, i)
+	}
+	fmt.Fprintf(w, "{\"saved\":\"2026-11-25T09:00:01Z\"}\n")
+	must(t, w.Flush())
+	must(t, f.Close())
+	s := &state{ID: "snap1", size: 1000, Records: recordMap{"/d/first": {Exists: true, Type: "file"}, "/d/00000001": {Exists: true, Type: "file"}}}
+	n, err := replayJournal(s, file)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a journal of %d MiB beside a state file of 1000 bytes: %d batches, %v", maxJournalRead(0)>>20, n, err)
+	}
+	if s.Records.has("/d/first") || !s.Records.has("/d/00000001") {
+		t.Errorf("records after the journal: %v; want the first batch applied, not the one past the bound", recordsMap(s.Records))
 	}
 }
 

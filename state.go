@@ -356,6 +356,21 @@ func decodeExact(s string) (string, error) {
 	return string(b), nil
 }
 
+// decodePath decodes a record's path as decodeExact does, and refuses one
+// famids never writes: a path that is not absolute and clean (T/./g,
+// T//a, T/a/) names no entry, and a record of it would be reported at
+// every start, never updated.
+func decodePath(s string) (string, error) {
+	p, err := decodeExact(s)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return "", fmt.Errorf("a record of the path %s, which famids never writes", quoteIfNeeded(p))
+	}
+	return p, nil
+}
+
 // recordJSON is attrs as the state file keeps them.
 type recordJSON struct {
 	Exists     bool      `json:"exists"`
@@ -541,7 +556,7 @@ func decodeRecords(dec *json.Decoder, records records) error {
 		if err := r.attrs(&a); err != nil {
 			return err
 		}
-		p, err := decodeExact(tok.(string)) // an object's keys are strings
+		p, err := decodePath(tok.(string)) // an object's keys are strings
 		if err != nil {
 			return err
 		}
