@@ -32,6 +32,10 @@ type entry struct {
 	// event without looking up every directory above.
 	trees   []*entry
 	treesOf *config
+	// over, for a directory of a tree, says it is past the tree's
+	// budget of watches: not watched, its entries compared at each
+	// verification (tree.go).
+	over bool
 
 	set *nameSet // Names, sorted for matching
 }

@@ -226,8 +226,7 @@ func newDaemon(cfg *config, m *mailer) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit := watchLimit()
-	w.aliasBudget, w.treeBudget, w.limit = limit/2, limit*3/4, limit
+	w.fitLimit(watchLimit())
 	noBy := ""
 	if w.fan, err = openFanGroup(); err != nil {
 		noBy = err.Error()

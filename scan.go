@@ -100,8 +100,8 @@ func (sc *scanner) start(s *scan) {
 		}
 	}
 	for _, e := range sc.dirs() {
-		if _, dir := sc.w.kind(e.Path); dir {
-			sc.list(s, e)
+		if _, dir := sc.w.kind(e.Path); dir || e.over {
+			sc.list(s, e) // one past the budget of watches too: its entries are compared all the same
 		}
 	}
 	sc.feed(s)

@@ -149,6 +149,7 @@ const (
 // skip: directories a walk missed, or that were past the budget of
 // watches, are watched once they can be.
 func (d *daemon) regrowTrees(skip []*entry) {
+	d.w.fitLimit(watchLimit()) // raised meanwhile, say
 	for _, e := range d.cfg.Entries {
 		if e.Tree && !slices.Contains(skip, e) {
 			d.growFrom(e.Path, growFresh, nil)
@@ -200,24 +201,31 @@ func (d *daemon) growFrom(dir string, how growth, then func()) {
 				}
 			}
 			var arm, fresh []*entry
-			room, left := d.w.treeRoom(), 0
+			room, left, added := d.w.treeRoom(), 0, 0
 			for _, p := range dirs {
 				if d.cfg.lookup(p) != nil {
 					continue // an entry of its own, armed as such
 				}
 				e := d.route.derived[p]
-				if e == nil || e.in == nil {
-					if room >= 0 && len(arm) >= room {
-						left++ // past the budget: found, not watched
+				if e == nil || e.in == nil || e.over {
+					if e == nil || e.in == nil {
+						e = d.route.addTreeDir(p, d.cfg.treesAt(p)[0])
+					}
+					if room >= 0 && added >= room {
+						// Past the budget: not watched, its entries
+						// compared at each verification.
+						e.over = true
+						left++
 						continue
 					}
-					e = d.route.addTreeDir(p, d.cfg.treesAt(p)[0])
+					e.over = false
+					added++
 					fresh = append(fresh, e)
 				}
 				arm = append(arm, e)
 			}
 			if left > 0 {
-				d.trouble.treeOver(trees[len(trees)-1].line(), d.w.count()+left, d.w.limit)
+				d.trouble.treeOver(trees[len(trees)-1].line(), d.w.count()+added+left, d.w.limit)
 			}
 			d.arms.armAll(arm, false, func() {
 				var compare []*entry

@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // noReportOn fails t when a report delivered so far names path, or a path
@@ -350,20 +352,29 @@ func TestTreeStaysOnItsFileSystem(t *testing.T) {
 // share allows, nearest its root first, and the other lines keep theirs.
 func TestTreeOverTheWatchLimit(t *testing.T) {
 	needTool(t, "unshare")
+	needTool(t, "nsenter")
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	must(t, err)
 	tree := filepath.Join(base, "tree")
+	var files []string
 	for i := range 300 {
-		must(t, os.MkdirAll(filepath.Join(tree, "top", fmt.Sprintf("d%03d", i)), 0o755))
+		d := filepath.Join(tree, "top", fmt.Sprintf("d%03d", i))
+		must(t, os.MkdirAll(d, 0o755))
+		files = append(files, filepath.Join(d, "f"))
+		writeFile(t, files[i], "x")
 	}
 	passwd := filepath.Join(base, "passwd")
 	writeFile(t, passwd, "root:x:0:0\n")
 	r := newRun(t, tree+"/**\n"+passwd+"\n")
 	r.wrap = inUserNamespace(200)
-	r.start("-state", "", "-max-mails", "1000")
+	r.start("-state", "", "-max-mails", "1000", "-verify", "2s")
 	m := r.waitNotice("tree " + tree + "/** needs more inotify watches than famids may take")
 	if !strings.Contains(m.Body, "max_user_watches is 200") || !strings.Contains(m.Body, "sysctl fs.inotify.max_user_watches=") {
 		t.Errorf("the notice does not say the limit and what to raise it to:\n%s", m.Body)
+	}
+	var need int
+	if _, err := fmt.Sscanf(m.Body[strings.Index(m.Body, "may take: ")+len("may take: "):], "%d in all", &need); err != nil || need < 302 {
+		t.Errorf("the notice says the tree needs %d watches (%v), want at least its 302 directories:\n%s", need, err, m.Body)
 	}
 	noMoreNotices := func() {
 		n := 0
@@ -381,7 +392,30 @@ func TestTreeOverTheWatchLimit(t *testing.T) {
 	shallow := filepath.Join(tree, "top", "new")
 	writeFile(t, shallow, "x")
 	r.waitEvent(shallow, "create")
+	// A change in any directory, watched or past the budget, is
+	// reported: by its event, or at the next verification.
+	for _, f := range files {
+		appendFile(t, f, "changed\n")
+	}
+	for _, f := range files {
+		r.waitEvent(f, "change")
+	}
 	noMoreNotices()
+
+	// The limit raised and famids told, every directory is watched.
+	raise := exec.Command("nsenter", "-U", "-t", strconv.Itoa(r.cmd.Process.Pid), "--preserve-credentials",
+		"sh", "-c", "echo 100000 > /proc/sys/user/max_inotify_watches")
+	if out, err := raise.CombinedOutput(); err != nil {
+		t.Fatalf("raising the limit: %v: %s", err, out)
+	}
+	must(t, r.cmd.Process.Signal(syscall.SIGHUP))
+	deadline := time.Now().Add(waitFor)
+	for len(inotifyWatches(t, r.cmd.Process.Pid)) < 302 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watches once the limit is raised, want one for each of the tree's 302 directories at least", len(inotifyWatches(t, r.cmd.Process.Pid)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // A tree's root replaced by a rename, removed, and made again: what the

@@ -661,6 +661,15 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 	return hits
 }
 
+// fitLimit sets the budgets of watches from limit, what inotify allows
+// famids's user (watchLimit): raised, the limit lets famids watch what it
+// could not, at the next verification or reload.
+func (w *watcher) fitLimit(limit int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aliasBudget, w.treeBudget, w.limit = limit/2, limit*3/4, limit
+}
+
 // treeRoom returns how many more directories of trees may be watched,
 // each with a watch of its own; -1 without a budget.
 func (w *watcher) treeRoom() int {
