@@ -57,6 +57,7 @@ type ordered struct {
 	l      look
 	handed time.Time
 	done   bool
+	late   bool // out for longer than orderPatience: it no longer holds up the rest, and is reported once done
 }
 
 // bursts are the bursts gathering events, by path; the paths a job is
@@ -68,7 +69,8 @@ type bursts struct {
 	pending  map[string]*burst
 	busy     map[string]bool
 	inOrder  []*ordered
-	out      map[string]*burst // the bursts of inOrder, by path
+	lateDone []*ordered        // late records done, to be reported
+	out      map[string]*burst // the bursts of inOrder and the late ones, by path
 	hashing  map[string]*hashOut
 	expected map[string]string // the hash each path had before its content went pending, until it is known
 }
@@ -186,44 +188,46 @@ func (bs *bursts) compact() {
 // reportable takes the bursts whose records are done, in the order they
 // settled, as of now: one is reportable once every burst before it is,
 // or has been recording for longer than orderPatience, and who made its
-// changes is read, or it has waited orderPatience for that.
+// changes is read, or it has waited orderPatience for that. A record out
+// for longer is late: taken out of the order, it is reported once done,
+// so that in a flood, with thousands of records queued for minutes, each
+// record done costs what it makes ready, not a pass over every late one.
 func (bs *bursts) reportable(now time.Time) []*ordered {
-	var ready []*ordered
-	kept := 0 // bs.inOrder[:kept]: records out for too long to hold up the rest
+	ready := bs.lateDone
+	bs.lateDone = nil
 	i := 0
 	for ; i < len(bs.inOrder); i++ {
 		o := bs.inOrder[i]
-		if o.done && (o.b.by.read() || now.Sub(o.handed) >= orderPatience) {
+		old := now.Sub(o.handed) >= orderPatience
+		if o.done && (o.b.by.read() || old) {
 			ready = append(ready, o)
-			if bs.out[o.b.path] == o.b {
-				delete(bs.out, o.b.path)
-			}
 			continue
 		}
-		if now.Sub(o.handed) < orderPatience {
+		if !old {
 			break // it holds up every report after it
 		}
-		bs.inOrder[kept] = o
-		kept++
+		o.late = true
 	}
-	if len(ready) == 0 {
-		return nil
-	}
-	// In a flood, thousands wait: the rest is kept without a pass over
-	// it, so that taking what is ready costs what is ready.
-	if kept == 0 {
-		clear(bs.inOrder[:i])
-		bs.inOrder = bs.inOrder[i:]
-	} else {
-		n := copy(bs.inOrder[kept:], bs.inOrder[i:])
-		clear(bs.inOrder[kept+n:])
-		bs.inOrder = bs.inOrder[:kept+n]
+	clear(bs.inOrder[:i])
+	bs.inOrder = bs.inOrder[i:]
+	for _, o := range ready {
+		if bs.out[o.b.path] == o.b {
+			delete(bs.out, o.b.path)
+		}
 	}
 	return ready
 }
 
+// finished says o's record is done.
+func (bs *bursts) finished(o *ordered) {
+	o.done = true
+	if o.late {
+		bs.lateDone = append(bs.lateDone, o)
+	}
+}
+
 // ordering reports whether a record is out for a report.
-func (bs *bursts) ordering() bool { return len(bs.inOrder) > 0 }
+func (bs *bursts) ordering() bool { return len(bs.inOrder) > 0 || len(bs.lateDone) > 0 }
 
 // orderAt returns when a record that holds up reports stops doing so,
 // or zero.
@@ -327,7 +331,7 @@ func (bs *bursts) hashKnown(path string) { delete(bs.expected, path) }
 // heldUp returns the bursts whose records are done but whose reports are
 // held up by a record that is not.
 func (bs *bursts) heldUp() []*ordered {
-	var held []*ordered
+	held := slices.Clone(bs.lateDone)
 	for _, o := range bs.inOrder {
 		if o.done {
 			held = append(held, o)

@@ -119,7 +119,7 @@ func (d *daemon) recordBurst(b *burst) {
 			}
 		},
 		done: func() {
-			o.done = true
+			d.bursts.finished(o)
 			d.reportInOrder()
 		}})
 }

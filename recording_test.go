@@ -3,6 +3,7 @@ package main
 // Unit tests of what a settled burst becomes.
 
 import (
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,41 @@ func TestComparedThenEventsTellNothingNew(t *testing.T) {
 	if n := strings.Count(got, "Subject: "); n != 2 || strings.Contains(got, "Differs: nothing") ||
 		!strings.Contains(got, "Found: "+foundAfterFlood) || !strings.Contains(got, "Event: change\n") {
 		t.Errorf("want the comparison's report and the change's, nothing else:\n%s", got)
+	}
+}
+
+// A record out for longer than orderPatience no longer holds up the
+// reports after it, and is reported itself once done; in a flood of
+// records queued for minutes, taking what is ready passes over none of
+// the late ones.
+func TestLateRecordsAreReportedOnceDone(t *testing.T) {
+	bs := newBursts(0)
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	var recs []*ordered
+	for i := range 10_000 {
+		recs = append(recs, bs.recording(&burst{path: fmt.Sprintf("/d/f%05d", i)}, t0))
+	}
+	later := t0.Add(orderPatience + time.Millisecond)
+	if got := bs.reportable(later); len(got) != 0 {
+		t.Fatalf("%d reportable with no record done", len(got))
+	}
+	if len(bs.inOrder) != 0 {
+		t.Errorf("%d late records still in the order: each record done would pass over them", len(bs.inOrder))
+	}
+	bs.finished(recs[5000])
+	if got := bs.reportable(later); len(got) != 1 || got[0] != recs[5000] {
+		t.Errorf("a late record done: %d reportable, want it alone", len(got))
+	}
+	young := bs.recording(&burst{path: "/d/young"}, later)
+	bs.finished(recs[0])
+	if got := bs.reportable(later); len(got) != 1 || got[0] != recs[0] {
+		t.Errorf("the first late record done: %d reportable, want it alone", len(got))
+	}
+	if !bs.ordering() {
+		t.Errorf("a young record out, and nothing says a record is out")
+	}
+	bs.finished(young)
+	if got := bs.reportable(later); len(got) != 1 || got[0] != young {
+		t.Errorf("the young record done: %d reportable", len(got))
 	}
 }
