@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +143,7 @@ type config struct {
 	Untrusted string   // why the file read cannot be trusted to name commands; "" when it can
 	byPath    map[string]*entry
 	trees     map[string]*entry // the entries that are trees, by path
+	treeList  []*entry          // the same, the deepest root first
 }
 
 // lookup returns the entry for path, or nil.
@@ -244,7 +247,13 @@ func parseConfig(file, text string) (*config, []problem) {
 			cfg.trees[e.Path] = e
 		}
 	}
+	cfg.sortTrees()
 	return cfg, problems
+}
+
+// sortTrees lists the trees, the deepest root first.
+func (c *config) sortTrees() {
+	c.treeList = slices.SortedFunc(maps.Values(c.trees), func(a, b *entry) int { return cmp.Compare(len(b.Path), len(a.Path)) })
 }
 
 // appendNew appends to list the names it does not hold yet.
@@ -543,17 +552,12 @@ func (c *config) childOwners(dir, name string) []*entry {
 	if e := c.lookup(dir); e != nil && !e.Tree && e.matches(name) {
 		es = append(es, e)
 	}
-	if len(c.trees) == 0 {
-		return es
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if t := c.trees[d]; t != nil && t.matches(name) {
+	for _, t := range c.treeList {
+		if under(dir, t.Path) && t.matches(name) {
 			es = append(es, t)
 		}
-		if d == "/" || d == "." {
-			return es
-		}
 	}
+	return es
 }
 
 // treesAlone reports whether every line that reports on the entry name
@@ -571,18 +575,15 @@ func (c *config) treesAlone(dir, name string) bool {
 // treesAt returns the trees that hold the directory dir, as their root or
 // below it.
 func (c *config) treesAt(dir string) []*entry {
+	// The trees are few, and a directory may be thousands deep: each is
+	// looked at, not each directory above dir.
 	var ts []*entry
-	if len(c.trees) == 0 {
-		return nil
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if t := c.trees[d]; t != nil {
+	for _, t := range c.treeList {
+		if under(dir, t.Path) {
 			ts = append(ts, t)
 		}
-		if d == "/" || d == "." {
-			return ts
-		}
 	}
+	return ts
 }
 
 // entryPaths returns the paths of entries.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // troubles are what could not be watched or looked at: each is told once
@@ -111,6 +113,22 @@ func (t *troubles) noticeWatchErrors() {
 		}
 	}
 	t.noticeList(summary, details, errs)
+}
+
+// treeTooDeep tells, once for each tree, that the entries of its
+// directory deep have paths longer than the kernel resolves: what lies
+// below deep is not watched, recorded or compared.
+func (t *troubles) treeTooDeep(tree, deep string) {
+	key := "tree too deep " + tree
+	if t.warned[key] {
+		return
+	}
+	t.warned[key] = true
+	summary := fmt.Sprintf("tree %s holds directories too deep to watch: below a directory %d levels down", quoteIfNeeded(tree), strings.Count(deep, "/"))
+	fmt.Fprintf(os.Stderr, "famids: %s\n", summary)
+	t.out.notice(notice{Summary: summary, Details: []string{
+		fmt.Sprintf("The paths of the entries of this directory are longer than the %d bytes Linux resolves (PATH_MAX): what lies below it is not watched, recorded or compared, and whoever made it may hide files there. Look with find(1) from the directory:", unix.PathMax),
+		quoteIfNeeded(deep)}})
 }
 
 // treeOver tells, once for each tree, that its directories need more

@@ -26,22 +26,26 @@ import (
 // tree's root: a file system mounted on a directory of a tree is not
 // entered), never through a symbolic link, each directory once (a bind
 // mount of a directory inside itself would make the walk endless). It
-// returns nothing when dir is not such a directory.
-func walkTree(dir string, root bool) []string {
+// returns nothing when dir is not such a directory. deep is the first
+// directory found whose entries' paths are too long for the kernel to
+// resolve (PATH_MAX): what lies below it cannot be watched, nor recorded.
+func walkTree(dir string, root bool) (dirs []string, deep string) {
+	if len(dir) >= unix.PathMax {
+		return nil, parentOf(dir)
+	}
 	var st unix.Stat_t
 	if unix.Lstat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil
+		return nil, ""
 	}
 	dev := st.Dev
 	if !root {
 		var up unix.Stat_t
 		if unix.Lstat(parentOf(dir), &up) != nil || up.Dev != dev {
-			return nil
+			return nil, ""
 		}
 	}
 	type inode struct{ dev, ino uint64 }
 	seen := make(map[inode]bool)
-	var dirs []string
 	next := []string{dir}
 	for len(next) > 0 {
 		d := next[0]
@@ -60,12 +64,17 @@ func walkTree(dir string, root bool) []string {
 		des, _ := f.ReadDir(-1)
 		f.Close()
 		for _, de := range des {
-			if de.IsDir() {
-				next = append(next, filepath.Join(d, de.Name()))
+			if !de.IsDir() {
+				continue
+			}
+			if p := filepath.Join(d, de.Name()); len(p) < unix.PathMax {
+				next = append(next, p)
+			} else if deep == "" {
+				deep = d
 			}
 		}
 	}
-	return dirs
+	return dirs, deep
 }
 
 // under reports whether path is dir or below it.
@@ -175,9 +184,10 @@ func (d *daemon) grow(dir string) {
 // runs once the directories are armed.
 func (d *daemon) growFrom(dir string, how growth, then func()) {
 	var dirs []string
+	var deep string
 	root := d.cfg.trees[dir] != nil
 	d.hand(&job{path: dir,
-		work: func(context.Context, *job) { dirs = walkTree(dir, root) },
+		work: func(context.Context, *job) { dirs, deep = walkTree(dir, root) },
 		done: func() {
 			if then == nil {
 				then = func() {}
@@ -186,6 +196,9 @@ func (d *daemon) growFrom(dir string, how growth, then func()) {
 			if len(trees) == 0 {
 				then() // no longer in a tree
 				return
+			}
+			if deep != "" {
+				d.trouble.treeTooDeep(trees[len(trees)-1].line(), deep)
 			}
 			found := make(map[string]bool, len(dirs))
 			for _, p := range dirs {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // noReportOn fails t when a report delivered so far names path, or a path
@@ -507,5 +509,44 @@ func TestTreeCarriesTheDirectorysBaseline(t *testing.T) {
 		if p := field(m.Body, "Pathname"); p == deep && strings.HasPrefix(field(m.Body, "Event"), "create") {
 			t.Errorf("a file that was there is reported as made:\n%s", m)
 		}
+	}
+}
+
+// A chain of directories deeper than the kernel resolves paths (PATH_MAX)
+// made in a tree is told of in a notice, once, naming the directory below
+// which nothing can be watched; famids stays quick to report the rest.
+func TestTreeTooDeepIsToldOf(t *testing.T) {
+	tree := t.TempDir()
+	other := filepath.Join(t.TempDir(), "passwd")
+	writeFile(t, other, "root:x:0:0\n")
+	r := startFamids(t, tree+"/**\n"+other+"\n") // the chain's reports folded into a digest
+	fd, err := unix.Open(tree, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	must(t, err)
+	levels := (unix.PathMax-len(tree))/2 + 50 // "/e" each: past PATH_MAX
+	for range levels {
+		must(t, unix.Mkdirat(fd, "e", 0o755))
+		next, err := unix.Openat(fd, "e", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		must(t, err)
+		unix.Close(fd)
+		fd = next
+	}
+	f, err := unix.Openat(fd, "bottom", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o4755)
+	must(t, err)
+	unix.Close(f)
+	unix.Close(fd)
+	m := r.waitNotice("tree " + tree + "/** holds directories too deep to watch")
+	if !strings.Contains(m.Body, "PATH_MAX") || !strings.Contains(m.Body, tree+"/e/e/e") {
+		t.Errorf("the notice does not say where, nor why:\n%.3000s", m.Body)
+	}
+	appendFile(t, other, "evil:x:0:0\n")
+	r.waitEvent(other, "change")
+	n := 0
+	for _, m := range r.mails() {
+		if m.Subject == subjectNotice && strings.Contains(m.Body, "too deep to watch") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d notices of the tree too deep, want 1", n)
 	}
 }
