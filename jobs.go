@@ -23,6 +23,7 @@ type job struct {
 	path string // what it looks at, for a notice should it not return
 	work func(ctx context.Context, j *job)
 	done func()
+	idle bool // run at the lowest CPU priority: a verification's, which may take its time
 
 	started  atomic.Int64 // when a worker took it, in Unix nanoseconds; 0 before
 	progress atomic.Int64 // grows while it makes progress (bytes hashed)
@@ -127,6 +128,13 @@ func (p *pool) worker() {
 		p.running[j] = true
 		p.mu.Unlock()
 
+		if j.idle && !p.nice {
+			// A thread of its own, the last to be given a CPU; the
+			// worker ends with the job and the thread with it, for
+			// famids without root may not raise a priority again.
+			runtime.LockOSThread()
+			unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		}
 		j.started.Store(time.Now().UnixNano())
 		j.work(p.ctx, j)
 
@@ -139,6 +147,14 @@ func (p *pool) worker() {
 		}
 		if !p.awaiting.Load() {
 			p.poke()
+		}
+		if j.idle && !p.nice {
+			p.workers--
+			if len(p.queue) > 0 && p.workers < p.base {
+				p.startWorker() // in its place, at the usual priority
+			}
+			p.mu.Unlock()
+			return // the niced thread ends here (runtime.LockOSThread)
 		}
 	}
 }

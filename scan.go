@@ -114,7 +114,7 @@ func (sc *scanner) list(s *scan, e *entry) {
 	s.left++
 	var names, dirs []string
 	tree := sc.inTree(e)
-	sc.hand(&job{path: e.Path,
+	sc.hand(&job{path: e.Path, idle: s.kind == "verify",
 		work: func(context.Context, *job) {
 			if tree {
 				names, dirs = readDirKinds(e.Path)
@@ -187,7 +187,7 @@ func (sc *scanner) handBatch(s *scan, paths []string) {
 			looks[i].prev = &a
 		}
 	}
-	sc.hand(&job{path: paths[0],
+	sc.hand(&job{path: paths[0], idle: s.kind == "verify",
 		work: func(ctx context.Context, j *job) {
 			for i, p := range paths {
 				sc.take(ctx, j, &looks[i], p)
