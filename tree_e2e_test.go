@@ -550,3 +550,51 @@ func TestTreeTooDeepIsToldOf(t *testing.T) {
 		t.Errorf("%d notices of the tree too deep, want 1", n)
 	}
 }
+
+// After inotify's queue overflows, a tree is compared whole: a change
+// deep in it, and a directory made meanwhile with a file in it, are
+// reported, and the new directory is watched from then on.
+func TestTreeAfterAnOverflow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to lower /proc/sys/fs/inotify/max_queued_events")
+	}
+	tree := t.TempDir()
+	deep := filepath.Join(tree, "a", "b", "c", "passwd")
+	must(t, os.MkdirAll(filepath.Dir(deep), 0o755))
+	writeFile(t, deep, "root:x:0:0\n")
+	spool := filepath.Join(tree, "spool")
+	must(t, os.Mkdir(spool, 0o755))
+
+	const queued = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(queued)
+	must(t, err)
+	setSysctl(t, queued, "64")
+	r := startFamids(t, tree+"/**, , passwd | new*\n")
+	must(t, os.WriteFile(queued, old, 0o644))
+
+	must(t, r.cmd.Process.Signal(syscall.SIGSTOP))
+	waitStopped(t, r.cmd.Process.Pid)
+	for i := range 200 {
+		p := filepath.Join(spool, fmt.Sprintf("junk%d", i))
+		writeFile(t, p, "junk")
+		must(t, os.Remove(p))
+	}
+	// Lost in the overflow:
+	appendFile(t, deep, "intruder::0:0\n")
+	made := filepath.Join(tree, "x", "y", "z", "newkey")
+	must(t, os.MkdirAll(filepath.Dir(made), 0o755))
+	writeFile(t, made, "k")
+	must(t, r.cmd.Process.Signal(syscall.SIGCONT))
+
+	r.waitNotice("the kernel's inotify event queue overflowed: events were lost")
+	m := r.waitReport(deep, "change")
+	if field(m.Body, "Found") != foundAfterFlood || !strings.Contains(field(m.Body, "Differs"), "sha256") {
+		t.Errorf("the deep change lost in the overflow:\n%s", m.Body)
+	}
+	m = r.waitEvent(made, "create")
+	if field(m.Body, "Found") == "" {
+		t.Errorf("the file made during the overflow is reported as if an event told:\n%s", m.Body)
+	}
+	appendFile(t, made, "more")
+	r.waitEvent(made, "change")
+}
