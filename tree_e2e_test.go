@@ -336,17 +336,42 @@ func TestTreeStaysOnItsFileSystem(t *testing.T) {
 	must(t, os.Mkdir(mnt, 0o755))
 	mark := filepath.Join(tree, "mark")
 	writeFile(t, mark, "m")
+	under := filepath.Join(mnt, "under")
+	writeFile(t, under, "there all along")
 	r := startFamids(t, tree+"/**\n")
 	if out, err := exec.Command("mount", "-t", "tmpfs", "none", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v: %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			exec.Command("umount", "-l", mnt).Run()
+		}
+	})
 	r.waitNotice("a mount on a watched path")
 	must(t, os.MkdirAll(filepath.Join(mnt, "in"), 0o755))
 	writeFile(t, filepath.Join(mnt, "in", "file"), "x")
 	writeFile(t, mark, "changed")
 	r.waitEvent(mark, "change")
 	r.noReportOn(filepath.Join(mnt, "in"))
+
+	// Unmounted, what was under the mount is the tree's again: watched,
+	// and never reported as made by an unknown process.
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	mounted = false
+	r.waitNotice("a mount on a watched path")
+	n := len(r.mails())
+	appendFile(t, under, " and written")
+	r.waitMail("report of the write to "+under, func(m mail) bool {
+		return m.Subject == subjectReport && field(m.Body, "Pathname") == under && strings.Contains(field(m.Body, "Differs"), "sha256")
+	})
+	for _, m := range r.mails()[:n] {
+		if field(m.Body, "Pathname") == under && strings.HasPrefix(field(m.Body, "Event"), "create") && field(m.Body, "Found") == "" {
+			t.Errorf("a file there all along is reported as made:\n%s", m)
+		}
+	}
 }
 
 // A tree that needs more watches than famids may take is told of once,
