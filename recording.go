@@ -308,6 +308,12 @@ func (d *daemon) hashLater(path string, rec attrs, expect string, tell *burst) {
 func (d *daemon) report(b *burst, after attrs) {
 	r := &report{Path: b.path, Events: b.events, Host: d.host, Time: b.first, Found: b.found, Before: d.base.reported(b.path, after), After: after,
 		By: b.by.processes(), ByMore: b.by.more()}
+	if !d.ready && b.found == "" && r.Events[0] == "create" && r.Before.Exists && r.Before.Dev == after.Dev && r.Before.Inode == after.Inode && r.Before.Ctime.Equal(after.Ctime) {
+		// Made while the start-up compared, which recorded the new file
+		// before its event was read: that record is of the file as
+		// made, not of what was there before it, which was nothing.
+		r.Before = attrs{}
+	}
 	if i := slices.Index(r.Events, "create"); i > 0 && !r.Before.Exists && !slices.Contains(r.Events[:i], "delete") {
 		// A file made in a directory of a tree just made: the write was
 		// read from the directory's new watch before the comparison of
