@@ -240,3 +240,34 @@ func TestRestartJournalsAfterTheSnapshotRead(t *testing.T) {
 		t.Errorf("a restart with other entries kept the old snapshot: %q, watched %v", s.ID, s.Watched)
 	}
 }
+
+// famids killed at any moment while it saves, after a report or at a
+// start-up, starts again on a baseline it can use: never a damaged state,
+// and every change made is reported, before the kill or at the restart.
+func TestKillDuringSavesLosesNothing(t *testing.T) {
+	tree := t.TempDir()
+	for i := range 20 {
+		d := filepath.Join(tree, fmt.Sprintf("d%02d", i))
+		must(t, os.Mkdir(d, 0o755))
+		for j := range 50 {
+			writeFile(t, filepath.Join(d, fmt.Sprintf("f%02d", j)), "x")
+		}
+	}
+	r := startFamids(t, tree+"/**\n", "-max-mails", "100000")
+	for round := range 8 {
+		f := filepath.Join(tree, fmt.Sprintf("d%02d", round), "f07")
+		appendFile(t, f, fmt.Sprintf("round %d\n", round))
+		// Kill it somewhere between the event and the end of its save.
+		time.Sleep(time.Duration(round*7) * time.Millisecond)
+		r.stop(syscall.SIGKILL)
+		n := r.restart("-max-mails", "100000")
+		r.waitMail(fmt.Sprintf("round %d: the report of %s, or its finding at the restart", round, f), func(m mail) bool {
+			return m.Subject == subjectReport && field(m.Body, "Pathname") == f && strings.Contains(field(m.Body, "Differs"), "sha256")
+		})
+		for _, m := range r.mails()[n:] {
+			if m.Subject == subjectNotice && (strings.Contains(m.Body, "damaged") || strings.Contains(m.Body, "cannot be used")) {
+				t.Fatalf("round %d: %s", round, m.Body)
+			}
+		}
+	}
+}
