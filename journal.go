@@ -14,6 +14,7 @@ package main
 //	{"journal":1,"of":"ID"}                 the first: the snapshot's id
 //	{"path":"P","record":{...}}             P's record, as the state file writes it
 //	{"path":"P"}                            P has no record any more
+//	{"running":PID}                         the run PID writes this journal: it has not stopped cleanly
 //	{"saved":"2026-12-03T12:00:00Z"}        the end of a batch, and when it was written
 
 import (
@@ -58,6 +59,7 @@ type journal struct {
 	f    *os.File // open for appending, once begun
 	size int64    // bytes in it
 	snap int64    // bytes in the snapshot it follows
+	told bool     // this run's running line is in it
 }
 
 // newSnapshotID returns a new id for a snapshot.
@@ -114,6 +116,9 @@ func (j *journal) appendBatch(paths []string, get func(path string) (attrs, bool
 		b = appendJSONString(b, j.of)
 		b = append(b, "}\n"...)
 	}
+	if !j.told {
+		b = fmt.Appendf(b, "{\"running\":%d}\n", os.Getpid())
+	}
 	for _, p := range paths {
 		b = append(b, `{"path":`...)
 		b = appendJSONString(b, encodeExact(p))
@@ -133,6 +138,7 @@ func (j *journal) appendBatch(paths []string, get func(path string) (attrs, bool
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
 		return fmt.Errorf("%s: %w", quoteIfNeeded(j.file), err)
 	}
+	j.told = true
 	return nil
 }
 
@@ -143,6 +149,7 @@ type journalLine struct {
 	Path    *string         `json:"path"`
 	Record  json.RawMessage `json:"record"`
 	Saved   time.Time       `json:"saved"`
+	Running int             `json:"running"`
 }
 
 // replayJournal applies to s, read from its state file, the batches of
@@ -171,6 +178,7 @@ func replayJournal(s *state, file string) (batches int, err error) {
 		rec  *attrs
 	}
 	var batch []change
+	running := 0 // the pid of a running line of the batch
 	for n := 1; ; n++ {
 		line, err := readLine(r)
 		if err == io.EOF && fi.Size() > limit {
@@ -207,7 +215,15 @@ func replayJournal(s *state, file string) (batches int, err error) {
 				}
 			}
 			batch = append(batch, c)
+		case l.Running > 0:
+			running = l.Running
 		case !l.Saved.IsZero():
+			if running > 0 {
+				// A run journalled after a clean stop's snapshot: until
+				// it writes its own, it has not stopped cleanly, whatever
+				// became of the lock's mark.
+				s.Clean, s.PID, s.Error, running = false, running, "", 0
+			}
 			for _, c := range batch {
 				if c.rec != nil {
 					s.Records.put(c.path, *c.rec)

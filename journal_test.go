@@ -84,7 +84,7 @@ func TestJournalRefusesPathsFamidsNeverWrites(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.json.journal")
 	rec := `{"exists":true,"type":"file","mode":420,"size":1,"mtime":"2026-11-25T08:00:00Z","ctime":"2026-11-25T08:00:00Z","inode":5,"links":1,"dev":2}`
-	for _, p := range []string{"/d/./g", "/d//a", "/d/a/", "d/a", "/d/../etc/shadow", ""} {
+	for _, p := range []string{"/d/./g", "/d//a", "/d/a/", "d/a", "/d/../etc/shadow", "", "/d/f\x00x"} {
 		body := `{"journal":1,"of":"snap1"}` + "\n" + `{"path":"/d/ok","record":` + rec + "}\n" + `{"saved":"2026-11-25T09:00:00Z"}` + "\n" +
 			`{"path":` + fmt.Sprintf("%q", p) + `,"record":` + rec + "}\n" + `{"saved":"2026-11-25T09:00:01Z"}` + "\n"
 		must(t, os.WriteFile(file, []byte(body), 0o600))
@@ -221,6 +221,9 @@ func TestRestartJournalsAfterTheSnapshotRead(t *testing.T) {
 	if after.Ino != before.Ino || after.Size != before.Size {
 		t.Errorf("the state file was written again at a restart with the same entries")
 	}
+	// The lock's mark removed, as an intruder would, the kill is still
+	// told: the journal says a run wrote it.
+	must(t, os.Remove(r.state+".lock"))
 	r.stop(syscall.SIGKILL)
 	n = r.restart()
 	r.waitMail("notice of the unclean stop", func(m mail) bool {

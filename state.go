@@ -358,14 +358,14 @@ func decodeExact(s string) (string, error) {
 
 // decodePath decodes a record's path as decodeExact does, and refuses one
 // famids never writes: a path that is not absolute and clean (T/./g,
-// T//a, T/a/) names no entry, and a record of it would be reported at
+// T//a, T/a/, or one with a NUL byte, which no path holds) names no entry, and a record of it would be reported at
 // every start, never updated.
 func decodePath(s string) (string, error) {
 	p, err := decodeExact(s)
 	if err != nil {
 		return "", err
 	}
-	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.IndexByte(p, 0) >= 0 {
 		return "", fmt.Errorf("a record of the path %s, which famids never writes", quoteIfNeeded(p))
 	}
 	return p, nil
