@@ -67,7 +67,17 @@ func (w *watcher) overBudget(dir string, rootOwned bool) bool {
 	if rootOwned {
 		return own >= maxAliasesPerDir || w.aliasBudget > 0 && len(w.byWd)+own >= w.aliasBudget
 	}
-	return own >= maxAliasesPerDir/2 || w.aliasBudget > 0 && len(w.byWd)+2*own >= w.aliasBudget
+	return own >= maxAliasesPerDir/2 || w.aliasBudget > 0 && (len(w.byWd)+2*own >= w.aliasBudget || w.userAliases >= w.aliasBudget/2)
+}
+
+// forgetAlias drops the alias name of the armed directory a from its
+// maps, and from the count of users' aliases. The caller holds mu.
+func (w *watcher) forgetAlias(a *armed, name string) {
+	delete(a.aliases, name)
+	if a.users[name] {
+		delete(a.users, name)
+		w.userAliases--
+	}
 }
 
 // alias watches the file that name, an entry of the directory entry dir,
@@ -122,6 +132,18 @@ func (w *watcher) alias(dir, name string) error {
 		a.aliases = make(map[string]int32)
 	}
 	a.aliases[name] = int32(wd)
+	if user := st.Uid != 0; user != a.users[name] {
+		if user {
+			if a.users == nil {
+				a.users = make(map[string]bool)
+			}
+			a.users[name] = true
+			w.userAliases++
+		} else {
+			delete(a.users, name)
+			w.userAliases--
+		}
+	}
 	return nil
 }
 
@@ -228,7 +250,7 @@ func (w *watcher) unaliasLocked(dir, name string) {
 		return
 	}
 	if wd, ok := a.aliases[name]; ok {
-		delete(a.aliases, name)
+		w.forgetAlias(a, name)
 		w.release(dir, []wsub{{wd, roleAlias, name}}, nil)
 	}
 }
@@ -239,5 +261,6 @@ func (w *watcher) releaseAliases(path string, a *armed) {
 	for name, wd := range a.aliases {
 		w.release(path, []wsub{{wd, roleAlias, name}}, nil)
 	}
-	a.aliases = nil
+	w.userAliases -= len(a.users)
+	a.aliases, a.users = nil, nil
 }

@@ -623,3 +623,44 @@ func TestTreeAfterAnOverflow(t *testing.T) {
 	appendFile(t, made, "more")
 	r.waitEvent(made, "change")
 }
+
+// Users' files take at most half the watches of other names: a user's
+// files in a tree's many directories, and directories made after them,
+// cannot leave a root-owned file that others may write without a watch
+// of its own, so that a write through a hard link elsewhere is seen.
+func TestTreeUsersCannotTakeRootsAliases(t *testing.T) {
+	needTool(t, "unshare")
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	tree := filepath.Join(base, "tree")
+	for i := range 40 {
+		d := filepath.Join(tree, "pub", fmt.Sprintf("u%02d", i))
+		must(t, os.MkdirAll(d, 0o755))
+		for j := range 10 {
+			f := filepath.Join(d, fmt.Sprintf("f%02d", j))
+			writeFile(t, f, "x")
+			must(t, os.Chown(f, 65534, 65534))
+		}
+	}
+	r := newRun(t, tree+"/**\n")
+	r.wrap = inUserNamespace(400)
+	r.start("-state", "", "-max-mails", "10000")
+	for i := range 30 {
+		must(t, os.MkdirAll(filepath.Join(tree, "pub", fmt.Sprintf("later%02d", i)), 0o755))
+	}
+	shared := filepath.Join(tree, "zz", "shared")
+	must(t, os.MkdirAll(filepath.Dir(shared), 0o755))
+	writeFile(t, shared, "root's\n")
+	must(t, os.Chmod(shared, 0o666))
+	r.waitEvent(shared, "create")
+	deadline := time.Now().Add(waitFor)
+	for {
+		if _, ok := inotifyWatches(t, r.cmd.Process.Pid)[inode(t, shared)]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("root's file that others may write has no watch of its own beside users' files:\n%s", r.dump())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

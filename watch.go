@@ -142,6 +142,7 @@ type armed struct {
 	real    string // what the path resolved to, when it exists
 	subs    []wsub
 	aliases map[string]int32 // for a directory: the watch of each entry watched through its inode, by name
+	users   map[string]bool  // the names among aliases of files another user than root owns
 	exists  bool
 	dir     bool
 	dev     uint64
@@ -203,6 +204,9 @@ type watcher struct {
 	// a user who can make files in a watched directory must not use up
 	// the watches that configured paths need. 0: no budget.
 	aliasBudget int
+	// userAliases is how many of the aliases are of files another user
+	// than root owns: together, at most half the budget.
+	userAliases int
 	// treeBudget is how many watches famids may hold before it stops
 	// watching more directories of trees; limit, what inotify allows in
 	// all. 0: no budget.
@@ -407,7 +411,7 @@ func (w *watcher) subscribe(path string, lookups []lookup, real string, exists b
 	now := &armed{real: real, subs: subs, exists: exists, dir: exists && st.Mode&unix.S_IFMT == unix.S_IFDIR, dev: uint64(st.Dev), ino: st.Ino}
 	if cur := w.armed[path]; cur != nil {
 		if now.dir && cur.dir && cur.dev == now.dev && cur.ino == now.ino {
-			now.aliases = cur.aliases // the same directory: its entries are
+			now.aliases, now.users = cur.aliases, cur.users // the same directory: its entries are
 		} else {
 			w.releaseAliases(path, cur)
 		}
@@ -653,7 +657,7 @@ func (w *watcher) routeLocked(ev event, hits []hit) []hit {
 			if a := w.armed[h.path]; a != nil {
 				a.subs = slices.DeleteFunc(a.subs, func(ws wsub) bool { return int(ws.wd) == ev.wd })
 				if h.role == roleAlias && a.aliases[h.sub.name] == int32(ev.wd) {
-					delete(a.aliases, h.sub.name)
+					w.forgetAlias(a, h.sub.name)
 				}
 			}
 		}
