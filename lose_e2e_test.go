@@ -495,6 +495,32 @@ func waitStopped(t *testing.T, pid int) {
 	}
 }
 
+// startWithSmallQueue starts famids on conf with an inotify queue of 64
+// events, its size set when famids creates its inotify instance.
+func startWithSmallQueue(t *testing.T, conf string) *famidsRun {
+	t.Helper()
+	const queued = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(queued)
+	must(t, err)
+	setSysctl(t, queued, "64")
+	r := startFamids(t, conf)
+	must(t, os.WriteFile(queued, old, 0o644))
+	return r
+}
+
+// overflowWhileStopped stops famids and overflows its queue with junk
+// made and removed in spool; what is done before SIGCONT is lost too.
+func overflowWhileStopped(t *testing.T, r *famidsRun, spool string) {
+	t.Helper()
+	must(t, r.cmd.Process.Signal(syscall.SIGSTOP))
+	waitStopped(t, r.cmd.Process.Pid)
+	for i := range 200 {
+		p := filepath.Join(spool, fmt.Sprintf("junk%d", i))
+		writeFile(t, p, "junk")
+		must(t, os.Remove(p))
+	}
+}
+
 func TestQueueOverflow(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to lower /proc/sys/fs/inotify/max_queued_events")
@@ -507,21 +533,8 @@ func TestQueueOverflow(t *testing.T) {
 	passwd := filepath.Join(dir, "passwd")
 	writeFile(t, passwd, "root:x:0:0")
 
-	// The queue's size is set when famids creates its inotify instance.
-	const queued = "/proc/sys/fs/inotify/max_queued_events"
-	old, err := os.ReadFile(queued)
-	must(t, err)
-	setSysctl(t, queued, "64")
-	r := startFamids(t, spool+", , important\n"+passwd+"\n")
-	must(t, os.WriteFile(queued, old, 0o644))
-
-	must(t, r.cmd.Process.Signal(syscall.SIGSTOP))
-	waitStopped(t, r.cmd.Process.Pid)
-	for i := range 200 {
-		p := filepath.Join(spool, fmt.Sprintf("junk%d", i))
-		writeFile(t, p, "junk")
-		must(t, os.Remove(p))
-	}
+	r := startWithSmallQueue(t, spool+", , important\n"+passwd+"\n")
+	overflowWhileStopped(t, r, spool)
 	// The queue is full: these events are lost.
 	appendFile(t, passwd, "intruder::0:0")
 	appendFile(t, important, "!")

@@ -590,20 +590,8 @@ func TestTreeAfterAnOverflow(t *testing.T) {
 	spool := filepath.Join(tree, "spool")
 	must(t, os.Mkdir(spool, 0o755))
 
-	const queued = "/proc/sys/fs/inotify/max_queued_events"
-	old, err := os.ReadFile(queued)
-	must(t, err)
-	setSysctl(t, queued, "64")
-	r := startFamids(t, tree+"/**, , passwd | new*\n")
-	must(t, os.WriteFile(queued, old, 0o644))
-
-	must(t, r.cmd.Process.Signal(syscall.SIGSTOP))
-	waitStopped(t, r.cmd.Process.Pid)
-	for i := range 200 {
-		p := filepath.Join(spool, fmt.Sprintf("junk%d", i))
-		writeFile(t, p, "junk")
-		must(t, os.Remove(p))
-	}
+	r := startWithSmallQueue(t, tree+"/**, , passwd | new*\n")
+	overflowWhileStopped(t, r, spool)
 	// Lost in the overflow:
 	appendFile(t, deep, "intruder::0:0\n")
 	made := filepath.Join(tree, "x", "y", "z", "newkey")
