@@ -139,7 +139,7 @@ func (rt *router) interpret(e *entry, h hit) []observation {
 			if e.link() {
 				return nil // a symbolic link to a directory: its entries are not the link's
 			}
-			if (h.mask&unix.IN_ISDIR == 0 || !rt.inTree(e)) && !rt.reportsOn(e, h.name) {
+			if (h.mask&unix.IN_ISDIR == 0 || !rt.inTree(e)) && len(rt.owners(e, h.name)) == 0 {
 				// A name no line reports on (a directory of a tree is
 				// searched whatever its name): it has no alias, nor a
 				// link followed, and a storm of such names costs
@@ -194,15 +194,7 @@ func (rt *router) self(e *entry, event string, weak bool) []observation {
 // entryObs appends to obs the observation of path, the entry name of the
 // directory entry dir, on behalf of each entry that reports on it.
 func (rt *router) entryObs(obs []observation, dir *entry, name, path, event string, weak bool) []observation {
-	if dir.in != nil {
-		for _, t := range rt.treesOf(dir) {
-			if t.matches(name) {
-				obs = append(obs, observation{path: path, event: event, entry: t.Path, weak: weak})
-			}
-		}
-		return obs
-	}
-	for _, o := range rt.config().childOwners(dir.Path, name) {
+	for _, o := range rt.owners(dir, name) {
 		obs = append(obs, observation{path: path, event: event, entry: o.Path, weak: weak})
 	}
 	return obs
@@ -218,18 +210,21 @@ func (rt *router) treesOf(dir *entry) []*entry {
 	return dir.trees
 }
 
-// reportsOn reports whether a line of the configuration reports on the
-// entry name of the directory entry dir.
-func (rt *router) reportsOn(dir *entry, name string) bool {
-	if dir.in != nil {
-		for _, t := range rt.treesOf(dir) {
-			if t.matches(name) {
-				return true
-			}
-		}
-		return false
+// owners returns the lines of the configuration that report on the entry
+// name of the directory entry dir: childOwners, found for a directory of
+// a tree among the trees that hold it. A name no line reports on costs no
+// allocation.
+func (rt *router) owners(dir *entry, name string) []*entry {
+	if dir.in == nil {
+		return rt.config().childOwners(dir.Path, name)
 	}
-	return len(rt.config().childOwners(dir.Path, name)) > 0
+	var es []*entry
+	for _, t := range rt.treesOf(dir) {
+		if t.matches(name) {
+			es = append(es, t)
+		}
+	}
+	return es
 }
 
 // rearm arms e again because a name on the way to its path changed, and
