@@ -63,6 +63,12 @@ func (r *armer) armBatch(entries []*entry, a *arming) {
 	}
 	became := make([]string, len(entries))
 	errs := make([][]error, len(entries))
+	roots := make([]string, len(entries)) // of a tree's directories, read here: a reload sets e.in
+	for i, e := range entries {
+		if e.in != nil {
+			roots[i] = e.in.Path
+		}
+	}
 	r.hand(&job{path: entries[0].Path,
 		work: func(context.Context, *job) {
 			c := newWalkCache()
@@ -70,8 +76,8 @@ func (r *armer) armBatch(entries []*entry, a *arming) {
 				c = nil // one entry: nothing to share
 			}
 			for i, e := range entries {
-				if e.in != nil {
-					became[i], errs[i] = r.w.armTree(e.Path, e.in.Path)
+				if roots[i] != "" {
+					became[i], errs[i] = r.w.armTree(e.Path, roots[i])
 					continue
 				}
 				became[i], errs[i] = r.w.armWith(e.Path, c)

@@ -39,7 +39,7 @@ type entry struct {
 	// verification (tree.go).
 	over bool
 
-	set *nameSet // Names, sorted for matching
+	set *nameSet // Names, sorted for matching by config.seal
 }
 
 // link reports whether e is a symbolic link in a watched directory,
@@ -84,7 +84,7 @@ func (e *entry) matches(name string) bool {
 		return true
 	}
 	if e.set == nil {
-		e.set = newNameSet(e.Names)
+		return newNameSet(e.Names).matches(name) // an entry not of a configuration
 	}
 	return e.set.matches(name)
 }
@@ -247,13 +247,21 @@ func parseConfig(file, text string) (*config, []problem) {
 			cfg.trees[e.Path] = e
 		}
 	}
-	cfg.sortTrees()
+	cfg.seal()
 	return cfg, problems
 }
 
-// sortTrees lists the trees, the deepest root first.
-func (c *config) sortTrees() {
+// seal lists the trees, the deepest root first, and sorts each entry's
+// important names for matching. A configuration is read-only from then
+// on: jobs beside the loop match names against it while the loop reads
+// another one.
+func (c *config) seal() {
 	c.treeList = slices.SortedFunc(maps.Values(c.trees), func(a, b *entry) int { return cmp.Compare(len(b.Path), len(a.Path)) })
+	for _, e := range c.Entries {
+		if len(e.Names) > 0 {
+			e.set = newNameSet(e.Names)
+		}
+	}
 }
 
 // appendNew appends to list the names it does not hold yet.

@@ -170,6 +170,12 @@ func TestParseConfig(t *testing.T) {
 		{Path: "/y", Action: "a", Names: []string{"b"}, Line: 14},
 		{Path: "/etc/shadow", Line: 17},
 	}
+	for _, e := range cfg.Entries {
+		if (e.set != nil) != (len(e.Names) > 0) {
+			t.Errorf("%s: names %q sealed as %v", e.Path, e.Names, e.set)
+		}
+		e.set = nil // what it matches is TestEntryMatches's
+	}
 	if !reflect.DeepEqual(cfg.Entries, want) {
 		for _, e := range cfg.Entries {
 			t.Logf("got %+v", *e)

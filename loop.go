@@ -559,11 +559,17 @@ func (d *daemon) realias(e *entry) {
 			own[filepath.Base(o.Path)] = true
 		}
 	}
+	// A reload may give a tree's directory its tree anew meanwhile: the
+	// job matches names as e stands now.
+	matches := e.matches
+	if e.in != nil {
+		matches = e.in.matches
+	}
 	d.hand(&job{path: e.Path,
 		work: func(context.Context, *job) {
 			names, _ := readDirNames(e.Path)
 			for _, n := range names {
-				if e.matches(n) && !d.w.aliased(e.Path, n) {
+				if matches(n) && !d.w.aliased(e.Path, n) {
 					_, more := d.w.follow(e.Path, n, own[n], cfg.treesAlone(e.Path, n))
 					errs = append(errs, more...)
 				}
